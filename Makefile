@@ -1,0 +1,40 @@
+# Every target installs what it needs into .venv at the repository root.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKSPACE ?= runs/demo
+INPUT ?=
+STAMP := $(VENV)/.alienstay-installed
+
+.PHONY: install demo test bench notebook serve clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first and pinned: a bare `torch` requirement can pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/alienstay demo --workspace $(WORKSPACE) $(if $(INPUT),--input $(INPUT),)
+
+test: $(STAMP)
+	bash scripts/browser-deps.sh
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+notebook: $(STAMP)
+	$(BIN)/python -m alienstay.notebook notebooks/alienstay.ipynb
+
+serve: $(STAMP)
+	$(BIN)/alienstay serve --workspace $(WORKSPACE)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

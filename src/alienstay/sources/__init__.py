@@ -1,0 +1,1 @@
+"""Where photos come from: a folder on disk, or the Hotels-50K dataset."""

@@ -1,0 +1,156 @@
+"""The workspace: one folder a run. The only module that knows file names.
+
+Every stage reads its inputs from here and writes its outputs here, each write atomic
+(a temporary name in the same folder, then ``os.replace``), so an interrupted stage never
+leaves a half-written table behind and any stage can be inspected with pandas or DuckDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DEFAULT_WORKSPACE = Path("runs/default")
+
+
+class WorkspaceError(RuntimeError):
+    """A stage's input is missing from the workspace; the message says which stage makes it."""
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_parquet(df: pd.DataFrame, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)
+    return target
+
+
+def write_text(text: str, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+def write_json(data: Any, target: Path) -> Path:
+    return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", target)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # ---- file names: the data flow, one name a stage output -------------------------
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.parquet"
+
+    @property
+    def images_dir(self) -> Path:
+        """Downloaded originals (Hotels-50K), in the official layout."""
+        return self.root / "images"
+
+    @property
+    def prepared_dir(self) -> Path:
+        """Decoded, oriented, RGB, size-capped copies that every later stage reads."""
+        return self.root / "prepared"
+
+    @property
+    def metadata_path(self) -> Path:
+        """Full Hotels-50K metadata (all rows, not only the sampled ones), for the dataset note."""
+        return self.root / "hotels50k_metadata.parquet"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def tag_shards_dir(self) -> Path:
+        return self.root / "tags"
+
+    @property
+    def tags_path(self) -> Path:
+        return self.root / "tags.parquet"
+
+    @property
+    def captions_path(self) -> Path:
+        return self.root / "captions.parquet"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def clusters_path(self) -> Path:
+        return self.root / "clusters.parquet"
+
+    @property
+    def edits_dir(self) -> Path:
+        return self.root / "edits"
+
+    @property
+    def edits_path(self) -> Path:
+        return self.root / "edits.parquet"
+
+    @property
+    def persona_dir(self) -> Path:
+        return self.root / "persona"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def runs_log_path(self) -> Path:
+        return self.root / "runs.jsonl"
+
+    # ---- tables ---------------------------------------------------------------------
+    def ensure(self) -> "Workspace":
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def read_table(self, path: Path, made_by: str) -> pd.DataFrame:
+        if not path.exists():
+            raise WorkspaceError(
+                f"{path} does not exist yet: run `alienstay {made_by} --workspace {self.root}` first."
+            )
+        return pd.read_parquet(path)
+
+    def read_catalog(self) -> pd.DataFrame:
+        return self.read_table(self.catalog_path, "ingest folder DIR")
+
+    def write_catalog(self, catalog: pd.DataFrame) -> Path:
+        return write_parquet(catalog, self.ensure().catalog_path)
+
+    def read_tags(self) -> pd.DataFrame:
+        return self.read_table(self.tags_path, "tag")
+
+    def log_run(self, stage: str, **settings: Any) -> None:
+        """Append what a stage ran with, so every output can be traced to its settings."""
+        self.ensure()
+        line = json.dumps({"stage": stage, **settings}, default=str, sort_keys=True)
+        with open(self.runs_log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")

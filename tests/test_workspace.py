@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alienstay.sources.folder import catalog_folder, merge_into
+from alienstay.workspace import Workspace, WorkspaceError, atomic_path, write_parquet
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path: Path) -> None:
+    target = tmp_path / "t.parquet"
+    write_parquet(pd.DataFrame({"a": [1]}), target)
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert pd.read_parquet(target)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def test_missing_input_names_the_stage_that_makes_it(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="alienstay tag"):
+        Workspace(tmp_path).read_tags()
+
+
+def test_folder_ingest_ids_and_duplicates_stay_rows(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "x.jpg").write_bytes(b"same")
+    (root / "a" / "b" / "y.JPG").write_bytes(b"same")
+    (root / "notes.txt").write_text("not a photo")
+    catalog = catalog_folder(root)
+    assert sorted(catalog["image_id"]) == ["a/b/y.JPG", "x.jpg"]
+    assert catalog["sha256"].nunique() == 1  # identical content, still two rows
+    again = merge_into(catalog, catalog_folder(root))
+    assert len(again) == 2
