@@ -30,3 +30,47 @@ class ImageTextEncoder(Protocol):
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Prompts -> (N, D) L2-normalised float32 embeddings in the same space as images."""
         ...
+
+
+DEFAULT_HUB_MODEL = "openai/clip-vit-base-patch32"
+OFFLINE = "offline"
+AUTO = "auto"
+
+
+def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32") -> ImageTextEncoder:
+    """`offline`, `auto` (the hub default when it can be had, else offline), a hub id or a folder."""
+    if model == OFFLINE:
+        from alienstay.encoders.offline import load_offline_encoder
+
+        return load_offline_encoder(device=device)
+    if model == AUTO:
+        return _load_auto(device, dtype)
+    from alienstay.encoders.hf import load_hf_encoder
+
+    return load_hf_encoder(model, device=device, dtype=dtype)
+
+
+def _load_auto(device: str, dtype: str) -> ImageTextEncoder:
+    import logging
+
+    from alienstay.models import ModelUnavailable
+
+    log = logging.getLogger("alienstay")
+    try:
+        from alienstay.encoders.hf import load_hf_encoder
+
+        encoder = load_hf_encoder(DEFAULT_HUB_MODEL, device=device, dtype=dtype)
+    except ModelUnavailable as error:
+        from alienstay.encoders.offline import load_offline_encoder
+
+        encoder = load_offline_encoder(device=device)
+        log.warning(
+            "model auto: %s could not be had (%s). RUNNING THE OFFLINE TAGGER %s instead: "
+            "weaker than CLIP; see README.",
+            DEFAULT_HUB_MODEL,
+            str(error).splitlines()[0],
+            encoder.model_id,
+        )
+        return encoder
+    log.warning("model auto: running %s from the hub cache", encoder.model_id)
+    return encoder

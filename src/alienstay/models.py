@@ -1,0 +1,76 @@
+"""One resolver for every model: a hub id or a local folder in the hub's layout.
+
+Hub ids go through ``huggingface_hub.snapshot_download``, so the hub cache, ``HF_HOME`` /
+``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE`` are honoured exactly as transformers and diffusers
+honour them. When weights cannot be had, the error names the id, where it looked and the
+two ways to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelUnavailable(RuntimeError):
+    """The weights could not be found locally nor fetched; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    model_id: str  # what the user asked for: hub id or folder
+    path: Path  # a local folder in the hub's layout
+    revision: str  # hub commit hash, or "local" for a folder
+
+    def record(self) -> dict[str, str]:
+        """What every output stores about the model that made it."""
+        return {"model_id": self.model_id, "model_revision": self.revision}
+
+
+def hub_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def resolve(model: str, allow_patterns: list[str] | None = None) -> ResolvedModel:
+    """A local folder is used as it is; a hub id is looked up in the cache, then downloaded."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return ResolvedModel(model_id=str(model), path=folder.resolve(), revision="local")
+    if folder.exists() or model.startswith((".", "/", "~")):
+        raise ModelUnavailable(
+            f"{model} is not a folder. Pass a folder in the Hugging Face layout "
+            "(config.json + weights, as written by save_pretrained) or a hub id."
+        )
+    return _resolve_hub_id(model, allow_patterns)
+
+
+def _resolve_hub_id(repo_id: str, allow_patterns: list[str] | None) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+
+    try:
+        # The cache first: no network call at all when the snapshot is already there.
+        path = snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=True)
+    except Exception:
+        try:
+            path = snapshot_download(repo_id, allow_patterns=allow_patterns)
+        except Exception as error:
+            raise ModelUnavailable(missing_model_message(repo_id, error)) from error
+    revision = Path(path).name  # snapshots/<commit hash>
+    return ResolvedModel(model_id=repo_id, path=Path(path), revision=revision)
+
+
+def missing_model_message(repo_id: str, error: BaseException | None = None) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+    why = "HF_HUB_OFFLINE is set, so the hub was not asked" if offline else "the hub could not be reached"
+    detail = f" ({type(error).__name__}: {str(error).splitlines()[0][:200]})" if error else ""
+    return (
+        f"model '{repo_id}' is not available: it is not in the hub cache at {hub_cache_dir()} "
+        f"and {why}{detail}.\n"
+        f"Fix it either way:\n"
+        f"  - on a machine with internet: `hf download {repo_id}` (or `huggingface-cli download "
+        f"{repo_id}`), then copy the cache folder here or set HF_HUB_CACHE to it;\n"
+        f"  - or pass a local folder in the hub's layout: `--model /path/to/{repo_id.split('/')[-1]}`."
+    )
