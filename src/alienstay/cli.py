@@ -60,12 +60,311 @@ def ingest_folder(
 
 
 # ---- ingest hotels50k (owned by the Hotels-50K source) --------------------------------
+@ingest_app.command("hotels50k")
+def ingest_hotels50k(
+    metadata: Annotated[
+        str, typer.Option(help="input/dataset.tar.gz, its unpacked folder, or a URL to the archive.")
+    ],
+    split: Annotated[str, typer.Option(help="train or test.")] = "train",
+    hotels: Annotated[int, typer.Option(help="Hotels to sample, spread over chains.")] = 20,
+    per_hotel: Annotated[int, typer.Option(help="Images a sampled hotel.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    take_all: Annotated[bool, typer.Option("--all", help="Every image of the split, no sampling.")] = False,
+    workers: Annotated[int, typer.Option(help="Parallel downloads.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds for each connect/read of a request.")] = 20.0,
+    retries: Annotated[int, typer.Option(help="Extra attempts for transient failures.")] = 3,
+    backoff: Annotated[float, typer.Option(help="Seconds before the first retry (doubles each time).")] = 0.5,
+    checkpoint_every: Annotated[int, typer.Option(help="Downloads between catalog saves.")] = 50,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Also retry failures that look permanent (HTTP 4xx, not an image).")
+    ] = False,
+    insecure: Annotated[bool, typer.Option(help="Turn TLS certificate verification OFF.")] = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Read the Hotels-50K metadata, sample hotels, download their images (resumable)."""
+    from rich.progress import Progress
+
+    from alienstay.sources import hotels50k
+
+    if insecure:
+        console.print(
+            "[bold yellow]warning:[/] --insecure: TLS certificates are NOT verified; "
+            "anyone on the network path can substitute the images."
+        )
+    settings = hotels50k.DownloadSettings(
+        workers=workers, timeout=timeout, retries=retries, backoff=backoff,
+        verify=not insecure, checkpoint_every=checkpoint_every,
+    )  # fmt: skip
+    ws = open_workspace(workspace)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("download", total=None)
+        try:
+            report = hotels50k.run(
+                ws, metadata, split=split, hotels=hotels, per_hotel=per_hotel, seed=seed,
+                take_all=take_all, retry_failed=retry_failed, settings=settings,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        except hotels50k.MetadataError as error:
+            fail(str(error))
+    for key, value in report.as_dict().items():
+        console.print(f"  {key:<24} {value:.3g}" if isinstance(value, float) else f"  {key:<24} {value}")
+    console.print(f"catalog -> {ws.catalog_path}; full metadata -> {ws.metadata_path}")
+
+
 # ---- preprocess ------------------------------------------------------------------------
+@app.command()
+def preprocess(
+    min_side: Annotated[int, typer.Option(help="Reject images whose shorter side is below this.")] = 128,
+    max_side: Annotated[int, typer.Option(help="Longer side of the prepared copy, in pixels.")] = 640,
+    near_threshold: Annotated[
+        int, typer.Option(help="Perceptual-hash Hamming distance for near duplicates (-1: off).")
+    ] = 4,
+    workers: Annotated[int, typer.Option(help="Decoding threads.")] = 2,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Decode-check, orient, convert to RGB, size-check and dedupe every new catalog row."""
+    from rich.table import Table
+
+    from alienstay import preprocess as stage
+
+    settings = stage.Settings(min_side=min_side, max_side=max_side, near_threshold=near_threshold)
+    summary = stage.run(open_workspace(workspace), settings, workers=workers)
+    table = Table(title="preprocess: kept and dropped, and why")
+    for column in summary.columns:
+        table.add_column(column, justify="right" if column in {"images", "this_run"} else "left")
+    for row in summary.itertuples(index=False):
+        table.add_row(*(str(value) for value in row))
+    Console().print(table)
+
+
 # ---- stats -----------------------------------------------------------------------------
+@app.command()
+def stats(
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(help="Real per-chain counts (hotels50k_train_images_per_chain.tsv).  "
+                     "[default: ../shared/reference/hotels50k_train_images_per_chain.tsv]"),
+    ] = None,  # fmt: skip
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Write the dataset note (report/dataset.md and its figures): counts, balance, sources, sizes."""
+    from alienstay.stats import build_note
+
+    note = build_note(open_workspace(workspace), reference)
+    from rich.table import Table
+
+    table = Table(title="balance (full note in report/dataset.md)")
+    for column in ("classes of", "source", "classes", "images", "gini", "imbalance_ratio"):
+        table.add_column(column)
+    for row in note.balance.itertuples(index=False):
+        table.add_row(row[0], row[1], f"{row.classes:,}", f"{row.images:,}", f"{row.gini:.3f}",
+                      f"{row.imbalance_ratio:,.1f}")  # fmt: skip
+    Console().print(table)
+    console.print(f"dataset note -> {note.path} ({len(note.figures)} figures)")
+
+
 # ---- tag / analyse ---------------------------------------------------------------------
+VocabularyOption = Annotated[
+    Optional[Path],
+    typer.Option("--vocabulary", help="Your own vocabulary YAML (same format as the packaged one)."),
+]
+
+
+@app.command()
+def tag(
+    model: Annotated[
+        str, typer.Option("--model", help="auto | offline | a hub id (openai/clip-vit-base-patch32) | a local folder.")
+    ] = "auto",
+    vocabulary: VocabularyOption = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes decoding photos ahead of the model.")] = 1,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 | bfloat16 | int8 (dynamic quantisation, CPU).")] = "float32",
+    rows_per_shard: Annotated[int, typer.Option("--rows-per-shard", min=1, help="Photos per resumable shard.")] = 512,
+    caption: Annotated[bool, typer.Option("--caption", help="Also write a short caption per photo (BLIP).")] = False,
+    caption_model: Annotated[str, typer.Option("--caption-model")] = "Salesforce/blip-image-captioning-base",
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Tag every usable photo with the alien words (zero-shot); resumes where a killed run stopped."""
+    from alienstay import tagging
+    from alienstay.encoders import load_encoder
+    from alienstay.models import ModelUnavailable
+    from alienstay.vocabulary import VocabularyError, load_vocabulary
+
+    ws = open_workspace(workspace)
+    try:
+        vocab = load_vocabulary(vocabulary)
+        encoder = load_encoder(model, device=device, dtype=dtype)
+    except (VocabularyError, ModelUnavailable, ValueError) as error:
+        fail(str(error))
+    summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch_size, workers=workers, rows_per_shard=rows_per_shard)
+    console.print(
+        f"tagged {summary.tagged_now} photos now ({summary.already_done} already done, "
+        f"{summary.failed_now} could not be decoded), {summary.consolidated} in {ws.tags_path} "
+        f"with {encoder.model_id} @ {encoder.revision}, vocabulary {vocab.hash} "
+        f"({summary.images_per_second:.1f} photos/s)"
+    )
+    if caption:
+        from alienstay import captioning
+
+        try:
+            captioner = captioning.load_captioner(caption_model, device=device)
+        except ModelUnavailable as error:
+            fail(str(error))
+        written = captioning.run_captioning(ws, captioner, batch_size=batch_size, workers=workers)
+        console.print(f"captioned {written} photos -> {ws.captions_path}")
+
+
+@app.command()
+def analyse(
+    examples: Annotated[int, typer.Option("--examples", min=1, help="Example photos a frequent tag.")] = 6,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Tag frequencies, co-occurrence, informativeness: report/tags.md and its figures."""
+    from alienstay.analysis import run_analysis
+
+    path = run_analysis(open_workspace(workspace), examples_per_tag=examples)
+    console.print(f"tag analysis -> {path}")
+
+
 # ---- cluster ---------------------------------------------------------------------------
+@app.command()
+def cluster(
+    features: Annotated[
+        str, typer.Option("--features", help="What to cluster: `tags` (the alien's words) or `embeddings`.")
+    ] = "tags",
+    k_min: Annotated[int, typer.Option("--k-min", help="Smallest k the silhouette tries.")] = 2,
+    k_max: Annotated[int, typer.Option("--k-max", help="Largest k the silhouette tries.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for k-means and the 2-D map.")] = 0,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Cluster the photos by tags (or embeddings) and compare clusters with hotels, chains and places."""
+    from alienstay.clustering import ClusteringError, cluster_workspace
+
+    try:
+        table, note = cluster_workspace(open_workspace(workspace), features, k_min, k_max, seed)
+    except (ClusteringError, WorkspaceError) as error:
+        fail(str(error))
+    console.print(f"clusters -> {table}\nnote -> {note}")
+
+
 # ---- edit / persona --------------------------------------------------------------------
+@app.command()
+def edit(
+    recipe: Annotated[str, typer.Option("--recipe", help="Recipe name, or one of its values (`night` -> time_of_day).")] = "time_of_day",
+    images: Annotated[int, typer.Option("--images", help="How many varied photos (5-10 is a readable grid).")] = 8,
+    method: Annotated[Optional[str], typer.Option("--method", help="instruct-pix2pix | controlnet | inpaint | classical (NOT diffusion); default: the recipe's.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (default: the recipe's).")] = None,
+    size: Annotated[int, typer.Option("--size", help="Longer side of the edited image, px.")] = 512,
+    seed: Annotated[int, typer.Option("--seed", help="One fixed seed for the whole series.")] = 0,
+    list_only: Annotated[bool, typer.Option("--list", help="Only print which photos would be edited and why.")] = False,
+    recipes: Annotated[Optional[Path], typer.Option("--recipes", help="Your own recipe YAML (same schema as the packaged one).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Diffusion pipeline: hub id or local folder.")] = None,
+    controlnet: Annotated[Optional[str], typer.Option("--controlnet", help="ControlNet: hub id or folder (default by --control).")] = None,
+    control: Annotated[Optional[str], typer.Option("--control", help="Control map for controlnet: mlsd | canny.")] = None,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="Text guidance scale.")] = None,
+    image_guidance: Annotated[Optional[float], typer.Option("--image-guidance", help="InstructPix2Pix image guidance: higher = more faithful.")] = None,
+    strength: Annotated[Optional[float], typer.Option("--strength", help="img2img / inpaint strength (0-1).")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", help="Mask file, or folder of <image stem>.png masks (white = edit).")] = None,
+    mask_model: Annotated[str, typer.Option("--mask-model", help="CLIPSeg model for text-query masks.")] = "CIDAS/clipseg-rd64-refined",
+    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="LCM-LoRA id or folder: few-step sampling (use ~4 steps, guidance ~1-2).")] = None,
+    attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
+    cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
+    clip: Annotated[str, typer.Option("--clip", help="Image-text encoder for the CLIP direction: none | auto | offline | id/folder.")] = "none",
+    dino: Annotated[Optional[str], typer.Option("--dino", help="DINO/ViT model for the self-similarity distance.")] = None,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Restyle a few varied photos, one parameter at a time, and check each edit is still the same room."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from alienstay.editing import series
+    from alienstay.editing.recipes import RecipeError
+    from alienstay.models import ModelUnavailable
+
+    ws = open_workspace(workspace)
+    options = series.EditOptions(
+        recipe=recipe, images=images, method=method, steps=steps, size=size, seed=seed, recipes_path=recipes,
+        model=model, controlnet=controlnet, control=control, guidance=guidance, image_guidance=image_guidance,
+        strength=strength, mask=mask, mask_model=mask_model, lcm_lora=lcm_lora,
+        attention_slicing=attention_slicing, cpu_offload=cpu_offload, clip=clip, dino=dino,
+    )
+    try:
+        if list_only:
+            photos = series.photos_for_workspace(ws, images)
+            table = Table(title=f"photos the series would edit ({len(photos)})")
+            table.add_column("image_id")
+            table.add_column("why")
+            for row in photos.itertuples():
+                table.add_row(row.image_id, row.why)
+            Console().print(table)
+            return
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"edit {recipe}", total=None)
+            result = series.edit_workspace(
+                ws, options,
+                on_start=lambda total: progress.update(task, total=total),
+                on_edit=lambda: progress.advance(task),
+            )
+    except (ModelUnavailable, RecipeError, WorkspaceError, ValueError) as error:
+        fail(str(error))
+    counts = result.rows["verdict"].value_counts().to_dict()
+    first = result.rows.iloc[0]
+    label = "" if bool(first["is_diffusion"]) else "  [classical grade: NOT diffusion]"
+    console.print(
+        f"{result.recipe.name}: {len(result.rows)} edits with {first['method']} ({first['model_id']}){label}\n"
+        f"verdicts {counts}\ngrid -> {result.grid_path}\ntable -> {ws.edits_path}"
+    )
+
+
+@app.command()
+def persona(
+    model: Annotated[str, typer.Option("--model", help="Text-to-image pipeline: hub id or local folder.")] = "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    steps: Annotated[int, typer.Option("--steps")] = 25,
+    size: Annotated[int, typer.Option("--size", help="Square side, px.")] = 512,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """A portrait of a typical alien guest from docs/aliens.md's `## Portrait prompt` (prompt + seed saved beside it)."""
+    from alienstay.editing.persona import render_portrait
+    from alienstay.models import ModelUnavailable
+
+    ws = open_workspace(workspace)
+    try:
+        target = render_portrait(ws, model=model, seed=seed, steps=steps, size=size)
+    except ModelUnavailable as error:
+        fail(str(error))
+    ws.log_run("persona", model=model, seed=seed, steps=steps, size=size)
+    console.print(f"alien portrait -> {target} (prompt and seed in {target.with_suffix('.json').name})")
+
+
 # ---- report / serve / demo -------------------------------------------------------------
+@app.command()
+def report(workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
+    """Stitch every stage's note into report/REPORT.md, from the workspace alone."""
+    from alienstay.report import build_report
+
+    path = build_report(open_workspace(workspace))
+    console.print(f"report -> {path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """The web gallery: search photos by alien words, see their tags, compare restyles."""
+    import uvicorn
+
+    from alienstay.web.app import create_app
+
+    if not Path(workspace).is_dir():
+        fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
+    console.print(f"gallery of {workspace} at http://{host}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(create_app(workspace), host=host, port=port, log_level="warning")
+
+
 
 
 def main() -> None:

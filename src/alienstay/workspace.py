@@ -96,6 +96,28 @@ class Workspace:
         return self.root / "tags.parquet"
 
     @property
+    def embeddings_matrix_path(self) -> Path:
+        """(N, D) float16 image embeddings, row i for the i-th id of embeddings_ids_path."""
+        return self.embeddings_dir / "embeddings.npy"
+
+    @property
+    def embeddings_ids_path(self) -> Path:
+        return self.embeddings_dir / "ids.parquet"
+
+    @property
+    def embeddings_meta_path(self) -> Path:
+        return self.embeddings_dir / "meta.json"
+
+    @property
+    def tag_failures_path(self) -> Path:
+        """Images the tag stage could not decode, with the reason."""
+        return self.root / "tag_failures.parquet"
+
+    def text_embeddings_cache_path(self, key: str) -> Path:
+        """Vocabulary text embeddings, keyed by (model, revision, dtype, vocabulary hash)."""
+        return self.cache_dir / f"text-embeddings-{key}.npy"
+
+    @property
     def captions_path(self) -> Path:
         return self.root / "captions.parquet"
 
@@ -105,7 +127,13 @@ class Workspace:
 
     @property
     def clusters_path(self) -> Path:
+        """One row a photo: the primary clustering (what the gallery and the edit series use)."""
         return self.root / "clusters.parquet"
+
+    @property
+    def cluster_methods_path(self) -> Path:
+        """Same columns as clusters.parquet, one row a (photo, method): every method compared."""
+        return self.root / "clusters_all_methods.parquet"
 
     @property
     def edits_dir(self) -> Path:

@@ -1,0 +1,137 @@
+"""CLIP and SigLIP from the Hugging Face hub (or a local folder in the hub's layout).
+
+Loading goes through ``alienstay.models.resolve`` so a hub id, the hub cache and a local
+folder written by ``save_pretrained`` all take the same path. ``--dtype`` picks float32
+(the default), bfloat16, or int8 (dynamic quantisation of the Linear layers, weights int8,
+activations quantised on the fly: the CPU-friendly option).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from alienstay.models import ResolvedModel, resolve
+
+DTYPES = ("float32", "bfloat16", "int8")
+# Text towers trained with fixed-length padding (SigLIP) must see the same padding at inference.
+PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
+
+
+def cpu_threads() -> int:
+    """The cores this process may use (cgroup/affinity aware), the size for torch's thread pool."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class ProcessorTransform:
+    """RGB image -> (3, H, W) pixel tensor through the model's own image processor.
+
+    A plain dataclass holding the processor, so it pickles into DataLoader worker processes.
+    """
+
+    processor: object
+
+    @property
+    def input_size(self) -> int:
+        """The side the model sees; the reader lets the JPEG decoder scale down towards it."""
+        sizes = [getattr(self.processor, "crop_size", None), getattr(self.processor, "size", None)]
+        sides = [v for size in sizes if isinstance(size, dict) for v in size.values() if isinstance(v, int)]
+        return max(sides, default=0)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+
+
+class HFImageTextEncoder:
+    """A transformers CLIP-like dual encoder behind the ImageTextEncoder interface."""
+
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        model: torch.nn.Module,
+        tokenizer,
+        image_processor,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
+        self.model_id = resolved.model_id
+        self.revision = resolved.revision
+        self.dtype = dtype
+        self.device = device
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.model_type = model.config.model_type
+        # The model's own temperature: softmax within a facet of logit_scale * cosine.
+        self.logit_scale = float(model.logit_scale.detach().float().exp())
+        # SigLIP adds a bias before its sigmoid; it is the same for every word, so it
+        # cancels inside a softmax, but it is kept for anyone who wants sigmoid probabilities.
+        bias = getattr(model, "logit_bias", None)
+        self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else 0.0
+        self._compute_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+
+    def record(self) -> dict[str, str]:
+        return {"model_id": self.model_id, "model_revision": self.revision, "dtype": self.dtype}
+
+    def image_transform(self) -> ProcessorTransform:
+        return ProcessorTransform(self.image_processor)
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        pixels = pixels.to(self.device, dtype=self._compute_dtype)
+        features = self.model.get_image_features(pixel_values=pixels).pooler_output
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        padding = "max_length" if self.model_type in PAD_TO_MAX_LENGTH else True
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(
+                texts[start : start + batch_size], padding=padding, truncation=True, return_tensors="pt"
+            ).to(self.device)
+            inputs = {"input_ids": tokens["input_ids"]}
+            if "attention_mask" in tokens and self.model_type not in PAD_TO_MAX_LENGTH:
+                inputs["attention_mask"] = tokens["attention_mask"]
+            features = self.model.get_text_features(**inputs).pooler_output
+            chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu())
+        return torch.cat(chunks)
+
+
+def load_hf_encoder(model: str, device: str = "cpu", dtype: str = "float32") -> HFImageTextEncoder:
+    """A hub id or local folder -> encoder. Raises ModelUnavailable (with the fix) when weights are missing."""
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}.")
+    if dtype == "int8" and device != "cpu":
+        raise ValueError("dtype int8 (dynamic quantisation) runs on the CPU only: pass --device cpu.")
+    torch.set_num_threads(cpu_threads())
+    resolved = resolve(model)
+    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    network = AutoModel.from_pretrained(resolved.path, dtype=torch_dtype).eval()
+    if not hasattr(network, "get_image_features") or not hasattr(network, "get_text_features"):
+        raise ValueError(
+            f"{resolved.model_id} is a {type(network).__name__}, not an image-text dual encoder: "
+            "pass a CLIP or SigLIP model (e.g. openai/clip-vit-base-patch32)."
+        )
+    if dtype == "int8":
+        network = quantize_linear_int8(network)
+    network = network.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    image_processor = AutoImageProcessor.from_pretrained(resolved.path)
+    return HFImageTextEncoder(resolved, network, tokenizer, image_processor, device=device, dtype=dtype)
+
+
+def quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations per batch)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,0 +1,102 @@
+"""REPORT.md from the workspace alone: each stage's note, stitched in the order of the flow.
+
+Every stage writes its own note into ``report/`` (dataset.md, tags.md, clusters.md, the
+edit grids); this module only orders them, adds what the edit table says, and says plainly
+which stage has not run yet and the command that runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from alienstay.workspace import Workspace, write_text
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    note: str  # file name inside report/
+    command: str  # what fills it when missing
+
+
+STAGE_NOTES = [
+    Section("The dataset", "dataset.md", "alienstay stats"),
+    Section("Tags: what an alien can search by", "tags.md", "alienstay tag && alienstay analyse"),
+    Section("Clusters by tags vs the real classes", "clusters.md", "alienstay cluster"),
+]
+
+
+def demote_headings(markdown: str, levels: int = 1) -> str:
+    """A stage note's own `#` headings sit one level below the report's section heading."""
+    lines = []
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if not in_code and line.startswith("#"):
+            line = "#" * levels + line
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def stage_section(ws: Workspace, section: Section) -> str:
+    path = ws.report_dir / section.note
+    if not path.exists():
+        return f"## {section.title}\n\n_Not run yet: `{section.command} --workspace {ws.root}`._\n"
+    return f"## {section.title}\n\n{demote_headings(path.read_text(encoding='utf-8'))}\n"
+
+
+def edits_section(ws: Workspace) -> str:
+    title = "## Restyles, and whether they still show the same room\n\n"
+    if not ws.edits_path.exists():
+        return title + f"_Not run yet: `alienstay edit --recipe night --workspace {ws.root}`._\n"
+    edits = pd.read_parquet(ws.edits_path)
+    parts = [title]
+    methods = ", ".join(sorted(edits["method"].astype(str).unique()))
+    parts.append(f"{len(edits)} edits of {edits['image_id'].nunique()} photos; methods: {methods}.\n")
+    if "classical" in set(edits["method"].astype(str)):
+        parts.append(
+            "\n**Note:** the `classical` method is a photographic grade (exposure, colour "
+            "temperature), not diffusion; it runs where no diffusion weights could be had.\n"
+        )
+    verdicts = edits.pivot_table(
+        index="recipe", columns="verdict", values="edit_id", aggfunc="count", fill_value=0
+    )
+    parts.append("\nVerdicts per recipe (faithful / too_strong / not_applied):\n\n")
+    parts.append(verdicts.to_markdown() + "\n")
+    for recipe in sorted(edits["recipe"].astype(str).unique()):
+        grid = ws.report_dir / f"edits_{recipe}.png"
+        if grid.exists():
+            parts.append(f"\n### {recipe}\n\n![{recipe} series]({grid.name})\n")
+    flagged = edits[edits["verdict"] != "faithful"]
+    if len(flagged):
+        columns = [c for c in ["image_id", "recipe", "value", "verdict", "verdict_reason"] if c in flagged]
+        parts.append("\nFlagged edits (not shown to guests as-is):\n\n")
+        parts.append(flagged[columns].to_markdown(index=False) + "\n")
+    return "".join(parts)
+
+
+def persona_section(ws: Workspace) -> str:
+    title = "## The alien guest\n\n"
+    text = "The persona and its hypotheses are in `docs/aliens.md`.\n"
+    images = sorted(ws.persona_dir.glob("*.png")) if ws.persona_dir.exists() else []
+    if not images:
+        return title + text + f"\n_No portrait yet: `alienstay persona --workspace {ws.root}` needs a text-to-image model._\n"
+    image = images[-1]
+    meta_path = image.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    caption = ", ".join(f"{k}: {meta[k]}" for k in ("model_id", "seed", "steps") if k in meta)
+    relative = Path("..") / image.relative_to(ws.root)
+    return title + text + f"\n![alien portrait]({relative.as_posix()})\n\n_{caption}_\n"
+
+
+def build_report(ws: Workspace) -> Path:
+    """Write report/REPORT.md from whatever the workspace holds now."""
+    sections = [f"# alienstay report: `{ws.root}`\n", persona_section(ws)]
+    sections += [stage_section(ws, section) for section in STAGE_NOTES]
+    sections.append(edits_section(ws))
+    return write_text("\n".join(sections), ws.report_dir / "REPORT.md")

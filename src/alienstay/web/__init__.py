@@ -1,0 +1,1 @@
+"""The web gallery: `create_app(workspace)` in app.py, its data in gallery.py."""

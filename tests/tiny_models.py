@@ -1,0 +1,124 @@
+"""Tiny random CLIP / SigLIP / BLIP folders in the hub's layout, built without any network.
+
+They are saved with ``save_pretrained`` and loaded back through ``alienstay.models.resolve``:
+the same code path as real weights. Their outputs are random but deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+SPECIAL = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
+
+
+def tiny_tokenizer(max_length: int = 32):
+    """A word-level tokenizer trained on the vocabulary's prompts (plus a few caption words)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from alienstay.vocabulary import load_vocabulary
+
+    corpus = [p for w in load_vocabulary().words for p in w.prompts] + ["a photo of a room with a bed"]
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=SPECIAL))
+    bos, eos = tokenizer.token_to_id("[BOS]"), tokenizer.token_to_id("[EOS]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[BOS] $A [EOS]", special_tokens=[("[BOS]", bos), ("[EOS]", eos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+        model_max_length=max_length,
+    )
+
+
+def build_tiny_clip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=tokenizer.model_max_length,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=image_size, patch_size=8,
+        ),
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    ).save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_siglip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    tokenizer = tiny_tokenizer(max_length=16)
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=image_size, patch_size=8,
+        ),
+    )
+    SiglipModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    SiglipImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_blip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(seed)
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=32, encoder_hidden_size=32,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, sep_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=image_size, patch_size=8,
+        ),
+        projection_dim=16,
+    )
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    BlipImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(folder)
+    return Path(folder)
+
+
+def prepared_workspace(root: Path, samples: Path):
+    """A workspace with the real sample photos ingested and preprocessed, through the CLI."""
+    from typer.testing import CliRunner
+
+    from alienstay.cli import app
+    from alienstay.workspace import Workspace
+
+    runner = CliRunner()
+    for command in (["ingest", "folder", str(samples)], ["preprocess"]):
+        result = runner.invoke(app, [*command, "--workspace", str(root)])
+        assert result.exit_code == 0, result.output
+    return Workspace(root)
