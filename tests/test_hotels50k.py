@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -19,7 +20,8 @@ from alienstay import preprocess
 from alienstay.cli import app
 from alienstay.sources import hotels50k as h50k
 
-FAST = h50k.DownloadSettings(workers=4, timeout=0.5, retries=2, backoff=0.01, checkpoint_every=3)
+# A 1 s timeout: short, yet far above a loopback reply even on a loaded CI machine.
+FAST = h50k.DownloadSettings(workers=4, timeout=1.0, retries=2, backoff=0.01, checkpoint_every=3)
 
 
 # ---- metadata ---------------------------------------------------------------------------
@@ -116,7 +118,7 @@ FAULTS = {
 
 @pytest.fixture
 def server():
-    with FaultServer(slow_seconds=1.5) as fault:
+    with FaultServer(slow_seconds=2.5) as fault:
         yield fault
 
 
@@ -209,3 +211,28 @@ def test_killed_run_then_rerun_completes_without_duplicates(tmp_path: Path, serv
     # every image fetched once, plus at most the requests in flight when the first run was killed
     assert all(server.hits[p] >= 1 for p in paths)
     assert sum(server.hits[p] for p in paths) <= len(paths) + 2
+
+
+def test_insecure_warns_and_is_recorded(tmp_path: Path, server: FaultServer) -> None:
+    fault_metadata(tmp_path / "meta", server, ["/ok/a.jpg"])
+    ws = tmp_path / "ws"
+    result = CliRunner().invoke(
+        app, ["ingest", "hotels50k", "--metadata", str(tmp_path / "meta"), "--all", "--insecure", "-w", str(ws)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning" in result.output and "NOT verified" in result.output
+    assert '"verify": false' in (ws / "runs.jsonl").read_text()
+
+
+def test_small_jpeg_kept_byte_for_byte_and_large_resized_with_exif() -> None:
+    from imagefactory import exif_rotated, jpeg_bytes, photo_like
+
+    small = exif_rotated()
+    assert h50k.to_official_jpeg(small) == small
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    big = jpeg_bytes(photo_like(3, (1280, 960)), exif=exif.tobytes())
+    out = Image.open(io.BytesIO(h50k.to_official_jpeg(big)))
+    assert out.size == (640, 480) and out.getexif()[0x0112] == 6
+    with pytest.raises(h50k.Failure, match="not_an_image"):
+        h50k.to_official_jpeg(b"<html>")

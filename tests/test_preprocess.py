@@ -114,3 +114,22 @@ def test_summary_counts_kept_and_dropped_by_reason(tmp_path: Path, workspace) ->
     assert counts[("duplicate", "exact_duplicate")] == 1
     assert counts[("rejected", "too_small")] == 1
     assert summary["images"].sum() == len(EXPECTED) == summary["this_run"].sum()
+
+
+def test_duplicate_index_finds_near_hashes_past_its_first_allocation() -> None:
+    rng = np.random.default_rng(0)
+    index = preprocess.DuplicateIndex(near_threshold=4)
+    hashes = [f"{int(v):016x}" for v in rng.integers(0, 2**63, size=1500, dtype=np.int64)]
+    for k, phash in enumerate(hashes):
+        index.add(f"id{k}", f"sha{k}", phash)
+    flipped = f"{int(hashes[1400], 16) ^ 0b1011:016x}"  # three bits away from id1400
+    assert index.match("other", flipped) == ("id1400", preprocess.NEAR_DUPLICATE)
+    assert index.match("sha7", "0" * 16) == ("id7", preprocess.EXACT_DUPLICATE)
+
+
+def test_a_format_pillow_reads_but_we_do_not_support_is_rejected(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    Image.new("RGB", (200, 200), (1, 2, 3)).save(folder / "scan.bmp", format="PCX")
+    row = preprocess.preprocess_catalog(catalog_folder(folder), tmp_path / "prepared").iloc[0]
+    assert (row.status, row.reason) == ("rejected", "unsupported_format:PCX")

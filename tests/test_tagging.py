@@ -53,8 +53,11 @@ def tag_cli(ws: Workspace, model: Path, *extra: str):
     return result
 
 
-def comparable(tags: pd.DataFrame) -> pd.DataFrame:
-    return tags.reset_index(drop=True)
+def assert_same_tags(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Same rows, same selections; scores equal up to float rounding (batch shapes change BLAS blocking)."""
+    pd.testing.assert_frame_equal(left.drop(columns=["score", "prob"]), right.drop(columns=["score", "prob"]))
+    np.testing.assert_allclose(left["score"], right["score"], atol=1e-6)
+    np.testing.assert_allclose(left["prob"], right["prob"], atol=1e-6)
 
 
 # ---- selection rules on hand-made scores ------------------------------------------------
@@ -183,8 +186,12 @@ def test_two_runs_give_identical_scores(prepared, prepared_template, tiny_clip, 
     other = Workspace(tmp_path / "other")
     shutil.copytree(prepared_template.root, other.root)
     tag_cli(prepared, tiny_clip, "--workers", "0")
-    tag_cli(other, tiny_clip, "--workers", "2", "--batch-size", "5")
-    pd.testing.assert_frame_equal(comparable(prepared.read_tags()), comparable(other.read_tags()))
+    tag_cli(other, tiny_clip, "--workers", "2")
+    pd.testing.assert_frame_equal(prepared.read_tags(), other.read_tags())  # bit for bit
+    third = Workspace(tmp_path / "third")
+    shutil.copytree(prepared_template.root, third.root)
+    tag_cli(third, tiny_clip, "--batch-size", "5")
+    assert_same_tags(prepared.read_tags(), third.read_tags())
 
 
 def test_siglip_runs_the_whole_stage(prepared, tiny_siglip):
@@ -239,13 +246,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(prepared, prepared_temp
     tags_dir, _ = tagging.shard_dirs(prepared, settings)
     tagging.tag_shards(tags_dir)[-1].unlink()
 
-    summary = tagging.run_tagging(prepared, encoder, vocab, batch_size=3, workers=1, show_progress=False)
+    summary = tagging.run_tagging(prepared, encoder, vocab, batch_size=2, workers=1, show_progress=False)
     assert summary.already_done == 2 and summary.tagged_now == 6
-    pd.testing.assert_frame_equal(comparable(prepared.read_tags()), comparable(uninterrupted.read_tags()))
+    assert_same_tags(prepared.read_tags(), uninterrupted.read_tags())
     ids_a, matrix_a, _ = tagging.read_embeddings(prepared)
     ids_b, matrix_b, _ = tagging.read_embeddings(uninterrupted)
     assert ids_a == ids_b
-    np.testing.assert_array_equal(matrix_a, matrix_b)
+    np.testing.assert_allclose(matrix_a, matrix_b, atol=1e-3)  # fp16 on disk
 
 
 def test_a_photo_that_fails_to_decode_is_recorded_not_fatal(prepared, tiny_clip):

@@ -82,7 +82,7 @@ def tiny_components(folder: Path, unet_in_channels: int, seed: int = 0) -> dict:
         "vae": _vae(),
         "text_encoder": _text_encoder(tokenizer),
         "tokenizer": tokenizer,
-        "scheduler": DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False),
+        "scheduler": DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1),
         "safety_checker": None,
         "feature_extractor": None,
         "requires_safety_checker": False,

@@ -367,6 +367,52 @@ def serve(
 
 
 
+@app.command()
+def demo(
+    input: Annotated[
+        Optional[Path], typer.Option("--input", help="A photo folder; without it, a Hotels-50K sample (needs internet).")
+    ] = None,
+    metadata: Annotated[str, typer.Option("--metadata", help="Hotels-50K metadata archive, folder or URL.")] = "",
+    hotels: Annotated[int, typer.Option("--hotels", help="Hotels in the Hotels-50K sample.")] = 20,
+    per_hotel: Annotated[int, typer.Option("--per-hotel", help="Photos a sampled hotel.")] = 5,
+    model: Annotated[str, typer.Option("--model", help="Tagger: auto | offline | hub id | folder.")] = "auto",
+    images: Annotated[int, typer.Option("--images", help="Photos in each restyle series (5-10).")] = 8,
+    workspace: WorkspaceOption = Path("runs/demo"),
+) -> None:
+    """Every stage end to end: ingest, preprocess, stats, tag, analyse, cluster, edit, persona, report."""
+    from alienstay.demo import HOTELS50K_METADATA_URL, run_demo
+
+    ws = open_workspace(workspace)
+
+    def ingest() -> None:
+        if input is not None:
+            ingest_folder(input, workspace=workspace)
+            return
+        source = metadata or HOTELS50K_METADATA_URL
+        console.print(f"no --input: sampling Hotels-50K from {source}")
+        try:
+            ingest_hotels50k(metadata=source, hotels=hotels, per_hotel=per_hotel, workspace=workspace)
+        except typer.Exit:
+            fail(
+                f"could not reach the Hotels-50K metadata at {source}. Offline, run the demo on a photo "
+                "folder instead: `make demo INPUT=../shared/samples/unsplash` "
+                "(or `alienstay demo --input DIR`)."
+            )
+
+    stages = [
+        ("preprocess", lambda: preprocess(workspace=workspace)),
+        ("stats", lambda: stats(workspace=workspace)),
+        ("tag", lambda: tag(model=model, workspace=workspace)),
+        ("analyse", lambda: analyse(workspace=workspace)),
+        ("cluster", lambda: cluster(workspace=workspace)),
+    ]
+    log = run_demo(ws, ingest, stages, model=model, images=images, console=console)
+    report(workspace=workspace)
+    for line in log.fallbacks + log.skipped:
+        console.print(f"[yellow]note:[/] {line}")
+    console.print(f"[bold green]done.[/] Read {ws.report_dir / 'REPORT.md'}; browse with `alienstay serve --workspace {workspace}`.")
+
+
 def main() -> None:
     try:
         app()

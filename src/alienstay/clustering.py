@@ -362,8 +362,9 @@ def run_clustering(
 
     rows, similarity = [], []
     for kind in CLASS_KINDS:
-        if classes[kind].notna().sum() < 2:
-            skipped[kind] = f"no {kind} known for these photos"
+        known = classes[kind].dropna()
+        if known.nunique() < 2:
+            skipped[kind] = f"{known.nunique()} distinct {kind} known for these photos: nothing to compare with"
             continue
         for method, found in labels.items():
             rows.append({"method": method, "class": kind, **compare_with_classes(found, classes[kind])})
@@ -561,6 +562,27 @@ def spread_of_classes(labels: np.ndarray, classes: pd.Series) -> tuple[float, fl
     return float((table > 0).sum(axis=0).mean()), float((table > 0).sum(axis=1).mean())
 
 
+def why_text(hotel_ari: float, place_ari: float, features_name: str) -> str:
+    """The reading of the two ARIs; which paragraph is said depends on the numbers."""
+    what = "a tag vector" if features_name == "tags" else "an image embedding"
+    if place_ari > hotel_ari:
+        return (
+            f"So the clusters follow **the place tag** more closely (ARI {_fmt(place_ari)} vs place, "
+            f"{_fmt(hotel_ari)} vs hotel). Why: the features describe *what is in a room* (a bed, a pool, "
+            "night, a sea view), while a hotel or a chain is an *identity*: a bathroom of hotel A "
+            "looks like a bathroom of hotel B, and one hotel shows a lobby, rooms, a pool and a "
+            f"restaurant. {what.capitalize()} hardly tells two hotels' bathrooms apart, so clusters cut "
+            "across hotels and chains, and the number of clusters follows the number of kinds of place, "
+            "not the number of hotels."
+        )
+    return (
+        f"So the clusters follow **the hotel** at least as closely as the place (ARI {_fmt(hotel_ari)} vs "
+        f"hotel, {_fmt(place_ari)} vs place): {what} here carries a hotel's identity (its decor, its "
+        "furniture line, its light) beyond the kind of room, or the photos of each hotel show one kind "
+        "of place. Check the contingency maps below before reading more into it."
+    )
+
+
 def answer_text(result: ClusteringResult, classes: pd.DataFrame) -> str:
     """Does the number of clusters match the number of classes, and why: in numbers from this run."""
     primary = result.labels[PRIMARY_METHOD]
@@ -590,16 +612,13 @@ def answer_text(result: ClusteringResult, classes: pd.DataFrame) -> str:
             f"(a gap of {_fmt(p['within'] - p['between'])})."
         )
     if {"hotel", "place"} <= set(scores.index):
-        hotel_ari, place_ari = scores.loc["hotel", "ari"], scores.loc["place", "ari"]
-        closer = "the place tag" if place_ari > hotel_ari else "the hotel"
+        lines.append("\n" + why_text(scores.loc["hotel", "ari"], scores.loc["place", "ari"], result.features_name))
+    else:
+        missing = [k for k in ("hotel", "place") if k not in scores.index]
+        reasons = "; ".join(f"{k}: {result.skipped.get(k, 'not compared')}" for k in missing)
         lines.append(
-            f"\nSo the clusters follow **{closer}** more closely (ARI {_fmt(place_ari)} vs place, "
-            f"{_fmt(hotel_ari)} vs hotel). Why: the tags describe *what is in a room* (a bed, a pool, "
-            "night, a sea view), while a hotel or a chain is an *identity*: a bathroom of hotel A "
-            "looks like a bathroom of hotel B, and one hotel shows a lobby, rooms, a pool and a "
-            "restaurant. A tag vector cannot tell two hotels' bathrooms apart, so clusters cut across "
-            "hotels and chains, and the number of clusters follows the number of kinds of place the "
-            "vocabulary can name, not the number of hotels."
+            f"\nThe hotel-vs-place question cannot be answered from this workspace ({reasons}): "
+            "it needs photos of at least two hotels and a `place` facet in the tags."
         )
     return "\n".join(lines)
 

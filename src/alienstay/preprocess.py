@@ -190,25 +190,20 @@ class DuplicateIndex:
         self.near_threshold = near_threshold
         self.by_sha: dict[str, str] = {}
         self.ids: list[str] = []
-        self.hashes = np.zeros(0, dtype=np.uint64)
-        self._pending: list[np.uint64] = []
+        self.hashes = np.zeros(1024, dtype=np.uint64)  # grown by doubling: appends stay O(1)
 
     def add(self, image_id: str, sha256: str, phash: str) -> None:
         self.by_sha.setdefault(sha256, image_id)
+        if len(self.ids) == self.hashes.size:
+            self.hashes = np.concatenate([self.hashes, np.zeros_like(self.hashes)])
+        self.hashes[len(self.ids)] = phash_bits(phash)
         self.ids.append(image_id)
-        self._pending.append(phash_bits(phash))
-
-    def _all_hashes(self) -> np.ndarray:
-        if self._pending:
-            self.hashes = np.concatenate([self.hashes, np.array(self._pending, dtype=np.uint64)])
-            self._pending = []
-        return self.hashes
 
     def match(self, sha256: str, phash: str) -> tuple[str, str] | None:
         """(kept image id, reason) if this image duplicates a kept one, else None."""
         if sha256 in self.by_sha:
             return self.by_sha[sha256], EXACT_DUPLICATE
-        hashes = self._all_hashes()
+        hashes = self.hashes[: len(self.ids)]
         if self.near_threshold < 0 or hashes.size == 0:
             return None
         distances = np.bitwise_count(hashes ^ phash_bits(phash))
@@ -275,7 +270,27 @@ def preprocess_catalog(
     catalog = cat.conform(catalog)
     todo = catalog[catalog["status"] == cat.NEW][["image_id", "path"]].to_dict("records")
     index = index_kept(catalog, settings.near_threshold)
-    Image.MAX_IMAGE_PIXELS = settings.max_pixels
+    # A catalog save rewrites the whole table: on a large catalog, fewer and larger chunks.
+    chunk_size = max(chunk_size, len(todo) // 200)
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_pixels
+    try:
+        return decide_in_chunks(catalog, todo, index, prepared_dir, settings, workers, chunk_size,
+                                on_chunk, on_progress)  # fmt: skip
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def decide_in_chunks(
+    catalog: pd.DataFrame,
+    todo: list[dict],
+    index: DuplicateIndex,
+    prepared_dir: Path,
+    settings: Settings,
+    workers: int,
+    chunk_size: int,
+    on_chunk: Callable[[pd.DataFrame], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> pd.DataFrame:
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         # Our own header check rejects these first; Pillow's warning would only be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

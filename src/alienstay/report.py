@@ -94,9 +94,19 @@ def persona_section(ws: Workspace) -> str:
     return title + text + f"\n![alien portrait]({relative.as_posix()})\n\n_{caption}_\n"
 
 
+def demo_notes(ws: Workspace) -> str:
+    """What the demo could not do as designed on this machine, said at the top, not hidden."""
+    path = ws.report_dir / "demo.json"
+    if not path.exists():
+        return ""
+    log = json.loads(path.read_text())
+    lines = [f"- {line}" for line in log.get("fallbacks", []) + log.get("skipped", [])]
+    return "**Fell back or skipped on this machine:**\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def build_report(ws: Workspace) -> Path:
     """Write report/REPORT.md from whatever the workspace holds now."""
-    sections = [f"# alienstay report: `{ws.root}`\n", persona_section(ws)]
+    sections = [f"# alienstay report: `{ws.root}`\n", demo_notes(ws), persona_section(ws)]
     sections += [stage_section(ws, section) for section in STAGE_NOTES]
     sections.append(edits_section(ws))
     return write_text("\n".join(sections), ws.report_dir / "REPORT.md")

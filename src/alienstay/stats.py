@@ -33,6 +33,7 @@ DEFAULT_REFERENCE = Path("../shared/reference/hotels50k_train_images_per_chain.t
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOTEL_BINS = [0, 1, 5, 10, 20, 50, 100, np.inf]
 HOTEL_BIN_LABELS = ["1", "2-5", "6-10", "11-20", "21-50", "51-100", ">100"]
+NO_CHAIN = "-1"
 SOURCE_LABELS = {"travel_website": "travel website", "traffickcam": "TraffickCam", "folder": "photo folder"}
 
 
@@ -224,113 +225,165 @@ def markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, disable_numparse=True)
 
 
-def build_note(ws: Workspace, reference: Path | None = None) -> DatasetNote:
-    """Compute every figure from the workspace (and the reference TSV) and write report/dataset.md."""
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the note is computed from, each labelled with where it came from."""
+
+    catalog: pd.DataFrame
+    where: str  # how the note names the catalog's photos
+    rows: pd.DataFrame  # the catalog rows counted (usable ones once preprocess has run)
+    which_rows: str
+    metadata: pd.DataFrame | None
+    metadata_name: str
+    reference_path: Path | None
+    reference: pd.Series | None  # chain id -> images
+
+    @property
+    def train(self) -> pd.DataFrame | None:
+        return None if self.metadata is None else self.metadata[self.metadata["split"] == "train"]
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    what: str  # "hotel" or "chain"
+    source: str
+    counts: pd.Series  # class id -> images
+
+
+def read_inputs(ws: Workspace, reference: Path | None) -> Inputs:
     catalog = ws.read_catalog()
-    metadata = pd.read_parquet(ws.metadata_path) if ws.metadata_path.exists() else None
-    reference_path = resolve_reference(reference)
-    ref_counts = read_reference(reference_path) if reference_path else None
-    out = ws.report_dir
-    out.mkdir(parents=True, exist_ok=True)
-
-    where = catalog_label(catalog)
     rows, which_rows = counted_rows(catalog)
-    per_hotel = rows.groupby(rows["hotel_id"].fillna("unknown")).size()
-    has_chains = rows["chain_id"].notna().any()
-    per_chain = rows.groupby(rows["chain_id"].fillna("-1")).size() if has_chains else None
-    train = metadata[metadata["split"] == "train"] if metadata is not None else None
+    reference_path = resolve_reference(reference)
+    return Inputs(
+        catalog=catalog,
+        where=catalog_label(catalog),
+        rows=rows,
+        which_rows=which_rows,
+        metadata=pd.read_parquet(ws.metadata_path) if ws.metadata_path.exists() else None,
+        metadata_name=ws.metadata_path.name,
+        reference_path=reference_path,
+        reference=read_reference(reference_path) if reference_path else None,
+    )
 
-    balance_rows = [("hotel", f"{where}, {which_rows}", per_hotel)]
-    if per_chain is not None:
-        balance_rows.append(("chain", f"{where}, {which_rows}", per_chain))
-    if train is not None:
-        balance_rows.append(("hotel", "the metadata CSVs (train)", train.groupby("hotel_id").size()))
-        balance_rows.append(("chain", "the metadata CSVs (train)", train.groupby(train["chain_id"].fillna("-1")).size()))
-    if ref_counts is not None:
-        balance_rows.append(("chain", "the reference TSV (full train download)", ref_counts))
-    balance = balance_table([r for r in balance_rows if len(r[2])])
 
-    figures: list[Path] = []
-    hotel_panels = [(f"{where}", per_hotel)] if len(per_hotel) else []
-    if train is not None:
-        hotel_panels.append(("the metadata CSVs (train)", train.groupby("hotel_id").size()))
+def per_chain(rows: pd.DataFrame) -> pd.Series:
+    return rows.groupby(rows["chain_id"].fillna(NO_CHAIN)).size()
+
+
+def class_counts(inputs: Inputs) -> list[ClassCounts]:
+    """Images per hotel and per chain, from every source that has them."""
+    rows, label = inputs.rows, f"{inputs.where}, {inputs.which_rows}"
+    found = [ClassCounts("hotel", label, rows.groupby(rows["hotel_id"].fillna("unknown")).size())]
+    if rows["chain_id"].notna().any():
+        found.append(ClassCounts("chain", label, per_chain(rows)))
+    if inputs.train is not None:
+        found.append(ClassCounts("hotel", "the metadata CSVs (train)", inputs.train.groupby("hotel_id").size()))
+        found.append(ClassCounts("chain", "the metadata CSVs (train)", per_chain(inputs.train)))
+    if inputs.reference is not None:
+        found.append(ClassCounts("chain", "the reference TSV (full train download)", inputs.reference))
+    return [c for c in found if len(c.counts)]
+
+
+def draw_figures(inputs: Inputs, classes: list[ClassCounts], out: Path) -> list[Path]:
+    figures = []
+    hotel_panels = [(c.source, c.counts) for c in classes if c.what == "hotel"]
     if hotel_panels:
         figures.append(figure_per_hotel(hotel_panels, out / "dataset_images_per_hotel.png"))
-    chain_panels = []
-    if ref_counts is not None:
-        chain_panels.append(("Source: the reference TSV (full train download)", ref_counts))
-    if train is not None:
-        chain_panels.append(("Source: the metadata CSVs (train)", train.groupby(train["chain_id"].fillna("-1")).size()))
-    if per_chain is not None:
-        chain_panels.append((f"Source: {where}", per_chain))
+    # widest view first: the real full-train balance, then the metadata, then these photos
+    order = ["reference TSV", "metadata CSVs"]
+    chain_panels = sorted(
+        (("Source: " + c.source, c.counts) for c in classes if c.what == "chain"),
+        key=lambda panel: next((k for k, name in enumerate(order) if name in panel[0]), len(order)),
+    )
     if chain_panels:
         figures.append(figure_per_chain(chain_panels, out / "dataset_images_per_chain.png"))
-    if rows["width"].notna().any():
-        figures.append(figure_sizes(rows, where, out / "dataset_sizes.png"))
+    if inputs.rows["width"].notna().any():
+        figures.append(figure_sizes(inputs.rows, inputs.where, out / "dataset_sizes.png"))
+    return figures
 
-    parts = ["# The dataset", ""]
-    parts += [
-        "Where each figure comes from:",
-        f"- **{where}**: the photos in this workspace ({len(catalog)} catalogued, counted here: {which_rows})."
-        + (" In a photo folder a 'hotel' is a sub-folder." if (catalog["split"] == "folder").any() else ""),
-        "- **the metadata CSVs**: "
-        + (f"every row of Hotels-50K's train and test sets ({ws.metadata_path.name}, {len(metadata)} rows)."
-           if metadata is not None else "not available (run `alienstay ingest hotels50k` to add them)."),
-        "- **the reference TSV**: "
-        + (f"real per-chain counts of a full train download (`{reference_path}`)."
-           if reference_path else "NOT FOUND: pass `--reference PATH` to "
-           "hotels50k_train_images_per_chain.tsv; the real chain balance is missing from this note."),
-        "",
-        "## Counts",
-        "",
-    ]  # fmt: skip
-    counts = [{"source": where, "images": len(rows), "hotels": per_hotel.size,
-               "chains": per_chain.size if per_chain is not None else "n/a"}]  # fmt: skip
-    if metadata is not None:
-        for split, part in metadata.groupby("split", sort=True):
-            counts.append({"source": f"the metadata CSVs ({split})", "images": len(part),
-                           "hotels": part["hotel_id"].nunique(), "chains": part["chain_id"].nunique()})  # fmt: skip
-    if ref_counts is not None:
-        counts.append({"source": "the reference TSV (train)", "images": int(ref_counts.sum()),
-                       "hotels": "n/a", "chains": ref_counts.size})  # fmt: skip
-    parts += [markdown(pd.DataFrame(counts)), ""]
 
-    parts += ["## Status of the catalogued photos", "", f"Source: {where}, every row.", ""]
-    status = catalog.assign(reason=catalog["reason"].fillna("").replace("", "-"))
-    parts += [markdown(status.groupby(["status", "reason"]).size().rename("images").reset_index()), ""]
-
-    parts += ["## Balance: images per hotel and per chain", ""]
-    parts += ["Gini: 0 = equal classes. Normalised entropy: 1 = uniform. Imbalance ratio: largest / smallest.", ""]
-    parts += [markdown(balance), ""]
-    if ref_counts is not None:
-        share = ref_counts.get("-1", 0) / ref_counts.sum()
-        top = ref_counts.drop("-1", errors="ignore").head(3)
-        parts += [
-            f"Real chain balance (source: the reference TSV): {ref_counts.size} chain folders, "
-            f"{ref_counts.sum():,} images; chain -1 (no chain) holds {share:.1%}; the largest named "
-            f"chains are {', '.join(f'{c} ({n:,})' for c, n in top.items())}; the smallest holds "
-            f"{ref_counts.min():,}. Gini {gini(ref_counts):.3f}, normalised entropy "
-            f"{normalised_entropy(ref_counts):.3f}, imbalance ratio {imbalance_ratio(ref_counts):,.0f}.",
-            "",
-        ]
+def provenance_lines(inputs: Inputs) -> list[str]:
+    folder_note = " In a photo folder a 'hotel' is a sub-folder." if (inputs.catalog["split"] == "folder").any() else ""
+    if inputs.metadata is not None:
+        metadata = f"every row of Hotels-50K's train and test sets ({inputs.metadata_name}, {len(inputs.metadata):,} rows)."
     else:
-        parts += ["_The real chain balance could not be shown: the reference TSV was not found._", ""]
-    parts += ["Images per hotel, binned (source: " + where + "):", ""]
-    parts += [markdown(hotel_histogram(per_hotel).rename("hotels").rename_axis("images per hotel").reset_index()), ""]
-    if train is not None:
-        parts += ["Images per hotel, binned (source: the metadata CSVs, train):", ""]
-        binned = hotel_histogram(train.groupby("hotel_id").size())
-        parts += [markdown(binned.rename("hotels").rename_axis("images per hotel").reset_index()), ""]
+        metadata = "not available (run `alienstay ingest hotels50k` to add them)."
+    if inputs.reference_path is not None:
+        reference = f"real per-chain counts of a full train download (`{inputs.reference_path}`)."
+    else:
+        reference = ("NOT FOUND: pass `--reference PATH` to hotels50k_train_images_per_chain.tsv; "
+                     "the real chain balance is missing from this note.")  # fmt: skip
+    return [
+        "Where each figure comes from:",
+        f"- **{inputs.where}**: the photos in this workspace ({len(inputs.catalog)} catalogued; "
+        f"counted here: {inputs.which_rows}).{folder_note}",
+        f"- **the metadata CSVs**: {metadata}",
+        f"- **the reference TSV**: {reference}",
+    ]
 
-    parts += ["## Image sources: travel website vs TraffickCam", ""]
-    parts += [markdown(source_table(catalog, where, metadata)), ""]
 
-    parts += ["## Image sizes", "", f"Source: {where}, {which_rows} (width and height after EXIF orientation).", ""]
-    parts += [markdown(size_table(rows)), ""]
+def counts_table(inputs: Inputs, classes: list[ClassCounts]) -> pd.DataFrame:
+    sizes = {(c.what, c.source): c.counts.size for c in classes}
+    label = f"{inputs.where}, {inputs.which_rows}"
+    records = [{"source": inputs.where, "images": len(inputs.rows), "hotels": sizes.get(("hotel", label), 0),
+                "chains": sizes.get(("chain", label), "n/a")}]  # fmt: skip
+    if inputs.metadata is not None:
+        for split, part in inputs.metadata.groupby("split", sort=True):
+            records.append({"source": f"the metadata CSVs ({split})", "images": len(part),
+                            "hotels": part["hotel_id"].nunique(), "chains": part["chain_id"].nunique()})  # fmt: skip
+    if inputs.reference is not None:
+        records.append({"source": "the reference TSV (train)", "images": int(inputs.reference.sum()),
+                        "hotels": "n/a", "chains": inputs.reference.size})  # fmt: skip
+    return pd.DataFrame(records)
 
-    parts += ["## Figures", ""]
+
+def real_chain_balance(reference: pd.Series | None) -> str:
+    if reference is None:
+        return "_The real chain balance could not be shown: the reference TSV was not found._"
+    share = reference.get(NO_CHAIN, 0) / reference.sum()
+    top = reference.drop(NO_CHAIN, errors="ignore").head(3)
+    return (
+        f"Real chain balance (source: the reference TSV): {reference.size} chain folders, "
+        f"{reference.sum():,} images; chain -1 (no chain) holds {share:.1%}; the largest named "
+        f"chains are {', '.join(f'{c} ({n:,})' for c, n in top.items())}; the smallest holds "
+        f"{reference.min():,}. Gini {gini(reference):.3f}, normalised entropy "
+        f"{normalised_entropy(reference):.3f}, imbalance ratio {imbalance_ratio(reference):,.0f}."
+    )
+
+
+def note_markdown(inputs: Inputs, classes: list[ClassCounts], balance: pd.DataFrame, figures: list[Path]) -> str:
+    where, catalog = inputs.where, inputs.catalog
+    status = catalog.assign(reason=catalog["reason"].fillna("").replace("", "-"))
+    parts = ["# The dataset", "", *provenance_lines(inputs), "", "## Counts", "",
+             markdown(counts_table(inputs, classes)), "",
+             "## Status of the catalogued photos", "", f"Source: {where}, every row.", "",
+             markdown(status.groupby(["status", "reason"]).size().rename("images").reset_index()), "",
+             "## Balance: images per hotel and per chain", "",
+             "Gini: 0 = equal classes. Normalised entropy: 1 = uniform. Imbalance ratio: largest / smallest.", "",
+             markdown(balance), "", real_chain_balance(inputs.reference), ""]  # fmt: skip
+    for c in classes:
+        if c.what == "hotel":
+            binned = hotel_histogram(c.counts).rename("hotels").rename_axis("images per hotel").reset_index()
+            parts += [f"Images per hotel, binned (source: {c.source}):", "", markdown(binned), ""]
+    parts += ["## Image sources: travel website vs TraffickCam", "",
+              f"Catalog rows counted: {inputs.which_rows}.", "",
+              markdown(source_table(inputs.rows, where, inputs.metadata)), "",
+              "## Image sizes", "",
+              f"Source: {where}, {inputs.which_rows} (width and height after EXIF orientation).", "",
+              markdown(size_table(inputs.rows)), "", "## Figures", ""]  # fmt: skip
     for figure in figures:
         parts += [f"![{figure.stem}]({figure.name})", ""]
-    path = write_text("\n".join(parts), out / "dataset.md")
-    ws.log_run("stats", reference=str(reference_path))
+    return "\n".join(parts)
+
+
+def build_note(ws: Workspace, reference: Path | None = None) -> DatasetNote:
+    """Compute every figure from the workspace (and the reference TSV) and write report/dataset.md."""
+    inputs = read_inputs(ws, reference)
+    out = ws.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+    classes = class_counts(inputs)
+    balance = balance_table([(c.what, c.source, c.counts) for c in classes])
+    figures = draw_figures(inputs, classes, out)
+    path = write_text(note_markdown(inputs, classes, balance, figures), out / "dataset.md")
+    ws.log_run("stats", reference=str(inputs.reference_path))
     return DatasetNote(path=path, figures=figures, balance=balance)

@@ -73,7 +73,7 @@ def fetch_metadata_archive(url: str, target: Path, timeout: float = 30.0, verify
     """Download the metadata archive; any network failure is one clear error at once."""
     try:
         with atomic_path(target) as tmp, httpx.stream(
-            "GET", url, timeout=timeout, verify=verify, follow_redirects=True
+            "GET", url, timeout=httpx.Timeout(timeout, connect=5.0), verify=verify, follow_redirects=True
         ) as response:
             response.raise_for_status()
             with open(tmp, "wb") as handle:
@@ -195,7 +195,6 @@ def join_metadata(metadata: Metadata) -> pd.DataFrame:
     hotels = metadata.hotels.drop_duplicates("hotel_id")
     chains = metadata.chains.drop_duplicates("chain_id")
     joined = images.merge(hotels, on="hotel_id", how="left").merge(chains, on="chain_id", how="left")
-    assert len(joined) == len(images)
     joined["source"] = normalise_source(joined["image_source"])
     joined = joined.rename(columns={"image_url": "url"})
     order = ["image_id", "split", "hotel_id", "hotel_name", "chain_id", "chain_name", "source", "url",
@@ -387,16 +386,16 @@ def download(
     limits = httpx.Limits(max_connections=settings.workers, max_keepalive_connections=settings.workers)
     pending = iter(jobs)
     in_flight: set[Future] = set()
-
-    def guarded(image_id: str, url: str, target: Path) -> Fetched:
-        try:
-            return fetch_one(client, url, image_id, target, settings)
-        except Exception as error:  # noqa: BLE001 - no URL may vanish without a recorded reason
-            return Fetched(image_id, cat.FAILED, reason=f"error:{type(error).__name__}", attempts=1)
-
     with httpx.Client(
         timeout=settings.timeout, verify=settings.verify, follow_redirects=True, limits=limits
     ) as client:
+
+        def guarded(image_id: str, url: str, target: Path) -> Fetched:
+            try:
+                return fetch_one(client, url, image_id, target, settings)
+            except Exception as error:  # noqa: BLE001 - no URL may vanish without a recorded reason
+                return Fetched(image_id, cat.FAILED, reason=f"error:{type(error).__name__}", attempts=1)
+
         pool = ThreadPoolExecutor(max_workers=settings.workers)
         try:
             while True:
@@ -531,7 +530,9 @@ def run(
     if split not in set(full["split"]):
         raise MetadataError(f"the metadata has no {split!r} rows; use --split train or --split test.")
     sample = full[full["split"] == split] if take_all else sample_images(full, split, hotels, per_hotel, seed)
-    sample = sample.reset_index(drop=True)
+    # The catalog is keyed by image id; an id listed twice in the CSV is fetched once
+    # (the metadata file above keeps every row).
+    sample = sample.drop_duplicates("image_id").reset_index(drop=True)
 
     catalog = ws.read_catalog() if ws.catalog_path.exists() else cat.empty_catalog()
     todo = still_to_fetch(sample, catalog, retry_failed)

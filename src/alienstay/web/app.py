@@ -94,6 +94,7 @@ def create_app(workspace: Path) -> FastAPI:
         browse = [] if chosen else gallery.catalog["image_id"].astype(str).tolist()[:RESULTS_SHOWN]
         context = {
             "words": chosen, "found": found, "browse": browse, "photos": len(gallery.catalog),
+            "browse_tags": g.selected_tags_of(gallery.tags, browse),
             "groups": g.vocabulary_groups(gallery.tags, definitions),
             "has_tags": gallery.tags is not None, "has_catalog": ws.catalog_path.exists(),
         }
