@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 notebook: $(STAMP)
-	$(BIN)/python -m alienstay.notebook notebooks/alienstay.ipynb
+	$(BIN)/python scripts/run_notebook.py notebooks/alienstay.ipynb
 
 serve: $(STAMP)
 	$(BIN)/alienstay serve --workspace $(WORKSPACE)

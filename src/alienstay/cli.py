@@ -181,6 +181,9 @@ def tag(
     device: Annotated[str, typer.Option("--device")] = "cpu",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 | bfloat16 | int8 (dynamic quantisation, CPU).")] = "float32",
     rows_per_shard: Annotated[int, typer.Option("--rows-per-shard", min=1, help="Photos per resumable shard.")] = 512,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) | ray (Ray Data: this machine or a cluster).")] = "local",
+    ray_address: Annotated[str, typer.Option("--ray-address", help="With --engine ray: local (start Ray here) | auto | host:port of a cluster.")] = "local",
+    ray_actors: Annotated[int, typer.Option("--ray-actors", min=0, help="With --engine ray: encoder actors (0: half the cluster's CPUs).")] = 0,
     caption: Annotated[bool, typer.Option("--caption", help="Also write a short caption per photo (BLIP).")] = False,
     caption_model: Annotated[str, typer.Option("--caption-model")] = "Salesforce/blip-image-captioning-base",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
@@ -191,13 +194,24 @@ def tag(
     from alienstay.models import ModelUnavailable
     from alienstay.vocabulary import VocabularyError, load_vocabulary
 
+    if engine not in ("local", "ray"):
+        fail(f"--engine {engine!r}: use local or ray.")
     ws = open_workspace(workspace)
     try:
         vocab = load_vocabulary(vocabulary)
         encoder = load_encoder(model, device=device, dtype=dtype)
     except (VocabularyError, ModelUnavailable, ValueError) as error:
         fail(str(error))
-    summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch_size, workers=workers, rows_per_shard=rows_per_shard)
+    if engine == "ray":
+        from alienstay.distributed import RayUnavailable, run_tagging_on_ray
+
+        try:
+            summary = run_tagging_on_ray(ws, encoder, vocab, batch_size=batch_size, rows_per_shard=rows_per_shard,
+                                         actors=ray_actors or None, ray_address=ray_address)
+        except RayUnavailable as error:
+            fail(str(error))
+    else:
+        summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch_size, workers=workers, rows_per_shard=rows_per_shard)
     console.print(
         f"tagged {summary.tagged_now} photos now ({summary.already_done} already done, "
         f"{summary.failed_now} could not be decoded), {summary.consolidated} in {ws.tags_path} "

@@ -47,6 +47,7 @@ PLACE_FACET = "place"
 NOISE = -1
 
 SILHOUETTE_SAMPLE = 5_000  # silhouette on at most this many points: it is O(n^2)
+KMEANS_SCAN_SAMPLE = 20_000  # the scan over k fits k-means on at most this many photos
 PAIRWISE_LIMIT = 20_000  # agglomerative and HDBSCAN hold O(n^2) work; above this they are skipped
 SIMILARITY_SAMPLE = 3_000  # photos used to compare within-class and between-class similarity
 KMEANS_INITS = 3
@@ -152,8 +153,14 @@ def choose_k_by_silhouette(
     k_max: int = 30,
     seed: int = 0,
     sample_size: int = SILHOUETTE_SAMPLE,
+    fit_sample: int = KMEANS_SCAN_SAMPLE,
 ) -> tuple[int, dict[int, float]]:
-    """The k in [k_min, k_max] (clamped to n - 1) whose k-means has the highest silhouette."""
+    """The k in [k_min, k_max] (clamped to n - 1) whose k-means has the highest silhouette.
+
+    Above ``fit_sample`` photos the scan runs on a random sample of that size (one k-means a
+    k on every photo would cost the scan's length times a full fit); the caller then fits
+    the chosen k on every photo.
+    """
     from rich.progress import track
 
     n = len(features)
@@ -167,6 +174,9 @@ def choose_k_by_silhouette(
     if k_max < k_min:
         raise ClusteringError(f"--k-max {k_max} is below --k-min {k_min}.")
     ks = range(k_min, min(k_max, n - 1) + 1)
+    if n > fit_sample:
+        rows = np.random.default_rng(seed).choice(n, size=fit_sample, replace=False)
+        features = features[np.sort(rows)]
     scores = {}
     for k in track(ks, description="silhouette over k", transient=True, disable=len(ks) < 3):
         scores[k] = silhouette(features, kmeans_labels(features, k, seed), seed, sample_size)

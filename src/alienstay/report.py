@@ -47,7 +47,10 @@ def stage_section(ws: Workspace, section: Section) -> str:
     path = ws.report_dir / section.note
     if not path.exists():
         return f"## {section.title}\n\n_Not run yet: `{section.command} --workspace {ws.root}`._\n"
-    return f"## {section.title}\n\n{demote_headings(path.read_text(encoding='utf-8'))}\n"
+    note = path.read_text(encoding="utf-8")
+    if note.startswith("# "):  # the note's own title gives way to the report's section title
+        note = note.split("\n", 1)[1] if "\n" in note else ""
+    return f"## {section.title}\n\n{demote_headings(note.strip())}\n"
 
 
 def edits_section(ws: Workspace) -> str:

@@ -133,16 +133,16 @@ class DecodeFailure:
 
 
 class PreparedImages(torch.utils.data.Dataset):
-    """Catalog rows -> (position, image_id, pixels or None, failure reason); runs in worker processes."""
+    """Catalog rows -> (position, image_id, pixels or None, DecodeFailure or None); runs in worker processes."""
 
     def __init__(self, rows: pd.DataFrame, transform) -> None:
         self.positions = rows["position"].to_numpy()
         self.ids = rows["image_id"].astype(str).tolist()
         self.paths = rows["pixels_path"].astype(str).tolist()
         self.transform = transform
-        # JPEG decoders can scale down by 1/2, 1/4, 1/8 while decoding: far cheaper than a
-        # full decode for a 640 px photo that the model sees at 224 px.
-        self.draft_side = 2 * getattr(transform, "input_size", 0) or None
+        # The JPEG decoder can scale by 1/2, 1/4, 1/8 while decoding (never below the size
+        # asked for): a 640 px photo the model sees at 224 px decodes at 320 px, far cheaper.
+        self.draft_side = getattr(transform, "input_size", 0) or None
 
     def __len__(self) -> int:
         return len(self.ids)

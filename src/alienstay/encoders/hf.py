@@ -132,6 +132,13 @@ def load_hf_encoder(model: str, device: str = "cpu", dtype: str = "float32") -> 
 
 def quantize_linear_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation of every Linear layer (weights int8, activations per batch)."""
+    import warnings
+
     from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    # torch announces the move of eager quantisation to torchao; the API still works in the
+    # pinned torch and torchao is not a dependency, so the notice would only be noise.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*quantiz.*deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
