@@ -106,3 +106,14 @@ def test_analyse_cli_on_the_real_samples(tmp_path, samples_dir):
     place = info.set_index("facet").loc["place"]
     assert f"`place` (14 words): coverage {place['coverage']:.0%}" in note
     assert "No chains in the catalog" in note
+
+
+def test_analyse_without_tags_says_which_command_to_run(workspace):
+    from alienstay.workspace import WorkspaceError
+
+    with pytest.raises(WorkspaceError, match="alienstay tag"):
+        analysis.run_analysis(workspace)
+    analysis_columns = analysis.TAG_COLUMNS + ["score"]
+    pd.DataFrame({c: pd.Series(dtype="string") for c in analysis_columns}).to_parquet(workspace.tags_path)
+    with pytest.raises(WorkspaceError, match="holds no photos"):
+        analysis.run_analysis(workspace)

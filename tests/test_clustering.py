@@ -148,3 +148,29 @@ def test_cli_prints_degenerate_input_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "at least 2" in result.output
     assert "Traceback" not in result.output and not isinstance(result.exception, ClusteringError)
+
+
+def test_cli_clusters_embeddings_and_names_clusters_by_tags(tmp_path: Path) -> None:
+    from alienstay.workspace import Workspace
+
+    ws = Workspace(write_synthetic_workspace(tmp_path / "ws"))
+    result = CliRunner().invoke(app, ["cluster", "--features", "embeddings", "--workspace", str(ws.root)])
+    assert result.exit_code == 2 and "alienstay tag" in result.output  # no embeddings yet: says what makes them
+
+    # Embeddings in the tag stage's layout: the place as a direction, plus noise.
+    ids = sorted(pd.read_parquet(ws.tags_path)["image_id"].unique())
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(0, 0.05, (len(ids), 16)).astype(np.float32)
+    for row, image_id in enumerate(ids):
+        matrix[row, int(image_id[-5])] += 1.0  # photoN.jpg: N is the place index
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    ws.embeddings_dir.mkdir(parents=True, exist_ok=True)
+    np.save(ws.embeddings_matrix_path, matrix.astype(np.float16))
+    pd.DataFrame({"image_id": ids}).to_parquet(ws.embeddings_ids_path, index=False)
+    ws.embeddings_meta_path.write_text('{"model_id": "synthetic"}')
+
+    result = CliRunner().invoke(app, ["cluster", "--features", "embeddings", "--k-max", "8", "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(ws.clusters_path)
+    assert table["features"].eq("embeddings").all() and table["k"].iloc[0] == 4
+    assert set(table["name"]) == set(PLACES)  # names come from the tags of the same photos

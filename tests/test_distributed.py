@@ -89,6 +89,19 @@ def assert_same_outputs(ray_ws: Workspace, local_ws: Workspace) -> None:
     assert meta == local_meta
 
 
+def test_unreachable_cluster_says_how_to_start_one(template, tiny_clip, tmp_path, monkeypatch):
+    # First in the module, before the shared Ray session exists (an open session is reused).
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ws = copy_of(template, tmp_path / "ws")
+    result = runner.invoke(
+        app, ["tag", "--engine", "ray", "--ray-address", "auto", "--model", str(tiny_clip), "-w", str(ws.root)]
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "ray start --head" in text and "--ray-address local" in text
+    assert not ws.tags_path.exists()
+
+
 def test_ray_engine_writes_the_same_tags_and_embeddings_as_local(ray_cluster, template, local_run, tiny_clip, tmp_path):
     ws = copy_of(template, tmp_path / "ws")
     result = runner.invoke(
@@ -140,15 +153,3 @@ def test_workers_load_the_encoder_by_spec_and_refuse_another_revision(encoder, t
     other = tagging.TagSettings(settings.model_id, "0123abcd", settings.dtype, settings.vocab_hash)
     with pytest.raises(distributed.EncoderMismatch, match="same snapshot"):
         distributed.check_same_model(reloaded, other)
-
-
-def test_unreachable_cluster_says_how_to_start_one(template, tiny_clip, tmp_path, monkeypatch):
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    ws = copy_of(template, tmp_path / "ws")
-    result = runner.invoke(
-        app, ["tag", "--engine", "ray", "--ray-address", "127.0.0.1:1", "--model", str(tiny_clip), "-w", str(ws.root)]
-    )
-    assert result.exit_code == 2
-    text = " ".join(result.output.split())
-    assert "ray start --head" in text and "--ray-address local" in text
-    assert not ws.tags_path.exists()

@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 import tinymodels
 from alienstay.cli import app
 from alienstay.editing import pipelines as P
+from alienstay.editing import series
+from alienstay.editing.faithfulness import Guard
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.series import EDIT_COLUMNS, choose_photos
 from alienstay.workspace import Workspace
@@ -38,6 +40,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
         "controlnet": tinymodels.build_tiny_controlnet(root / "controlnet"),
         "clipseg": tinymodels.build_tiny_clipseg(root / "clipseg"),
         "lcm": tinymodels.build_tiny_lcm_lora(root / "lcm"),
+        "dino": tinymodels.build_tiny_dino(root / "dino"),
     }
 
 
@@ -97,12 +100,20 @@ def test_same_seed_gives_identical_output(tiny, samples_dir):
     assert not np.array_equal(first, other)
 
 
+def run_core_series(ws: Workspace, recipe_name: str, editor, mask_for=series.no_mask, photos: int = 2) -> pd.DataFrame:
+    """The series core on two photos: the CLI test above covers the full command."""
+    recipe = load_recipes().get(recipe_name)
+    chosen = series.photos_for_workspace(ws, 5).head(photos)
+    settings = series.SeriesSettings(method=editor.method, steps=2, size=64)
+    return series.run_series(ws, recipe, chosen, editor, settings, Guard(use_lpips=False), mask_for)
+
+
 def test_controlnet_series_records_both_models_and_a_line_map(ws, tiny, samples_dir):
-    result = edit(ws, "--recipe", "alien_style", "--model", str(tiny["sd"]), "--controlnet", str(tiny["controlnet"]), *FAST)
-    assert result.exit_code == 0, result.output
-    table = pd.read_parquet(ws.edits_path)
-    assert (table["method"] == "controlnet").all() and (table["strength"] == 0.6).all()
+    editor = P.load_editor("controlnet", load_recipes().get("alien_style"), model=str(tiny["sd"]), controlnet=str(tiny["controlnet"]))
+    table = run_core_series(ws, "alien_style", editor)
+    assert len(table) == 2 * 2 and (table["method"] == "controlnet").all() and (table["strength"] == 0.6).all()
     assert table["model_id"].iloc[0] == f"{tiny['sd']} + {tiny['controlnet']}"
+    assert pd.read_parquet(ws.edits_path)["edit_id"].tolist() == table["edit_id"].tolist()
     lines = P.mlsd_lines(P.fit_size(Image.open(sorted(samples_dir.glob("*.jpg"))[0]), 256))
     assert 0 < (np.asarray(lines) > 0).mean() < 0.5  # OpenCV's LSD found the room's straight lines
 
@@ -112,17 +123,20 @@ def test_inpainting_leaves_the_photo_untouched_outside_a_mask_file(ws, tiny, tmp
     mask[20:40, 10:40] = 255
     mask_path = tmp_path / "bed_mask.png"
     Image.fromarray(mask).save(mask_path)
-    result = edit(ws, "--recipe", "bed_decoration", "--model", str(tiny["inpaint"]), "--mask", str(mask_path), *FAST)
-    assert result.exit_code == 0, result.output
-    table = pd.read_parquet(ws.edits_path)
+    recipe = load_recipes().get("bed_decoration")
+    mask_for = series.make_mask_for(recipe, "inpaint", mask_path, mask_model="unused")
+    table = run_core_series(ws, "bed_decoration", P.InpaintEditor(str(tiny["inpaint"])), mask_for)
+    assert len(table) == 2 * 3
     assert (table["outside_mask_change"] == 0.0).all()  # the original pasted back by construction
     assert (table["mask_area"] > 0).all() and (table["mask_area"] < 0.35).all()
 
 
 def test_inpainting_mask_from_a_text_query_with_clipseg(ws, tiny):
-    result = edit(ws, "--recipe", "bed_decoration", "--model", str(tiny["inpaint"]), "--mask-model", str(tiny["clipseg"]), *FAST)
-    assert result.exit_code == 0, result.output
-    table = pd.read_parquet(ws.edits_path)
+    result = edit(ws, "--recipe", "bed_decoration", "--model", "/no/such/inpaint/model", "--mask-model", str(tiny["clipseg"]), *FAST)
+    assert result.exit_code == 2 and "/no/such/inpaint/model is not a folder" in result.output
+    recipe = load_recipes().get("bed_decoration")
+    mask_for = series.make_mask_for(recipe, "inpaint", None, mask_model=str(tiny["clipseg"]))
+    table = run_core_series(ws, "bed_decoration", P.InpaintEditor(str(tiny["inpaint"])), mask_for)
     assert table["mask_area"].notna().all() and table["outside_mask_change"].notna().all()
     # a random CLIPSeg marks most of the photo: the guard must refuse to call that "local"
     large = table[table["mask_area"] > 0.35]
@@ -140,7 +154,7 @@ def test_lcm_lora_switches_to_the_lcm_scheduler_and_is_recorded(tiny, samples_di
     assert editor.edit(Image.open(sorted(samples_dir.glob("*.jpg"))[1]), request).image.size[0] == 64
 
 
-def test_classical_series_is_labelled_not_diffusion_and_faithful(ws):
+def test_classical_series_is_labelled_not_diffusion_and_faithful(ws, tiny):
     result = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "128", "--images", "5")
     assert result.exit_code == 0, result.output
     assert "NOT diffusion" in result.output
@@ -148,6 +162,14 @@ def test_classical_series_is_labelled_not_diffusion_and_faithful(ws):
     assert (~table["is_diffusion"]).all() and table["model_id"].str.contains("NOT diffusion").all()
     assert (table[table["value"] == "on"]["verdict"] == "faithful").all()
     assert math.isnan(table["lpips"].iloc[0])  # no LPIPS weights here: recorded missing, not invented
+
+    assert table["dino_distance"].isna().all()
+
+    with_dino = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "128", "--images", "5", "--dino", str(tiny["dino"]))
+    assert with_dino.exit_code == 0, with_dino.output
+    remeasured = pd.read_parquet(ws.edits_path)  # same edits, not redone, now with the DINO metric
+    assert len(remeasured) == 10 and remeasured["dino_distance"].notna().all()
+    assert remeasured["seconds"].tolist() == table["seconds"].tolist()
 
     smaller = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "96", "--images", "5")
     assert smaller.exit_code == 0 and len(pd.read_parquet(ws.edits_path)) == 20  # new settings: appended

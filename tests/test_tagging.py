@@ -245,6 +245,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(prepared, prepared_temp
     # a kill between the embeddings shard and its tag shard leaves an orphan: it must be redone, not duplicated
     tags_dir, _ = tagging.shard_dirs(prepared, settings)
     tagging.tag_shards(tags_dir)[-1].unlink()
+    # a kill in the middle of a write leaves only a temporary file, never a half shard under the real name
+    (tags_dir / ".part-000000004-000000005.parquet.x1y2.tmp").write_bytes(b"PAR1 half written")
 
     summary = tagging.run_tagging(prepared, encoder, vocab, batch_size=2, workers=1, show_progress=False)
     assert summary.already_done == 2 and summary.tagged_now == 6

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 import webworkspace
 from alienstay.web.app import create_app
-from alienstay.web.gallery import search
+from alienstay.web.gallery import build_search_index, search
 
 
 @pytest.fixture
@@ -55,6 +55,7 @@ def test_search_page_shows_results_in_order_with_chips(client: TestClient) -> No
 def test_photo_page_and_api_show_tags_cluster_catalog_and_edits(client: TestClient) -> None:
     record = client.get("/api/images/h1/a.jpg").json()
     assert record["cluster"]["cluster"] == 0 and record["cluster"]["name"] == "pool + night"
+    assert [n["image_id"] for n in record["neighbours"]] == ["h2/b.jpg", "h1/c.jpg"]  # nearest on the map first
     assert record["catalog"]["hotel_id"] == "h1"
     assert [t["tag"] for t in record["tags"][0]["tags"]] == ["pool", "bedroom"]
     assert {e["edit_id"] for e in record["edits"]} >= {"e0", "e1"}
@@ -118,5 +119,6 @@ def test_search_core_ties_break_by_id() -> None:
     tags = pd.DataFrame(
         {"image_id": ["b", "a", "c"], "facet": "place", "tag": "pool", "prob": [0.5, 0.5, 0.6], "selected": True}
     )
-    assert search(tags, ["pool"])["image_id"].tolist() == ["c", "a", "b"]
-    assert search(tags, []).empty and search(None, ["pool"]).empty
+    index = build_search_index(tags)
+    assert search(index, ["pool"])["image_id"].tolist() == ["c", "a", "b"]
+    assert search(index, []).empty and search(build_search_index(None), ["pool"]).empty

@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from alienstay import catalog as cat  # noqa: E402
-from alienstay.workspace import Workspace, write_text  # noqa: E402
+from alienstay.workspace import Workspace, WorkspaceError, write_text  # noqa: E402
 
 TAG_COLUMNS = ["image_id", "facet", "tag", "prob", "selected", "model_id", "vocab_hash"]
 
@@ -332,6 +332,11 @@ def read_tags_for_analysis(ws: Workspace) -> pd.DataFrame:
 def run_analysis(ws: Workspace, examples_per_tag: int = 6, thresholds: Thresholds = Thresholds()) -> Path:
     """Read tags + catalog, write report/tags.md and its PNG figures; return the note's path."""
     tags = read_tags_for_analysis(ws)
+    if tags.empty:
+        raise WorkspaceError(
+            f"{ws.tags_path} holds no photos: check that `alienstay preprocess --workspace {ws.root}` "
+            "kept some photos (status ok), then run `alienstay tag` again."
+        )
     catalog = cat.usable(ws.read_catalog())
     note = build_note(tags, catalog, ws.report_dir, examples_per_tag, thresholds)
     path = write_text(note, ws.report_dir / "tags.md")

@@ -212,6 +212,8 @@ def tag(
             fail(str(error))
     else:
         summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch_size, workers=workers, rows_per_shard=rows_per_shard)
+    if summary.images == 0:
+        fail(f"no usable photos in {ws.catalog_path}: run `alienstay preprocess --workspace {ws.root}` first.")
     console.print(
         f"tagged {summary.tagged_now} photos now ({summary.already_done} already done, "
         f"{summary.failed_now} could not be decoded), {summary.consolidated} in {ws.tags_path} "
@@ -281,7 +283,7 @@ def edit(
     strength: Annotated[Optional[float], typer.Option("--strength", help="img2img / inpaint strength (0-1).")] = None,
     mask: Annotated[Optional[Path], typer.Option("--mask", help="Mask file, or folder of <image stem>.png masks (white = edit).")] = None,
     mask_model: Annotated[str, typer.Option("--mask-model", help="CLIPSeg model for text-query masks.")] = "CIDAS/clipseg-rd64-refined",
-    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="LCM-LoRA id or folder: few-step sampling (use ~4 steps, guidance ~1-2).")] = None,
+    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="LCM-LoRA id or folder: few-step sampling with LCMScheduler (then default 4 steps, guidance 1).")] = None,
     attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
     clip: Annotated[str, typer.Option("--clip", help="Image-text encoder for the CLIP direction: none | auto | offline | id/folder.")] = "none",

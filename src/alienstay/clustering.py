@@ -68,12 +68,13 @@ def tag_feature_matrix(tags: pd.DataFrame) -> tuple[list[str], list[str], np.nda
                 f"tags.parquet mixes several values of {column} ({sorted(tags[column].unique())}): "
                 "re-run `alienstay tag` so every photo is tagged by one model and one vocabulary."
             )
-    words = tags.assign(word=tags["facet"].astype(str) + ":" + tags["tag"].astype(str))
-    matrix = words.pivot_table(index="image_id", columns="word", values="prob", aggfunc="first", sort=True)
-    # Columns in the vocabulary's own order (facet order as first seen, then word order).
-    order = list(dict.fromkeys(words["word"]))
-    matrix = matrix[order].fillna(0.0)
-    return list(matrix.index.astype(str)), order, matrix.to_numpy(dtype=np.float32)
+    # Scatter by integer codes rather than pivot_table: flat memory at millions of rows.
+    # Rows sorted by image id; columns in the vocabulary's own order (as first seen).
+    image_codes, image_ids = pd.factorize(tags["image_id"].astype(str), sort=True)
+    word_codes, words = pd.factorize(tags["facet"].astype(str) + ":" + tags["tag"].astype(str))
+    matrix = np.zeros((len(image_ids), len(words)), dtype=np.float32)
+    matrix[image_codes, word_codes] = tags["prob"].to_numpy(dtype=np.float32)
+    return list(image_ids), list(words), matrix
 
 
 def place_pseudo_classes(tags: pd.DataFrame) -> pd.Series:
@@ -493,7 +494,9 @@ def plot_map(
             pixels = _thumbnail(thumbnails.get(result.image_ids[index]))
             if pixels is None:
                 continue
-            box = AnnotationBbox(OffsetImage(pixels, zoom=0.7), (x[index], y[index]), frameon=True, pad=0.15)
+            # The frame in the cluster's colour: the thumbnail hides the dot it stands for.
+            frame = {"edgecolor": colours[index], "linewidth": 2.5}
+            box = AnnotationBbox(OffsetImage(pixels, zoom=0.7), (x[index], y[index]), pad=0.15, bboxprops=frame)
             axes[0].add_artist(box)
             drawn += 1
     axes[0].legend(

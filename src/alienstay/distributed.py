@@ -55,10 +55,11 @@ from alienstay.workspace import Workspace
 
 LOCAL = "local"  # --ray-address: start Ray on this machine
 CPUS_PER_ACTOR = 1
-# Memory reserved for a decode task (its worker process and a batch of pixels). Remote args
-# that differ from the actors' also keep Ray from fusing decoding into the encoder actors:
-# decoding then runs on other cores while the actors encode, as the local DataLoader workers do.
-DECODE_TASK_MEMORY = 512 * 2**20
+# Memory reserved for a decode task: its worker process (torch and the image processor loaded,
+# ~600 MiB measured by Ray) and a batch of pixels. Remote args that differ from the actors' also
+# keep Ray from fusing decoding into the encoder actors: decoding then runs on other cores while
+# the actors encode, as the local engine's DataLoader workers do.
+DECODE_TASK_MEMORY = 1024 * 2**20
 
 
 class RayUnavailable(RuntimeError):
@@ -262,7 +263,10 @@ def tag_dataset(
 
     transform = encoder.image_transform()
     pixel_shape, pixel_dtype = pixel_layout(transform)
-    tags_dir, embeddings_dir = shard_dirs(ws, settings)
+    # Workers run in other folders (or on other machines): paths relative to the driver's folder
+    # (a relative --workspace) are made absolute here.
+    tags_dir, embeddings_dir = (folder.absolute() for folder in shard_dirs(ws, settings))
+    rows = rows.assign(pixels_path=[str(Path(path).absolute()) for path in rows["pixels_path"]])
     # One block a would-be shard, cut here (from_pandas's own splitting breaks on pandas 3 frames).
     blocks = [rows.iloc[start : start + rows_per_shard] for start in range(0, len(rows), rows_per_shard)]
     return (

@@ -64,7 +64,7 @@ def edits_section(ws: Workspace) -> str:
     if "classical" in set(edits["method"].astype(str)):
         parts.append(
             "\n**Note:** the `classical` method is a photographic grade (exposure, colour "
-            "temperature), not diffusion; it runs where no diffusion weights could be had.\n"
+            "temperature), NOT diffusion; it runs where no diffusion weights could be had.\n"
         )
     verdicts = edits.pivot_table(
         index="recipe", columns="verdict", values="edit_id", aggfunc="count", fill_value=0

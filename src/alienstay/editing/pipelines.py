@@ -174,8 +174,20 @@ def apply_speed(pipe: Any, speed: Speed) -> list[str]:
     return loaded
 
 
+# Only what a diffusers pipeline loads: a hub repo like SD 1.5 also holds single-file checkpoints,
+# fp16 / non-EMA variants and a safety checker, tens of GB we never read.
+PIPELINE_FILES = [
+    "model_index.json",
+    *(f"{part}/*.json" for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor")),
+    "tokenizer/*.txt",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+]
+
+
 def _from_pretrained(pipeline_class: Any, model: str, **components: Any) -> tuple[Any, str]:
-    resolved = resolve(model)
+    resolved = resolve(model, allow_patterns=PIPELINE_FILES)
     # The safety checker is dropped on purpose: hotel rooms are safe, and its false positives
     # would black out photos; it also costs a second large model in memory.
     pipe = pipeline_class.from_pretrained(
@@ -227,7 +239,9 @@ class ControlNetEditor:
         if control not in CONTROL_MAPS:
             raise ValueError(f"unknown control map '{control}'; use one of {sorted(CONTROL_MAPS)}.")
         self.control = control
-        resolved_controlnet = resolve(controlnet or DEFAULT_CONTROLNETS[control])
+        resolved_controlnet = resolve(
+            controlnet or DEFAULT_CONTROLNETS[control], allow_patterns=["config.json", "diffusion_pytorch_model.safetensors"]
+        )
         net = ControlNetModel.from_pretrained(str(resolved_controlnet.path))
         self.pipe, model_id = _from_pretrained(StableDiffusionControlNetImg2ImgPipeline, model, controlnet=net)
         self.model_id = " + ".join([model_id, resolved_controlnet.model_id, *apply_speed(self.pipe, speed)])

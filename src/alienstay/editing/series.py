@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +37,9 @@ EDIT_COLUMNS = [
     "pixel_change", "mask_area", "is_diffusion",
 ]
 MIN_PHOTOS, MAX_PHOTOS = 5, 10
+LCM_STEPS, LCM_GUIDANCE = 4, 1.0  # what LCM-LoRA is distilled for: a few steps, no guidance branches
+
+log = logging.getLogger("alienstay")
 
 
 # ---- which photos ------------------------------------------------------------------------
@@ -167,7 +171,11 @@ def run_series(
     done = set(table["edit_id"]) if not table.empty else set()
     series_ids: list[str] = []
     for photo in photos.itertuples():
-        original = fit_size(Image.open(photo.prepared_path), settings.size)
+        try:
+            original = fit_size(Image.open(photo.prepared_path), settings.size)
+        except (OSError, ValueError) as error:  # one unreadable photo must not stop the series
+            log.warning("skipping %s: %s cannot be read (%s); rerun preprocess.", photo.image_id, photo.prepared_path, error)
+            continue
         new_rows = []
         for value in recipe.value_names:
             request = build_request(recipe, value, settings)
@@ -175,19 +183,46 @@ def run_series(
             series_ids.append(key)
             output_path = ws.edits_dir / f"{key}.png"
             if key in done and output_path.exists():
+                previous = table.loc[table["edit_id"] == key].iloc[0]
+                if guard_adds_metrics(guard, previous):  # same pixels, a better-equipped guard
+                    new_rows.append(_remeasure(recipe, photo, original, request, guard, mask_for, previous))
                 on_edit()
                 continue
-            new_rows.append(_one_edit(ws, recipe, photo, original, editor, request, guard, mask_for, key, output_path))
+            new_rows.append(_one_edit(recipe, photo, original, editor, request, guard, mask_for, key, output_path))
             on_edit()
         if new_rows:
             fresh = pd.DataFrame(new_rows, columns=EDIT_COLUMNS)
             table = fresh if table.empty else pd.concat([table[~table["edit_id"].isin(fresh["edit_id"])], fresh], ignore_index=True)
             write_parquet(table, ws.edits_path)  # after every photo: an interruption loses one photo at most
             done |= set(fresh["edit_id"])
-    return table.set_index("edit_id").loc[series_ids].reset_index()
+    return table[table["edit_id"].isin(series_ids)].reset_index(drop=True)
 
 
-def _one_edit(ws, recipe, photo, original, editor, request, guard, mask_for, key, output_path) -> dict[str, Any]:
+def guard_adds_metrics(guard: Guard, row: pd.Series) -> bool:
+    """True when this guard can fill a metric the stored row lacks (e.g. a rerun with --clip)."""
+    return (guard.encoder is not None and pd.isna(row["clip_direction"])) or (
+        guard.dino_model is not None and pd.isna(row["dino_distance"])
+    )
+
+
+def _remeasure(recipe, photo, original, request, guard, mask_for, previous: pd.Series) -> dict[str, Any]:
+    edited = Image.open(previous["output_path"]).convert("RGB")
+    mask = mask_for(photo.image_id, original, request)
+    metrics = guard.measure(original, edited, mask=mask, source_text=recipe.source, target_text=request.value.prompt)
+    return {**previous.to_dict(), **_judged(metrics, recipe)}
+
+
+def _judged(metrics, recipe: Recipe) -> dict[str, Any]:
+    decision, reason = verdict(metrics, recipe.thresholds)
+    return {
+        "structure_ssim": metrics.structure_ssim, "edge_ssim": metrics.edge_ssim, "lpips": metrics.lpips,
+        "dino_distance": metrics.dino_distance, "outside_mask_change": metrics.outside_mask_change,
+        "clip_direction": metrics.clip_direction, "verdict": decision, "verdict_reason": reason,
+        "pixel_change": metrics.pixel_change, "mask_area": metrics.mask_area,
+    }
+
+
+def _one_edit(recipe, photo, original, editor, request, guard, mask_for, key, output_path) -> dict[str, Any]:
     mask = mask_for(photo.image_id, original, request)
     started = time.perf_counter()
     output = editor.edit(original, request, mask=mask)
@@ -196,7 +231,6 @@ def _one_edit(ws, recipe, photo, original, editor, request, guard, mask_for, key
     with atomic_path(output_path) as tmp:
         edited.save(tmp, format="PNG")
     metrics = guard.measure(original, edited, mask=output.mask, source_text=recipe.source, target_text=request.value.prompt)
-    decision, reason = verdict(metrics, recipe.thresholds)
     return {
         "edit_id": key, "image_id": photo.image_id, "recipe": recipe.name, "parameter": recipe.parameter,
         "value": request.value.name, "method": editor.method, "model_id": editor.model_id, "seed": request.seed,
@@ -204,10 +238,7 @@ def _one_edit(ws, recipe, photo, original, editor, request, guard, mask_for, key
         "guidance_scale": _num(request.guidance_scale), "image_guidance_scale": _num(request.image_guidance_scale),
         "strength": _num(request.strength), "size": request.size, "seconds": seconds,
         "output_path": str(output_path), "source_path": str(photo.prepared_path),
-        "structure_ssim": metrics.structure_ssim, "edge_ssim": metrics.edge_ssim, "lpips": metrics.lpips,
-        "dino_distance": metrics.dino_distance, "outside_mask_change": metrics.outside_mask_change,
-        "clip_direction": metrics.clip_direction, "verdict": decision, "verdict_reason": reason,
-        "pixel_change": metrics.pixel_change, "mask_area": metrics.mask_area, "is_diffusion": editor.is_diffusion,
+        **_judged(metrics, recipe), "is_diffusion": editor.is_diffusion,
     }
 
 
@@ -383,12 +414,17 @@ def edit_workspace(ws: Workspace, options: EditOptions, on_edit: Callable[[], No
     guard = load_guard(options.clip, options.dino)
     mask_for = make_mask_for(recipe, method, options.mask, options.mask_model)
     extra = {"control": options.control} if options.control else {}
+    lcm = options.lcm_lora is not None and editor.is_diffusion
     settings = SeriesSettings(
-        method=method, seed=options.seed, steps=options.steps, size=options.size, guidance_scale=options.guidance,
+        method=method, seed=options.seed, size=options.size,
+        steps=options.steps if options.steps is not None or not lcm else LCM_STEPS,
+        guidance_scale=options.guidance if options.guidance is not None or not lcm else LCM_GUIDANCE,
         image_guidance_scale=options.image_guidance, strength=options.strength, extra=extra,
     )
     on_start(len(photos) * len(recipe.values))
     rows = run_series(ws, recipe, photos, editor, settings, guard, mask_for, on_edit)
+    if rows.empty:
+        raise ValueError(f"no photo of the series could be edited (see the warnings above); check {ws.catalog_path}.")
     grid = draw_grid(rows, recipe, photos, ws.report_dir / f"edits_{recipe.name}.png")
     ws.log_run("edit", recipe=recipe.name, method=method, model_id=editor.model_id, seed=options.seed,
                steps=options.steps, size=options.size, images=len(photos), clip=options.clip, dino=options.dino)

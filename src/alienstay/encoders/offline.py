@@ -19,6 +19,7 @@ plain module.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import warnings
@@ -54,10 +55,11 @@ DEFAULT_TOP_T = 10
 # was measured worse on the sample photos (bench_offline): the shared template pulls every image
 # towards prompts that merely share its wording (e.g. "night" over "daylight" on all 8 photos).
 CLASS_TEMPLATE = "{}"
-# Cosines between ConSE image embeddings and prompts spread over about 0.1-0.2 within a facet
-# (CLIP's spread is ~0.05, hence its scale of 100). A scale of 30 turns a 0.05 cosine lead into
-# a 4.5x probability ratio: a clear winner when there is one, never one-hot on a small margin.
-# benchmarks/bench_offline.py prints the measured spreads and the resulting top probabilities.
+# Within a facet, ConSE cosines to the vocabulary's words spread with a standard deviation of
+# ~0.05 (median over 13 real photos and the packaged vocabulary's facets); CLIP's spread ~0.02-0.03
+# at its learned scale of 100. A scale of 30 gives logits that spread ~1.5: a 0.05 cosine lead
+# becomes a 4.5x probability ratio, so the top word of a facet gets a median probability of ~0.6,
+# neither flat nor one-hot. benchmarks/bench_offline.py prints both figures for the current files.
 DEFAULT_LOGIT_SCALE = 30.0
 # Agreement an accelerated classifier must show with eager PyTorch on the probe batch.
 MAX_LOGIT_DIFF = 1e-3
@@ -110,7 +112,7 @@ class OfflineEncoder:
         self.top_t = top_t
         self.device = device
         self.logit_scale = logit_scale
-        self.revision = _revision(top_t)
+        self.revision = _revision(class_names, top_t)
 
     @property
     def backend(self) -> str:
@@ -230,9 +232,11 @@ def embed_sentences(text_model, texts: list[str]) -> torch.Tensor:
     return embeddings.float().cpu()
 
 
-def _revision(top_t: int) -> str:
+def _revision(class_names: list[str], top_t: int) -> str:
+    """Package versions of both models, plus what we add: the embedded class texts and T."""
     versions = "+".join(f"{dist}=={metadata.version(dist)}" for _, dist in REQUIRED_PACKAGES[:3])
-    return f"{versions};conse-top{top_t}"
+    class_texts = "\n".join(CLASS_TEMPLATE.format(name) for name in class_names)
+    return f"{versions};classes-{hashlib.sha256(class_texts.encode()).hexdigest()[:8]};conse-top{top_t}"
 
 
 # ---- classifier runtimes: eager PyTorch, channels-last, ONNX Runtime ----

@@ -73,8 +73,8 @@ def create_app(workspace: Path) -> FastAPI:
 
     def run_search(words: list[str], limit: int) -> dict:
         gallery = fresh()
-        unknown = [w for w in words if w not in g.known_words(gallery.tags)]
-        ranked = g.search(gallery.tags, words)
+        unknown = [w for w in words if w not in g.known_words(gallery.words)]
+        ranked = g.search(gallery.index, words)
         ranked = ranked[ranked["image_id"].isin(gallery.catalog.index)]
         shown = ranked.head(limit)
         chips = g.selected_tags_of(gallery.tags, shown["image_id"].tolist())
@@ -95,7 +95,7 @@ def create_app(workspace: Path) -> FastAPI:
         context = {
             "words": chosen, "found": found, "browse": browse, "photos": len(gallery.catalog),
             "browse_tags": g.selected_tags_of(gallery.tags, browse),
-            "groups": g.vocabulary_groups(gallery.tags, definitions),
+            "groups": g.vocabulary_groups(gallery.words, definitions),
             "has_tags": gallery.tags is not None, "has_catalog": ws.catalog_path.exists(),
         }
         return templates.TemplateResponse(request, "index.html", context)
@@ -134,7 +134,7 @@ def create_app(workspace: Path) -> FastAPI:
     # ---- JSON API -----------------------------------------------------------------------
     @app.get("/api/tags")
     def api_tags() -> dict:
-        return {"facets": g.vocabulary_groups(fresh().tags, definitions)}
+        return {"facets": g.vocabulary_groups(fresh().words, definitions)}
 
     @app.get("/api/search")
     def api_search(words: str = "", limit: int = Query(RESULTS_SHOWN, ge=1, le=10_000)) -> dict:
@@ -157,6 +157,11 @@ def create_app(workspace: Path) -> FastAPI:
             "catalog": g.catalog_info(gallery.catalog, image_id),
             "tags": g.tags_by_facet(gallery.tags, image_id),
             "cluster": g.cluster_of(gallery.clusters, image_id),
+            "neighbours": [
+                {"image_id": i, "image": photo_url(i), "page": page_url(i)}
+                for i in g.cluster_neighbours(gallery.clusters, image_id)
+                if i in gallery.catalog.index
+            ],
             "edits": with_media(g.edits_rows(gallery.edits, image_id=image_id)),
         }
 

@@ -27,7 +27,7 @@ def read_optional(path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
-def mtime(path: Path) -> float | None:
+def mtime(path: Path) -> int | None:
     return path.stat().st_mtime_ns if path.exists() else None
 
 
@@ -37,7 +37,9 @@ class Gallery:
 
     ws: Workspace
     catalog: pd.DataFrame = field(init=False)  # usable photos, indexed by image_id
-    tags: pd.DataFrame | None = field(init=False)
+    tags: PhotoTags | None = field(init=False)  # a photo's rows in one slice
+    words: pd.DataFrame | None = field(init=False)  # facet, tag, photos (selected count), in vocabulary order
+    index: dict[str, pd.Series] = field(init=False)  # search index: word -> prob by image_id
     clusters: pd.DataFrame | None = field(init=False)
     edits: pd.DataFrame | None = field(init=False)
     _stamps: tuple = field(init=False, default=())
@@ -59,7 +61,10 @@ class Gallery:
             catalog = read_optional(self.ws.catalog_path)
             catalog = cat.empty_catalog() if catalog is None else cat.usable(catalog)
             self.catalog = catalog.drop_duplicates("image_id").set_index("image_id", drop=False)
-            self.tags = read_optional(self.ws.tags_path)
+            tags = read_optional(self.ws.tags_path)
+            self.tags = None if tags is None else PhotoTags.of(tags)
+            self.words = None if tags is None else word_counts(tags)
+            self.index = build_search_index(tags)
             self.clusters = read_optional(self.ws.clusters_path)
             self.edits = read_optional(self.ws.edits_path)
             self._stamps = stamps
@@ -89,17 +94,24 @@ def inside_workspace(root: Path, path: Any) -> Path | None:
 
 
 # ---- vocabulary and search ----------------------------------------------------------------
-def vocabulary_groups(tags: pd.DataFrame | None, definitions: dict[tuple[str, str], str]) -> list[dict]:
-    """The words the photos were tagged with, grouped by facet (in tag order), with photo counts."""
-    if tags is None or tags.empty:
+def word_counts(tags: pd.DataFrame) -> pd.DataFrame:
+    """Every (facet, tag) in vocabulary order with how many photos have it selected."""
+    words = tags[["facet", "tag"]].drop_duplicates().reset_index(drop=True)
+    counts = tags[tags["selected"].astype(bool)].groupby(["facet", "tag"]).size()
+    photos = [int(counts.get((f, t), 0)) for f, t in zip(words["facet"], words["tag"])]
+    return words.assign(photos=photos)
+
+
+def vocabulary_groups(words: pd.DataFrame | None, definitions: dict[tuple[str, str], str]) -> list[dict]:
+    """The words the photos were tagged with, grouped by facet (in vocabulary order), with photo counts."""
+    if words is None or words.empty:
         return []
-    counts = tags[tags["selected"]].groupby(["facet", "tag"]).size()
-    words = tags[["facet", "tag"]].drop_duplicates()
     groups = []
     for facet in dict.fromkeys(words["facet"]):
+        rows = words[words["facet"] == facet]
         entries = [
-            {"tag": t, "photos": int(counts.get((facet, t), 0)), "definition": definitions.get((facet, t), "")}
-            for t in words.loc[words["facet"] == facet, "tag"]
+            {"tag": t, "photos": n, "definition": definitions.get((facet, t), "")}
+            for t, n in zip(rows["tag"], rows["photos"])
         ]
         groups.append({"facet": facet, "tags": entries})
     return groups
@@ -110,55 +122,80 @@ def parse_words(text: str | None) -> list[str]:
     return list(dict.fromkeys(w.strip() for w in (text or "").split(",") if w.strip()))
 
 
-def matches_word(tags: pd.DataFrame, word: str) -> pd.Series:
+def known_words(words: pd.DataFrame | None) -> set[str]:
     """A word is a bare tag (any facet) or `facet:tag` (one facet)."""
-    if ":" in word:
-        facet, tag = word.split(":", 1)
-        return (tags["facet"] == facet) & (tags["tag"] == tag)
-    return tags["tag"] == word
-
-
-def known_words(tags: pd.DataFrame | None) -> set[str]:
-    if tags is None:
+    if words is None:
         return set()
-    return set(tags["tag"].astype(str)) | set(tags["facet"].astype(str) + ":" + tags["tag"].astype(str))
+    return set(words["tag"].astype(str)) | set(words["facet"].astype(str) + ":" + words["tag"].astype(str))
 
 
-def search(tags: pd.DataFrame | None, words: list[str]) -> pd.DataFrame:
+def build_search_index(tags: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """word -> the probability of that word for each photo that has it **selected**.
+
+    Built once a load, so a query is a few index intersections however many photos there are.
+    A bare tag that exists in several facets keeps, per photo, its highest probability.
+    """
+    if tags is None or tags.empty:
+        return {}
+    selected = tags[tags["selected"].astype(bool)].reset_index(drop=True)
+    index: dict[str, pd.Series] = {}
+    for (facet, tag), rows in selected.groupby(["facet", "tag"], sort=False):
+        probs = rows.groupby("image_id")["prob"].max().astype(np.float64)
+        index[f"{facet}:{tag}"] = probs
+        index[tag] = probs if tag not in index else pd.concat([index[tag], probs]).groupby(level=0).max()
+    return index
+
+
+def search(index: dict[str, pd.Series], words: list[str]) -> pd.DataFrame:
     """Photos that have EVERY word among their selected tags, best first.
 
     Only selected tags count as a match (a word the tagger was not confident about is no
     promise to the guest). Rank: the sum of the matched tags' probabilities; ties by id.
     """
-    columns = ["image_id", "score"]
-    if tags is None or tags.empty or not words:
-        return pd.DataFrame(columns=columns)
-    selected = tags[tags["selected"].astype(bool)]
-    per_word = []
-    for word in words:
-        hits = selected[matches_word(selected, word)]
-        per_word.append(hits.groupby("image_id")["prob"].max().rename(word))
-    every = pd.concat(per_word, axis=1, join="inner")
+    if not words or any(w not in index for w in words):
+        return pd.DataFrame({"image_id": pd.Series(dtype=str), "score": pd.Series(dtype=float)})
+    every = pd.concat([index[w].rename(w) for w in words], axis=1, join="inner")
     ranked = pd.DataFrame({"image_id": every.index.astype(str), "score": every.sum(axis=1).to_numpy(np.float64)})
     return ranked.sort_values(["score", "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def selected_tags_of(tags: pd.DataFrame | None, image_ids: list[str]) -> dict[str, list[dict]]:
+@dataclass(frozen=True)
+class PhotoTags:
+    """tags.parquet sorted by photo, with where each photo's rows sit: a photo's tags in one slice."""
+
+    frame: pd.DataFrame
+    spans: dict[str, tuple[int, int]]
+
+    @classmethod
+    def of(cls, tags: pd.DataFrame) -> "PhotoTags":
+        frame = tags.sort_values("image_id", kind="stable").reset_index(drop=True)
+        ids = frame["image_id"].astype(str).to_numpy()
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], dtype=int)
+        ends = np.r_[starts[1:], len(ids)]
+        return cls(frame, dict(zip(ids[starts], zip(starts.tolist(), ends.tolist()))))
+
+    def rows(self, image_ids: list[str]) -> pd.DataFrame:
+        spans = [self.spans[i] for i in image_ids if i in self.spans]
+        positions = [np.arange(start, end) for start, end in spans]
+        return self.frame.iloc[np.concatenate(positions)] if positions else self.frame.iloc[0:0]
+
+
+def selected_tags_of(tags: PhotoTags | None, image_ids: list[str]) -> dict[str, list[dict]]:
     """Each photo's selected tags (facet order, then prob), for the chips under a result."""
     chips: dict[str, list[dict]] = {i: [] for i in image_ids}
-    if tags is None or not image_ids:
+    if tags is None:
         return chips
-    rows = tags[tags["selected"].astype(bool) & tags["image_id"].isin(image_ids)]
-    for row in rows.itertuples(index=False):
+    rows = tags.rows(image_ids)
+    for row in rows[rows["selected"].astype(bool)].itertuples(index=False):
         chips[str(row.image_id)].append({"facet": row.facet, "tag": row.tag, "prob": float(row.prob)})
     return chips
 
 
-def tags_by_facet(tags: pd.DataFrame | None, image_id: str) -> list[dict]:
+def tags_by_facet(tags: PhotoTags | None, image_id: str) -> list[dict]:
     """All of a photo's tags per facet, most probable first: the photo page's full view."""
     if tags is None:
         return []
-    rows = tags[tags["image_id"] == image_id]
+    rows = tags.rows([image_id])
     groups = []
     for facet in dict.fromkeys(rows["facet"]):
         facet_rows = rows[rows["facet"] == facet].sort_values("prob", ascending=False)
@@ -176,6 +213,19 @@ def cluster_of(clusters: pd.DataFrame | None, image_id: str) -> dict | None:
         return None
     rows = clusters[clusters["image_id"] == image_id]
     return jsonable(rows.iloc[0].to_dict()) if len(rows) else None
+
+
+def cluster_neighbours(clusters: pd.DataFrame | None, image_id: str, limit: int = 8) -> list[str]:
+    """Other photos of the same cluster, nearest first on the cluster map (x, y)."""
+    if clusters is None:
+        return []
+    me = clusters[clusters["image_id"] == image_id]
+    if me.empty or int(me["cluster"].iloc[0]) < 0:
+        return []
+    same = clusters[(clusters["cluster"] == me["cluster"].iloc[0]) & (clusters["image_id"] != image_id)]
+    distance = np.hypot(same["x"] - me["x"].iloc[0], same["y"] - me["y"].iloc[0])
+    order = same.assign(distance=distance).sort_values(["distance", "image_id"], kind="stable")
+    return order["image_id"].astype(str).head(limit).tolist()
 
 
 def catalog_info(catalog: pd.DataFrame, image_id: str) -> dict:
