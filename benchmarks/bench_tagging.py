@@ -39,7 +39,7 @@ from benchmarks.common import matmul_gflops, peak_rss_mb, save
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 BATCH = 32
-E2E_IMAGES = 160
+E2E_IMAGES = 320
 NAIVE_IMAGES = 3
 ROUNDS = 3
 

@@ -216,3 +216,9 @@ def test_recipe_files_are_validated_with_a_clear_error(tmp_path):
     assert set(book.get("alien_style").persona) >= {"A1", "A4"}
     with pytest.raises(RecipeError, match="does not allow method 'classical'"):
         book.get("bed_decoration").check_method("classical")
+
+
+def test_a_direction_that_may_not_decide_is_recorded_but_ignored(thresholds):
+    wrong_way = Metrics(pixel_change=0.1, structure_ssim=0.9, edge_ssim=0.9, clip_direction=-0.2)
+    decision, reason = verdict(wrong_way, thresholds, direction_decides=False)
+    assert decision == FAITHFUL and "not deciding" in reason

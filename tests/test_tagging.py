@@ -287,3 +287,40 @@ def test_caption_and_prompt_string(prepared, tiny_clip, tmp_path):
     assert prompt.endswith(", ".join(chosen.head(12)))
     tag_cli(prepared, tiny_clip, "--caption", "--caption-model", str(blip))  # resume: nothing new to caption
     assert len(read_captions(prepared)) == 8
+
+
+def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(prepared, prepared_template, tiny_clip, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def widen(ws: Workspace, copies: int = 30) -> None:
+        # 8 photos x 30 ids: long enough a run to be killed in the middle of it
+        catalog = ws.read_catalog()
+        wide = pd.concat([catalog.assign(image_id=catalog["image_id"] + f"#{i}") for i in range(copies)], ignore_index=True)
+        ws.write_catalog(wide)
+
+    uninterrupted = Workspace(tmp_path / "uninterrupted")
+    shutil.copytree(prepared_template.root, uninterrupted.root)
+    for ws in (prepared, uninterrupted):
+        widen(ws)
+    args = ["--batch-size", "1", "--rows-per-shard", "1", "--workers", "0"]
+    command = [sys.executable, "-m", "alienstay.cli", "tag", "--model", str(tiny_clip), *args, "-w", str(prepared.root)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = prepared.tag_shards_dir
+    deadline = time.monotonic() + 120
+    while len(list(shards.glob("*/part-*.parquet"))) < 20 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = len(list(shards.glob("*/part-*.parquet")))
+    assert 20 <= done_at_kill < 240 and not prepared.tags_path.exists(), "the run was not killed mid-way"
+
+    tag_cli(prepared, tiny_clip, *args)
+    tag_cli(uninterrupted, tiny_clip, *args)
+    resumed, full = prepared.read_tags(), uninterrupted.read_tags()
+    assert resumed["image_id"].nunique() == 240
+    pd.testing.assert_frame_equal(resumed, full)  # same batch shapes: bit for bit
+    assert tagging.read_embeddings(prepared)[0] == tagging.read_embeddings(uninterrupted)[0]

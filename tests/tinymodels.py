@@ -130,7 +130,7 @@ def build_tiny_controlnet(folder: Path, seed: int = 0) -> Path:
 
 def build_tiny_lcm_lora(folder: Path, seed: int = 0) -> Path:
     """A random LoRA on the tiny UNet's attention, saved the way LCM-LoRA checkpoints are."""
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel  # noqa: F401
+    from diffusers import StableDiffusionPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 

@@ -213,6 +213,11 @@ class Guard:
     dino_model: "torch.nn.Module | None" = None
     dino_processor: object | None = None
     use_lpips: bool = True
+    # Whether the CLIP direction may decide the verdict. False for the offline ConSE encoder: its
+    # image embedding is built from ImageNet class names, which a change of light or colour does
+    # not move (on the 8 samples a classical night grade scored -0.18..0.15), so it is recorded
+    # but would call honest relightings "not applied".
+    direction_decides: bool = True
 
     def measure(
         self,
@@ -239,7 +244,7 @@ class Guard:
         return metrics
 
 
-def verdict(metrics: Metrics, thresholds: dict[str, float]) -> tuple[str, str]:
+def verdict(metrics: Metrics, thresholds: dict[str, float], direction_decides: bool = True) -> tuple[str, str]:
     """(verdict, reason). Missing (NaN) metrics never decide anything."""
     if metrics.pixel_change < thresholds["change_min"]:
         return NOT_APPLIED, f"pixel change {metrics.pixel_change:.4f} < {thresholds['change_min']}"
@@ -258,7 +263,9 @@ def verdict(metrics: Metrics, thresholds: dict[str, float]) -> tuple[str, str]:
     if failures:
         return TOO_STRONG, "; ".join(failures)
     direction = metrics.clip_direction
-    if not math.isnan(direction) and direction <= thresholds["clip_direction_min"]:
+    if direction_decides and not math.isnan(direction) and direction <= thresholds["clip_direction_min"]:
         return NOT_APPLIED, f"clip_direction {direction:.3f} <= {thresholds['clip_direction_min']}"
     kept = f"structure {metrics.structure_ssim:.2f}, edges {metrics.edge_ssim:.2f}"
-    return FAITHFUL, kept + ("" if math.isnan(direction) else f", clip direction {direction:.2f}")
+    if not math.isnan(direction):
+        kept += f", clip direction {direction:.2f}" + ("" if direction_decides else " (recorded, not deciding)")
+    return FAITHFUL, kept

@@ -209,11 +209,11 @@ def _remeasure(recipe, photo, original, request, guard, mask_for, previous: pd.S
     edited = Image.open(previous["output_path"]).convert("RGB")
     mask = mask_for(photo.image_id, original, request)
     metrics = guard.measure(original, edited, mask=mask, source_text=recipe.source, target_text=request.value.prompt)
-    return {**previous.to_dict(), **_judged(metrics, recipe)}
+    return {**previous.to_dict(), **_judged(metrics, recipe, guard)}
 
 
-def _judged(metrics, recipe: Recipe) -> dict[str, Any]:
-    decision, reason = verdict(metrics, recipe.thresholds)
+def _judged(metrics, recipe: Recipe, guard: Guard) -> dict[str, Any]:
+    decision, reason = verdict(metrics, recipe.thresholds, guard.direction_decides)
     return {
         "structure_ssim": metrics.structure_ssim, "edge_ssim": metrics.edge_ssim, "lpips": metrics.lpips,
         "dino_distance": metrics.dino_distance, "outside_mask_change": metrics.outside_mask_change,
@@ -238,7 +238,7 @@ def _one_edit(recipe, photo, original, editor, request, guard, mask_for, key, ou
         "guidance_scale": _num(request.guidance_scale), "image_guidance_scale": _num(request.image_guidance_scale),
         "strength": _num(request.strength), "size": request.size, "seconds": seconds,
         "output_path": str(output_path), "source_path": str(photo.prepared_path),
-        **_judged(metrics, recipe), "is_diffusion": editor.is_diffusion,
+        **_judged(metrics, recipe, guard), "is_diffusion": editor.is_diffusion,
     }
 
 
@@ -369,7 +369,10 @@ def load_guard(clip: str = "none", dino: str | None = None) -> Guard:
         resolved = resolve(dino)
         dino_processor = AutoImageProcessor.from_pretrained(resolved.path)
         dino_model = AutoModel.from_pretrained(resolved.path).eval()
-    return Guard(encoder=encoder, dino_model=dino_model, dino_processor=dino_processor)
+    direction_decides = encoder is None or not encoder.model_id.startswith("offline")
+    if not direction_decides:
+        log.warning("--clip %s: the offline encoder's CLIP direction is recorded but does not decide verdicts.", clip)
+    return Guard(encoder=encoder, dino_model=dino_model, dino_processor=dino_processor, direction_decides=direction_decides)
 
 
 def make_mask_for(recipe: Recipe, method: str, mask: Path | None, mask_model: str) -> MaskFor:
