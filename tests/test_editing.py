@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import tinymodels
+import tiny_pipelines
 from alienstay.cli import app
 from alienstay.editing import pipelines as P
 from alienstay.editing import series
@@ -33,13 +33,13 @@ FAST = ["--steps", "2", "--size", "64", "--images", "5"]
 def tiny(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny_models")
     return {
-        "ip2p": tinymodels.build_tiny_instruct_pix2pix(root / "ip2p"),
-        "sd": tinymodels.build_tiny_sd(root / "sd"),
-        "inpaint": tinymodels.build_tiny_inpaint(root / "inpaint"),
-        "controlnet": tinymodels.build_tiny_controlnet(root / "controlnet"),
-        "clipseg": tinymodels.build_tiny_clipseg(root / "clipseg"),
-        "lcm": tinymodels.build_tiny_lcm_lora(root / "lcm"),
-        "dino": tinymodels.build_tiny_dino(root / "dino"),
+        "ip2p": tiny_pipelines.build_tiny_instruct_pix2pix(root / "ip2p"),
+        "sd": tiny_pipelines.build_tiny_sd(root / "sd"),
+        "inpaint": tiny_pipelines.build_tiny_inpaint(root / "inpaint"),
+        "controlnet": tiny_pipelines.build_tiny_controlnet(root / "controlnet"),
+        "clipseg": tiny_pipelines.build_tiny_clipseg(root / "clipseg"),
+        "lcm": tiny_pipelines.build_tiny_lcm_lora(root / "lcm"),
+        "dino": tiny_pipelines.build_tiny_dino(root / "dino"),
     }
 
 

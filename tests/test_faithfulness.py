@@ -195,7 +195,7 @@ def test_clip_direction_through_a_tiny_encoder_loaded_by_the_resolver(photos, tm
 
 
 def test_dino_self_similarity_distance_with_a_tiny_dinov2(photos, tmp_path):
-    from tinymodels import build_tiny_dino
+    from tiny_pipelines import build_tiny_dino
 
     from alienstay.editing.series import load_guard
 
