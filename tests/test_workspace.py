@@ -34,3 +34,23 @@ def test_folder_ingest_ids_and_duplicates_stay_rows(tmp_path: Path) -> None:
     assert catalog["sha256"].nunique() == 1  # identical content, still two rows
     again = merge_into(catalog, catalog_folder(root))
     assert len(again) == 2
+
+
+def test_paths_stored_from_a_relative_workspace_work_from_anywhere(samples_dir, tmp_path: Path, monkeypatch) -> None:
+    """A workspace named relatively on the command line still serves its photos elsewhere."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from alienstay.cli import app
+    from alienstay.web.app import create_app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "folder", str(samples_dir), "--workspace", "ws"]).exit_code == 0
+    assert runner.invoke(app, ["preprocess", "--workspace", "ws"]).exit_code == 0
+    catalog = pd.read_parquet(tmp_path / "ws" / "catalog.parquet")
+    assert all(Path(p).is_absolute() for p in catalog["prepared_path"].dropna())
+    monkeypatch.chdir(samples_dir)  # the server runs from another directory
+    client = TestClient(create_app(tmp_path / "ws"))
+    response = client.get(f"/media/photo/{catalog['image_id'].iloc[0]}")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("image/")

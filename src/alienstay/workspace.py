@@ -61,7 +61,9 @@ class Workspace:
     root: Path
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        # Absolute, so the paths stored in tables work from any working directory (the
+        # gallery, the notebook's kernel and Ray workers do not share the CLI's).
+        object.__setattr__(self, "root", Path(self.root).resolve())
 
     # ---- file names: the data flow, one name a stage output -------------------------
     @property
