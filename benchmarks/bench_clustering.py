@@ -37,7 +37,7 @@ SUBSAMPLES = (1_000, 2_000, 4_000)
 
 
 def vocabulary_shape() -> tuple[int, int]:
-    """(facets, words a facet) giving the packaged vocabulary's width."""
+    """(facets, words a facet): the packaged vocabulary's facets, its words spread evenly (70 -> 11 x 6 = 66)."""
     from alienstay.vocabulary import load_vocabulary
 
     vocabulary = load_vocabulary()

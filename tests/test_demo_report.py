@@ -57,3 +57,16 @@ def test_report_stitches_notes_and_flags_edits(tmp_path: Path) -> None:
     assert "### Counts" in text  # the note's headings sit one level down
     assert "NOT diffusion" in text and "classical grade" in text
     assert "structure 0.31 < 0.55" in text  # a flagged edit is listed with its reason
+
+
+def test_console_script_reports_a_missing_stage_input_without_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "alienstay.cli", "stats", "--workspace", str(tmp_path / "empty")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "alienstay ingest folder DIR" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout

@@ -133,3 +133,19 @@ def test_a_format_pillow_reads_but_we_do_not_support_is_rejected(tmp_path: Path)
     Image.new("RGB", (200, 200), (1, 2, 3)).save(folder / "scan.bmp", format="PCX")
     row = preprocess.preprocess_catalog(catalog_folder(folder), tmp_path / "prepared").iloc[0]
     assert (row.status, row.reason) == ("rejected", "unsupported_format:PCX")
+
+
+def test_rerun_rebuilds_a_prepared_copy_that_was_deleted(samples_dir, tmp_path) -> None:
+    from alienstay.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "folder", str(samples_dir), "-w", str(ws.root)]).exit_code == 0
+    assert runner.invoke(app, ["preprocess", "-w", str(ws.root)]).exit_code == 0
+    first = ws.read_catalog()
+    gone = Path(first["prepared_path"].iloc[0])
+    gone.unlink()
+    assert runner.invoke(app, ["preprocess", "-w", str(ws.root)]).exit_code == 0
+    again = ws.read_catalog()
+    assert gone.is_file()
+    assert len(again) == len(first) and (again["status"] == "ok").all()

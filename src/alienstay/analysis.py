@@ -71,6 +71,8 @@ def silent_share(tags: pd.DataFrame) -> pd.Series:
 def cooccurrence(tags: pd.DataFrame, top: int = 25) -> pd.DataFrame:
     """Share of photos carrying both tags, for the `top` most frequent selected tags."""
     chosen = tags[tags["selected"]]
+    if chosen.empty:  # every facet stayed silent: nothing comes together
+        return pd.DataFrame()
     frequent = chosen["tag"].value_counts().head(top).index.tolist()
     indicator = pd.crosstab(chosen["image_id"], chosen["tag"]).reindex(columns=frequent, fill_value=0).clip(upper=1)
     n_images = tags["image_id"].nunique()

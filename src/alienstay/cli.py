@@ -35,6 +35,22 @@ def open_workspace(path: Path) -> Workspace:
     return Workspace(path).ensure()
 
 
+def require_usable_photos(ws: Workspace) -> None:
+    """Stop before loading any model when no photo is usable, saying which step to look at."""
+    from alienstay import catalog as cat
+
+    catalog = ws.read_catalog()
+    if not cat.usable(catalog).empty:
+        return
+    statuses = catalog["status"].value_counts().to_dict()
+    if statuses.get(cat.NEW):
+        fail(f"no usable photos yet ({statuses}): run `alienstay preprocess --workspace {ws.root}` first.")
+    fail(
+        f"preprocess kept no photo ({statuses}): the reasons are in the `reason` column of "
+        f"{ws.catalog_path}; add readable photos and run `alienstay ingest` and `preprocess` again."
+    )
+
+
 # ---- ingest ----------------------------------------------------------------------------
 @ingest_app.command("folder")
 def ingest_folder(
@@ -197,6 +213,7 @@ def tag(
     if engine not in ("local", "ray"):
         fail(f"--engine {engine!r}: use local or ray.")
     ws = open_workspace(workspace)
+    require_usable_photos(ws)
     try:
         vocab = load_vocabulary(vocabulary)
         encoder = load_encoder(model, device=device, dtype=dtype)
@@ -212,8 +229,6 @@ def tag(
             fail(str(error))
     else:
         summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch_size, workers=workers, rows_per_shard=rows_per_shard)
-    if summary.images == 0:
-        fail(f"no usable photos in {ws.catalog_path}: run `alienstay preprocess --workspace {ws.root}` first.")
     console.print(
         f"tagged {summary.tagged_now} photos now ({summary.already_done} already done, "
         f"{summary.failed_now} could not be decoded), {summary.consolidated} in {ws.tags_path} "
@@ -430,10 +445,12 @@ def demo(
 
 
 def main() -> None:
+    """The console script: a stage's missing input is a message, never a traceback."""
     try:
         app()
     except WorkspaceError as error:
-        fail(str(error))
+        console.print(f"[bold red]error:[/] {error}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ def preprocess_catalog(
     done before an interruption is kept. Decoding runs on a thread pool: Pillow releases
     the GIL while decoding and resizing, and threads share the process-wide Pillow limits.
     """
-    catalog = cat.conform(catalog)
+    catalog = requeue_missing_copies(cat.conform(catalog))
     todo = catalog[catalog["status"] == cat.NEW][["image_id", "path"]].to_dict("records")
     index = index_kept(catalog, settings.near_threshold)
     # A catalog save rewrites the whole table: on a large catalog, fewer and larger chunks.
@@ -278,6 +278,14 @@ def preprocess_catalog(
                                 on_chunk, on_progress)  # fmt: skip
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def requeue_missing_copies(catalog: pd.DataFrame) -> pd.DataFrame:
+    """An ``ok`` row whose prepared copy has gone is decided again, so rerunning preprocess mends it."""
+    ok = catalog["status"] == cat.OK
+    present = catalog["prepared_path"].map(lambda p: isinstance(p, str) and Path(p).is_file())
+    catalog.loc[ok & ~present.astype(bool), "status"] = cat.NEW
+    return catalog
 
 
 def decide_in_chunks(

@@ -60,16 +60,19 @@ def edits_section(ws: Workspace) -> str:
     edits = pd.read_parquet(ws.edits_path)
     parts = [title]
     methods = ", ".join(sorted(edits["method"].astype(str).unique()))
-    parts.append(f"{len(edits)} edits of {edits['image_id'].nunique()} photos; methods: {methods}.\n")
+    parts.append(
+        f"{len(edits)} edits of {edits['image_id'].nunique()} photos over every run in this workspace "
+        f"(each grid shows its recipe's latest series); methods: {methods}.\n"
+    )
     if "classical" in set(edits["method"].astype(str)):
         parts.append(
             "\n**Note:** the `classical` method is a photographic grade (exposure, colour "
             "temperature), NOT diffusion; it runs where no diffusion weights could be had.\n"
         )
     verdicts = edits.pivot_table(
-        index="recipe", columns="verdict", values="edit_id", aggfunc="count", fill_value=0
+        index=["recipe", "method"], columns="verdict", values="edit_id", aggfunc="count", fill_value=0
     )
-    parts.append("\nVerdicts per recipe (faithful / too_strong / not_applied):\n\n")
+    parts.append("\nVerdicts per recipe and method (faithful / too_strong / not_applied):\n\n")
     parts.append(verdicts.to_markdown() + "\n")
     for recipe in sorted(edits["recipe"].astype(str).unique()):
         grid = ws.report_dir / f"edits_{recipe}.png"

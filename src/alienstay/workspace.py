@@ -46,6 +46,11 @@ def write_parquet(df: pd.DataFrame, target: Path) -> Path:
     return target
 
 
+def read_optional(path: Path) -> pd.DataFrame | None:
+    """A table a stage may or may not have written yet; None when it has not."""
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def write_text(text: str, target: Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -26,7 +26,7 @@ from alienstay import catalog as cat
 from alienstay.editing.faithfulness import FAITHFUL, NOT_APPLIED, TOO_STRONG, Guard, verdict
 from alienstay.editing.pipelines import EditRequest, Editor, fit_size
 from alienstay.editing.recipes import Recipe
-from alienstay.workspace import Workspace, atomic_path, write_parquet
+from alienstay.workspace import Workspace, atomic_path, read_optional, write_parquet
 
 EDIT_COLUMNS = [
     "edit_id", "image_id", "recipe", "parameter", "value", "method", "model_id", "seed", "steps",
@@ -183,9 +183,9 @@ def run_series(
             series_ids.append(key)
             output_path = ws.edits_dir / f"{key}.png"
             if key in done and output_path.exists():
+                # Same pixels, judged again: the thresholds or the guard's models may have changed.
                 previous = table.loc[table["edit_id"] == key].iloc[0]
-                if guard_adds_metrics(guard, previous):  # same pixels, a better-equipped guard
-                    new_rows.append(_remeasure(recipe, photo, original, request, guard, mask_for, previous))
+                new_rows.append(_remeasure(recipe, photo, original, request, guard, mask_for, previous))
                 on_edit()
                 continue
             new_rows.append(_one_edit(recipe, photo, original, editor, request, guard, mask_for, key, output_path))
@@ -196,13 +196,6 @@ def run_series(
             write_parquet(table, ws.edits_path)  # after every photo: an interruption loses one photo at most
             done |= set(fresh["edit_id"])
     return table[table["edit_id"].isin(series_ids)].reset_index(drop=True)
-
-
-def guard_adds_metrics(guard: Guard, row: pd.Series) -> bool:
-    """True when this guard can fill a metric the stored row lacks (e.g. a rerun with --clip)."""
-    return (guard.encoder is not None and pd.isna(row["clip_direction"])) or (
-        guard.dino_model is not None and pd.isna(row["dino_distance"])
-    )
 
 
 def _remeasure(recipe, photo, original, request, guard, mask_for, previous: pd.Series) -> dict[str, Any]:
@@ -254,10 +247,6 @@ def usable_photos(ws: Workspace) -> pd.DataFrame:
             f"no usable prepared photos in {ws.catalog_path}: run `alienstay preprocess --workspace {ws.root}` first."
         )
     return photos
-
-
-def optional_table(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path.exists() else None
 
 
 # ---- the grid ----------------------------------------------------------------------------
@@ -350,7 +339,7 @@ def photos_for_workspace(ws: Workspace, count: int) -> pd.DataFrame:
     """The varied photos a series would edit, with why each was picked."""
     if not MIN_PHOTOS <= count <= MAX_PHOTOS:
         raise ValueError(f"--images {count}: pick between {MIN_PHOTOS} and {MAX_PHOTOS} photos for a readable grid.")
-    return choose_photos(usable_photos(ws), count, optional_table(ws.clusters_path), optional_table(ws.tags_path))
+    return choose_photos(usable_photos(ws), count, read_optional(ws.clusters_path), read_optional(ws.tags_path))
 
 
 def load_guard(clip: str = "none", dino: str | None = None) -> Guard:
@@ -402,6 +391,17 @@ def make_mask_for(recipe: Recipe, method: str, mask: Path | None, mask_model: st
     return from_query
 
 
+def mask_identity(recipe: Recipe, method: str, options: EditOptions) -> dict[str, str]:
+    """What decides a masked edit's mask, so a new mask file or mask model is a new edit."""
+    if options.mask is not None:
+        mask = Path(options.mask)
+        stamp = mask.stat().st_mtime_ns if mask.exists() else "missing"
+        return {"mask_file": f"{mask.resolve()}@{stamp}"}
+    if recipe.settings_for(method).get("mask_query"):
+        return {"mask_model": options.mask_model}
+    return {}
+
+
 def edit_workspace(ws: Workspace, options: EditOptions, on_edit: Callable[[], None] = lambda: None,
                    on_start: Callable[[int], None] = lambda total: None) -> SeriesResult:
     """Run one recipe's series on the workspace: edits/, edits.parquet, report/edits_<recipe>.png."""
@@ -417,6 +417,7 @@ def edit_workspace(ws: Workspace, options: EditOptions, on_edit: Callable[[], No
     guard = load_guard(options.clip, options.dino)
     mask_for = make_mask_for(recipe, method, options.mask, options.mask_model)
     extra = {"control": options.control} if options.control else {}
+    extra.update(mask_identity(recipe, method, options))
     lcm = options.lcm_lora is not None and editor.is_diffusion
     settings = SeriesSettings(
         method=method, seed=options.seed, size=options.size,

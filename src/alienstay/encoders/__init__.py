@@ -34,13 +34,19 @@ class ImageTextEncoder(Protocol):
 
 DEFAULT_HUB_MODEL = "openai/clip-vit-base-patch32"
 OFFLINE = "offline"
+DTYPES = ("float32", "bfloat16", "int8")
 AUTO = "auto"
 
 
 def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32") -> ImageTextEncoder:
     """`offline`, `auto` (the hub default when it can be had, else offline), a hub id or a folder."""
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}.")
     if model == OFFLINE:
         from alienstay.encoders.offline import load_offline_encoder
+
+        if dtype != "float32":
+            raise ValueError(f"--dtype {dtype}: the offline tagger runs in float32 (ONNX Runtime); drop --dtype.")
 
         return load_offline_encoder(device=device)
     if model == AUTO:
@@ -64,6 +70,8 @@ def _load_auto(device: str, dtype: str) -> ImageTextEncoder:
         from alienstay.encoders.offline import load_offline_encoder
 
         encoder = load_offline_encoder(device=device)
+        if dtype != "float32":
+            log.warning("model auto: the offline tagger runs in float32; --dtype %s is not applied.", dtype)
         log.warning(
             "model auto: %s could not be had (%s). RUNNING THE OFFLINE TAGGER %s instead: "
             "weaker than CLIP; see README.",

@@ -17,14 +17,10 @@ import numpy as np
 import pandas as pd
 
 from alienstay import catalog as cat
-from alienstay.workspace import Workspace
+from alienstay.workspace import Workspace, read_optional
 
 METRIC_COLUMNS = ["structure_ssim", "edge_ssim", "lpips", "dino_distance", "outside_mask_change", "clip_direction"]
 CATALOG_INFO = ["hotel_id", "hotel_name", "chain_id", "chain_name", "source", "split", "width", "height", "url"]
-
-
-def read_optional(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path.exists() else None
 
 
 def mtime(path: Path) -> int | None:
