@@ -117,3 +117,13 @@ def test_analyse_without_tags_says_which_command_to_run(workspace):
     pd.DataFrame({c: pd.Series(dtype="string") for c in analysis_columns}).to_parquet(workspace.tags_path)
     with pytest.raises(WorkspaceError, match="holds no photos"):
         analysis.run_analysis(workspace)
+
+
+def test_cooccurrence_when_every_facet_stays_silent_is_empty_not_a_crash() -> None:
+    from alienstay.analysis import cooccurrence
+
+    tags = pd.DataFrame(
+        {"image_id": ["a", "a", "b"], "facet": ["place"] * 3, "tag": ["bedroom", "lobby", "bedroom"],
+         "prob": [0.5, 0.5, 0.6], "selected": [False, False, False]}
+    )
+    assert cooccurrence(tags).empty
