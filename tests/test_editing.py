@@ -68,7 +68,7 @@ def edit(ws: Workspace, *args: str):
 def test_instruct_pix2pix_series_writes_grid_and_table_and_resumes(ws, tiny):
     result = edit(ws, "--recipe", "night", "--method", "instruct-pix2pix", "--model", str(tiny["ip2p"]), *FAST)
     assert result.exit_code == 0, result.output
-    table = pd.read_parquet(ws.edits_path)
+    table = ws.read_edits()
     assert list(table.columns) == EDIT_COLUMNS
     assert len(table) == 5 * 3 and set(table["value"]) == {"day", "dusk", "night"}
     assert (table["model_id"] == str(tiny["ip2p"])).all() and (table["seed"] == 0).all()
@@ -81,7 +81,7 @@ def test_instruct_pix2pix_series_writes_grid_and_table_and_resumes(ws, tiny):
 
     again = edit(ws, "--recipe", "night", "--method", "instruct-pix2pix", "--model", str(tiny["ip2p"]), *FAST)
     assert again.exit_code == 0, again.output
-    resumed = pd.read_parquet(ws.edits_path)
+    resumed = ws.read_edits()
     assert len(resumed) == 15 and resumed["seconds"].tolist() == table["seconds"].tolist()  # nothing redone
 
 
@@ -112,7 +112,7 @@ def test_controlnet_series_records_both_models_and_a_line_map(ws, tiny, samples_
     table = run_core_series(ws, "alien_style", editor)
     assert len(table) == 2 * 2 and (table["method"] == "controlnet").all() and (table["strength"] == 0.6).all()
     assert table["model_id"].iloc[0] == f"{tiny['sd']} + {tiny['controlnet']}"
-    assert pd.read_parquet(ws.edits_path)["edit_id"].tolist() == table["edit_id"].tolist()
+    assert ws.read_edits()["edit_id"].tolist() == table["edit_id"].tolist()
     lines = P.mlsd_lines(P.fit_size(Image.open(sorted(samples_dir.glob("*.jpg"))[0]), 256))
     assert 0 < (np.asarray(lines) > 0).mean() < 0.5  # OpenCV's LSD found the room's straight lines
 
@@ -157,7 +157,7 @@ def test_classical_series_is_labelled_not_diffusion_and_faithful(ws, tiny):
     result = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "128", "--images", "5")
     assert result.exit_code == 0, result.output
     assert "NOT diffusion" in result.output
-    table = pd.read_parquet(ws.edits_path)
+    table = ws.read_edits()
     assert (~table["is_diffusion"]).all() and table["model_id"].str.contains("NOT diffusion").all()
     assert (table[table["value"] == "on"]["verdict"] == "faithful").all()
     assert math.isnan(table["lpips"].iloc[0])  # no LPIPS weights here: recorded missing, not invented
@@ -166,12 +166,12 @@ def test_classical_series_is_labelled_not_diffusion_and_faithful(ws, tiny):
 
     with_dino = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "128", "--images", "5", "--dino", str(tiny["dino"]))
     assert with_dino.exit_code == 0, with_dino.output
-    remeasured = pd.read_parquet(ws.edits_path)  # same edits, not redone, now with the DINO metric
+    remeasured = ws.read_edits()  # same edits, not redone, now with the DINO metric
     assert len(remeasured) == 10 and remeasured["dino_distance"].notna().all()
     assert remeasured["seconds"].tolist() == table["seconds"].tolist()
 
     smaller = edit(ws, "--recipe", "lights", "--method", "classical", "--size", "96", "--images", "5")
-    assert smaller.exit_code == 0 and len(pd.read_parquet(ws.edits_path)) == 20  # new settings: appended
+    assert smaller.exit_code == 0 and len(ws.read_edits()) == 20  # new settings: appended
 
 
 def test_classical_is_refused_where_a_grade_would_be_dishonest(ws):

@@ -19,6 +19,7 @@ from alienstay import catalog as cat
 from alienstay import preprocess
 from alienstay.cli import app
 from alienstay.sources import hotels50k as h50k
+from alienstay.workspace import Workspace
 
 # A 1 s timeout: short, yet far above a loopback reply even on a loaded CI machine.
 FAST = h50k.DownloadSettings(workers=4, timeout=1.0, retries=2, backoff=0.01, checkpoint_every=3)
@@ -205,7 +206,7 @@ def test_killed_run_then_rerun_completes_without_duplicates(tmp_path: Path, serv
         app, ["ingest", "hotels50k", "--metadata", str(tmp_path / "meta"), "--all", "--workers", "4", "-w", str(ws)]
     )
     assert result.exit_code == 0, result.output
-    catalog = pd.read_parquet(ws / "catalog.parquet")
+    catalog = Workspace(ws).read_catalog()  # paths located under the workspace
     assert len(catalog) == len(urls) and catalog["image_id"].is_unique
     assert set(catalog["status"]) == {cat.NEW}
     assert all(Path(p).is_file() for p in catalog["path"])

@@ -12,6 +12,7 @@ from alienstay import catalog as cat
 from alienstay.cli import app
 from alienstay.sources import hotels50k as h50k
 from alienstay.stats import build_note, describe_counts, gini, imbalance_ratio, normalised_entropy
+from alienstay.workspace import Workspace
 
 
 def test_gini_on_hand_made_counts() -> None:
@@ -85,7 +86,7 @@ def test_real_photos_ingest_preprocess_stats(samples_dir: Path, tmp_path: Path) 
     for command in (["ingest", "folder", str(samples_dir)], ["preprocess"], ["stats"]):
         result = runner.invoke(app, [*command, "-w", str(ws)])
         assert result.exit_code == 0, result.output
-    catalog = pd.read_parquet(ws / "catalog.parquet")
+    catalog = Workspace(ws).read_catalog()  # paths located under the workspace
     assert len(catalog) == 8 and (catalog["status"] == cat.OK).sum() == 8
     assert catalog["prepared_path"].map(lambda p: Path(p).is_file()).all()
     note = (ws / "report" / "dataset.md").read_text()

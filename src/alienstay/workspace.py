@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 DEFAULT_WORKSPACE = Path("runs/default")
+CATALOG_PATH_COLUMNS = ("path", "prepared_path")
+EDIT_PATH_COLUMNS = ("output_path", "source_path")
 
 
 class WorkspaceError(RuntimeError):
@@ -66,7 +68,7 @@ class Workspace:
     root: Path
 
     def __post_init__(self) -> None:
-        # Absolute, so the paths stored in tables work from any working directory (the
+        # Absolute, so the paths handed to stages work from any working directory (the
         # gallery, the notebook's kernel and Ray workers do not share the CLI's).
         object.__setattr__(self, "root", Path(self.root).resolve())
 
@@ -175,10 +177,38 @@ class Workspace:
         return pd.read_parquet(path)
 
     def read_catalog(self) -> pd.DataFrame:
-        return self.read_table(self.catalog_path, "ingest folder DIR")
+        return self.located(self.read_table(self.catalog_path, "ingest folder DIR"), CATALOG_PATH_COLUMNS)
 
     def write_catalog(self, catalog: pd.DataFrame) -> Path:
-        return write_parquet(catalog, self.ensure().catalog_path)
+        return write_parquet(self.stored(catalog, CATALOG_PATH_COLUMNS), self.ensure().catalog_path)
+
+    def read_edits(self) -> pd.DataFrame | None:
+        edits = read_optional(self.edits_path)
+        return None if edits is None else self.located(edits, EDIT_PATH_COLUMNS)
+
+    def write_edits(self, edits: pd.DataFrame) -> Path:
+        return write_parquet(self.stored(edits, EDIT_PATH_COLUMNS), self.ensure().edits_path)
+
+    # ---- paths in tables: relative inside the workspace, so the folder can be moved ----
+    def stored(self, frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+        """Paths under the workspace written relative to it; others (a photo folder) stay absolute."""
+        prefix = f"{self.root}{os.sep}"
+        frame = frame.copy()
+        for column in (c for c in columns if c in frame.columns):
+            values = frame[column].astype("string")
+            inside = values.str.startswith(prefix).fillna(False).to_numpy(dtype=bool)
+            frame[column] = values.where(~inside, values.str.slice(len(prefix)))
+        return frame
+
+    def located(self, frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+        """The inverse of ``stored``: every path absolute again, under wherever the workspace is now."""
+        prefix = f"{self.root}{os.sep}"
+        for column in (c for c in columns if c in frame.columns):
+            values = frame[column].astype("string")
+            absolute = values.str.startswith(os.sep).fillna(True).to_numpy(dtype=bool)
+            empty = (values == "").fillna(True).to_numpy(dtype=bool)
+            frame[column] = values.where(absolute | empty, prefix + values)
+        return frame
 
     def read_tags(self) -> pd.DataFrame:
         return self.read_table(self.tags_path, "tag")

@@ -26,7 +26,7 @@ from alienstay import catalog as cat
 from alienstay.editing.faithfulness import FAITHFUL, NOT_APPLIED, TOO_STRONG, Guard, verdict
 from alienstay.editing.pipelines import EditRequest, Editor, fit_size
 from alienstay.editing.recipes import Recipe
-from alienstay.workspace import Workspace, atomic_path, read_optional, write_parquet
+from alienstay.workspace import Workspace, atomic_path, read_optional
 
 EDIT_COLUMNS = [
     "edit_id", "image_id", "recipe", "parameter", "value", "method", "model_id", "seed", "steps",
@@ -151,9 +151,8 @@ def no_mask(image_id: str, image: Image.Image, request: EditRequest) -> None:
 
 
 def read_edits(ws: Workspace) -> pd.DataFrame:
-    if not ws.edits_path.exists():
-        return pd.DataFrame(columns=EDIT_COLUMNS)
-    return pd.read_parquet(ws.edits_path)
+    edits = ws.read_edits()
+    return pd.DataFrame(columns=EDIT_COLUMNS) if edits is None else edits
 
 
 def run_series(
@@ -193,7 +192,7 @@ def run_series(
         if new_rows:
             fresh = pd.DataFrame(new_rows, columns=EDIT_COLUMNS)
             table = fresh if table.empty else pd.concat([table[~table["edit_id"].isin(fresh["edit_id"])], fresh], ignore_index=True)
-            write_parquet(table, ws.edits_path)  # after every photo: an interruption loses one photo at most
+            ws.write_edits(table)  # after every photo: an interruption loses one photo at most
             done |= set(fresh["edit_id"])
     return table[table["edit_id"].isin(series_ids)].reset_index(drop=True)
 
