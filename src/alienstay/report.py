@@ -87,17 +87,24 @@ def edits_section(ws: Workspace) -> str:
 
 
 def persona_section(ws: Workspace) -> str:
+    """The guest drawn by code (always: vector, no weights needed), and the diffusion portrait when rendered."""
+    from alienstay.illustration import CAPTION, draw
+
     title = "## The alien guest\n\n"
     text = "The persona and its hypotheses are in `docs/aliens.md`.\n"
+    drawn = draw(ws.report_dir, stem="alien_illustration")[1]
+    parts = [title, text, f"\n![the alien guest, drawn by code]({drawn.name})\n\n_{CAPTION}_\n"]
     images = sorted(ws.persona_dir.glob("*.png")) if ws.persona_dir.exists() else []
     if not images:
-        return title + text + f"\n_No portrait yet: `alienstay persona --workspace {ws.root}` needs a text-to-image model._\n"
+        parts.append(f"\n_No diffusion portrait yet: `alienstay persona --workspace {ws.root}` needs a text-to-image model._\n")
+        return "".join(parts)
     image = images[-1]
     meta_path = image.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     caption = ", ".join(f"{k}: {meta[k]}" for k in ("model_id", "seed", "steps") if k in meta)
     relative = Path("..") / image.relative_to(ws.root)
-    return title + text + f"\n![alien portrait]({relative.as_posix()})\n\n_{caption}_\n"
+    parts.append(f"\n![alien portrait, text-to-image]({relative.as_posix()})\n\n_Rendered by `alienstay persona`: {caption}_\n")
+    return "".join(parts)
 
 
 def demo_notes(ws: Workspace) -> str:
