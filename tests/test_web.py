@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 import webworkspace
 from alienstay.web.app import create_app
-from alienstay.web.gallery import build_search_index, search
+from alienstay.web import wordindex
+from alienstay.workspace import Workspace
 
 
 @pytest.fixture
@@ -58,19 +59,24 @@ def test_photo_page_and_api_show_tags_cluster_catalog_and_edits(client: TestClie
     assert [n["image_id"] for n in record["neighbours"]] == ["h2/b.jpg", "h1/c.jpg"]  # nearest on the map first
     assert record["catalog"]["hotel_id"] == "h1"
     assert [t["tag"] for t in record["tags"][0]["tags"]] == ["pool", "bedroom"]
-    assert {e["edit_id"] for e in record["edits"]} >= {"e0", "e1"}
+    assert {e["edit_id"] for e in record["edits"]} >= {"e0"} and "e1" not in {e["edit_id"] for e in record["edits"]}
+    staff = client.get("/api/images/h1/a.jpg?view=staff").json()
+    assert {e["edit_id"] for e in staff["edits"]} >= {"e0", "e1"}  # guests never see the too-strong e1
     page = client.get("/photo/h1/a.jpg").text
     assert "pool + night" in page and "time_of_day" in page
     assert client.get("/photo/h3/broken.jpg").status_code == 404  # rejected photos are not shown
 
 
 def test_edits_view_shows_original_beside_each_value_with_verdicts(client: TestClient) -> None:
-    page = client.get("/edits?recipe=time_of_day").text
+    page = client.get("/edits?recipe=time_of_day&view=staff").text
     assert 'data-edit-id="e0"' in page and 'data-edit-id="e1"' in page
-    assert "verdict faithful" in page and "verdict too_strong" in page
+    assert "verdict faithful" in page and "verdict too_strong" in page and "structure ssim 0.40 &lt; 0.5" in page
+    guest = client.get("/edits?recipe=time_of_day").text
+    assert 'data-edit-id="e0"' in guest and 'data-edit-id="e1"' not in guest and "too_strong" not in guest
     assert "structure ssim" in page and "/media/photo/h1/a.jpg" in page
-    edits = client.get("/api/edits?recipe=time_of_day").json()["edits"]
+    edits = client.get("/api/edits?recipe=time_of_day&view=staff").json()["edits"]
     assert [e["value"] for e in edits[:2]] == ["dusk", "night"]
+    assert "night" not in [e["value"] for e in client.get("/api/edits?recipe=time_of_day").json()["edits"]]
     assert client.get(edits[0]["image"]).status_code == 200
 
 
@@ -104,7 +110,10 @@ def test_missing_optional_tables_give_friendly_empty_states(tmp_path: Path) -> N
     webworkspace.write_catalog(root)
     client = TestClient(create_app(root))
     assert "No tags yet" in client.get("/").text
-    assert client.get("/api/search?words=pool").json() == {"words": ["pool"], "unknown": ["pool"], "total": 0, "results": []}
+    assert client.get("/api/search?words=pool").json() == {
+        "words": ["pool"], "unknown": ["pool"], "total": 0, "counts": {"pool": 0}, "page": 1, "per_page": 120, "pages": 0,
+        "results": [],
+    }
     assert client.get("/api/tags").json() == {"facets": []}
     assert client.get("/api/edits").json() == {"edits": []}
     assert 'id="no-edits"' in client.get("/edits").text
@@ -115,10 +124,13 @@ def test_missing_optional_tables_give_friendly_empty_states(tmp_path: Path) -> N
     assert [r["image_id"] for r in client.get("/api/search?words=pool,night").json()["results"]] == webworkspace.POOL_NIGHT
 
 
-def test_search_core_ties_break_by_id() -> None:
-    tags = pd.DataFrame(
-        {"image_id": ["b", "a", "c"], "facet": "place", "tag": "pool", "prob": [0.5, 0.5, 0.6], "selected": True}
-    )
-    index = build_search_index(tags)
-    assert search(index, ["pool"])["image_id"].tolist() == ["c", "a", "b"]
-    assert search(index, []).empty and search(build_search_index(None), ["pool"]).empty
+def test_search_core_ties_break_by_id(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    pd.DataFrame(
+        {"image_id": ["b", "a", "c"], "facet": "place", "tag": "pool", "prob": [0.5, 0.5, 0.6], "score": 0.1, "selected": True}
+    ).astype({"prob": "float32", "score": "float32"}).to_parquet(ws.tags_path, index=False)
+    wordindex.build_word_index(ws)
+    index = wordindex.WordIndex.open(ws)
+    found = wordindex.search(index, ["pool"], None)
+    assert index.ids_of(found.ordinals) == ["c", "a", "b"] and found.total == 3
+    assert wordindex.search(index, [], None).total == 0 and wordindex.search(None, ["pool"], None).total == 0

@@ -101,9 +101,14 @@ def test_search_by_alien_words_then_compare_restyles(page, server: str, tmp_path
     # The compare view: original beside each restyle, with verdicts and a wipe slider.
     page.click("text=compare all restyles of this photo")
     page.wait_for_url("**/edits?image=**")
+    assert page.locator("figure.edit").count() == 1  # the guest view: the too-strong edit is not shown
+    assert page.locator("figure.edit .verdict").all_inner_texts() == ["faithful"]
+    page.click("#view a")  # the staff view shows every edit, with the guard's reason
+    page.wait_for_url("**view=staff**")
     edits = page.locator("figure.edit")
     assert edits.count() == 2
     assert page.locator("figure.edit .verdict").all_inner_texts() == ["faithful", "too strong"]
+    assert page.locator('figure.edit[data-edit-id="e1"] .reason').inner_text() == "structure ssim 0.40 < 0.5"
     page.locator("figure.edit >> nth=0").locator('input[type="range"]').fill("80")
     assert page.locator(".compare >> nth=0").evaluate("b => b.style.getPropertyValue('--pos')") == "80%"
     page.wait_for_load_state("networkidle")

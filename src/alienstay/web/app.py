@@ -12,18 +12,39 @@ workspace. A URL can never name a file path, so there is nothing to traverse.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.convertors import Convertor, register_url_convertor
 
 from alienstay.web import gallery as g
+from alienstay.web import tables, wordindex
 from alienstay.workspace import Workspace
 
 HERE = Path(__file__).parent
 RESULTS_SHOWN = 120  # photos on one results page
+MAX_WORDS = 32  # words in one search; past it the request is refused (422), so a page stays small
+MAX_PAGE = 100_000
+View = Literal["guest", "staff"]
+
+
+class IdConvertor(Convertor):
+    """An image id as the rest of the path, newlines included (`{x:path}` is `.*`, which stops at one)."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", IdConvertor())
 
 
 def vocabulary_definitions() -> dict[tuple[str, str], str]:
@@ -53,6 +74,13 @@ def toggled(words: list[str], word: str) -> list[str]:
     return [w for w in words if w != word] if word in words else [*words, word]
 
 
+def words_or_422(text: str) -> list[str]:
+    words = g.parse_words(text)
+    if len(words) > MAX_WORDS:
+        raise HTTPException(422, f"{len(words)} words asked; a search takes at most {MAX_WORDS}: remove some.")
+    return words
+
+
 def create_app(workspace: Path) -> FastAPI:
     """A gallery over ``workspace``; the tables are read now and re-read when they change."""
     ws = Workspace(Path(workspace))
@@ -71,53 +99,62 @@ def create_app(workspace: Path) -> FastAPI:
         data.refresh()
         return data
 
-    def run_search(words: list[str], limit: int) -> dict:
+    def run_search(words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN) -> dict:
         gallery = fresh()
-        unknown = [w for w in words if w not in g.known_words(gallery.words)]
-        ranked = g.search(gallery.index, words)
-        ranked = ranked[ranked["image_id"].isin(gallery.catalog.index)]
-        shown = ranked.head(limit)
-        chips = g.selected_tags_of(gallery.tags, shown["image_id"].tolist())
+        known = gallery.known_words()
+        unknown = [w for w in words if w not in known]
+        found = wordindex.search(gallery.index, words, gallery.usable, (page - 1) * per_page, per_page)
+        ordinals = found.ordinals.tolist()
+        ids = gallery.index.ids_of(found.ordinals) if ordinals else []
+        chips = gallery.selected_tags_of(ids, ordinals)
         results = [
-            {"image_id": r.image_id, "score": round(float(r.score), 4), "tags": chips[r.image_id],
-             "image": photo_url(r.image_id), "page": page_url(r.image_id)}
-            for r in shown.itertuples(index=False)
+            {"image_id": i, "score": round(float(s), 4), "tags": chips[i], "image": photo_url(i), "page": page_url(i)}
+            for i, s in zip(ids, found.scores.tolist())
         ]
-        return {"words": words, "unknown": unknown, "total": int(len(ranked)), "results": results}
+        counts = {w: wordindex.count(gallery.index, w, gallery.usable) for w in words}
+        return {"words": words, "unknown": unknown, "total": found.total, "counts": counts,
+                "page": page, "per_page": per_page, "pages": -(-found.total // per_page), "results": results}
 
     # ---- pages ------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
-    def index(request: Request, words: str = "") -> HTMLResponse:
+    def index(
+        request: Request, words: str = "", page: int = Query(1, ge=1, le=MAX_PAGE),
+        per_page: int = Query(RESULTS_SHOWN, ge=1, le=500),
+    ) -> HTMLResponse:
         gallery = fresh()
-        chosen = g.parse_words(words)
-        found = run_search(chosen, RESULTS_SHOWN) if chosen else None
-        browse = [] if chosen else gallery.catalog["image_id"].astype(str).tolist()[:RESULTS_SHOWN]
+        asked = words_or_422(words)
+        known = gallery.known_words()
+        chosen = [w for w in asked if w in known]  # unknown words are dropped, and said so
+        found = run_search(chosen, page, per_page) if chosen else None
+        browse = [] if chosen else tables.first_ids(gallery.catalog, per_page)
         context = {
-            "words": chosen, "found": found, "browse": browse, "photos": len(gallery.catalog),
-            "browse_tags": g.selected_tags_of(gallery.tags, browse),
+            "words": chosen, "dropped": [w for w in asked if w not in known], "found": found, "browse": browse,
+            "photos": len(gallery.catalog), "browse_tags": gallery.selected_tags_of(browse),
             "groups": g.vocabulary_groups(gallery.words, definitions),
-            "has_tags": gallery.tags is not None, "has_catalog": ws.catalog_path.exists(),
+            "has_tags": gallery.index is not None, "has_catalog": ws.catalog_path.exists(),
         }
         return templates.TemplateResponse(request, "index.html", context)
 
-    @app.get("/photo/{image_id:path}", response_class=HTMLResponse)
-    def photo(request: Request, image_id: str) -> HTMLResponse:
-        context = {"title": image_id, **photo_record(image_id)}
+    @app.get("/photo/{image_id:id}", response_class=HTMLResponse)
+    def photo(request: Request, image_id: str, view: View = "guest") -> HTMLResponse:
+        context = {"title": image_id, "view": view, **photo_record(image_id, view == "staff")}
         return templates.TemplateResponse(request, "photo.html", context)
 
     @app.get("/edits", response_class=HTMLResponse)
-    def edits(request: Request, recipe: str | None = None, image: str | None = None) -> HTMLResponse:
+    def edits(request: Request, recipe: str | None = None, image: str | None = None, view: View = "guest") -> HTMLResponse:
         gallery = fresh()
-        rows = g.edits_rows(gallery.edits, recipe, image)
+        rows = g.edits_rows(gallery.edits, recipe, image, staff=view == "staff")
         recipes = sorted(gallery.edits["recipe"].astype(str).unique()) if gallery.edits is not None else []
+        hidden = len(g.edits_rows(gallery.edits, recipe, image, staff=True)) - len(rows)
         context = {
-            "title": "edits", "groups": g.edit_groups(with_media(rows)), "recipes": recipes,
-            "recipe": recipe, "image": image, "has_edits": gallery.edits is not None and len(gallery.edits) > 0,
+            "title": "edits", "groups": g.edit_groups(with_media(rows)), "recipes": recipes, "view": view,
+            "recipe": recipe, "image": image, "hidden": hidden,
+            "has_edits": gallery.edits is not None and len(gallery.edits) > 0,
         }
         return templates.TemplateResponse(request, "edits.html", context)
 
     # ---- media: by id only -------------------------------------------------------------
-    @app.get("/media/photo/{image_id:path}")
+    @app.get("/media/photo/{image_id:id}")
     def photo_file(image_id: str) -> FileResponse:
         path = fresh().photo_file(image_id)
         if path is None:
@@ -131,38 +168,41 @@ def create_app(workspace: Path) -> FastAPI:
             raise HTTPException(404, f"no edited image in this workspace for {edit_id!r}")
         return FileResponse(path)
 
-    # ---- JSON API -----------------------------------------------------------------------
+    # ---- JSON API (answers built as plain JSON: no per-field encoder walk) -----------------
     @app.get("/api/tags")
-    def api_tags() -> dict:
-        return {"facets": g.vocabulary_groups(fresh().words, definitions)}
+    def api_tags() -> JSONResponse:
+        return JSONResponse({"facets": g.vocabulary_groups(fresh().words, definitions)})
 
     @app.get("/api/search")
-    def api_search(words: str = "", limit: int = Query(RESULTS_SHOWN, ge=1, le=10_000)) -> dict:
-        return run_search(g.parse_words(words), limit)
+    def api_search(
+        words: str = "", page: int = Query(1, ge=1, le=MAX_PAGE), per_page: int = Query(RESULTS_SHOWN, ge=1, le=10_000),
+        limit: int | None = Query(None, ge=1, le=10_000, description="old name of per_page"),
+    ) -> JSONResponse:
+        return JSONResponse(run_search(words_or_422(words), page, limit or per_page))
 
-    @app.get("/api/images/{image_id:path}")
-    def api_image(image_id: str) -> dict:
-        return photo_record(image_id)
+    @app.get("/api/images/{image_id:id}")
+    def api_image(image_id: str, view: View = "guest") -> JSONResponse:
+        return JSONResponse(photo_record(image_id, view == "staff"))
 
     @app.get("/api/edits")
-    def api_edits(recipe: str | None = None, image: str | None = None) -> dict:
-        return {"edits": with_media(g.edits_rows(fresh().edits, recipe, image))}
+    def api_edits(recipe: str | None = None, image: str | None = None, view: View = "guest") -> JSONResponse:
+        return JSONResponse({"edits": with_media(g.edits_rows(fresh().edits, recipe, image, staff=view == "staff"))})
 
-    def photo_record(image_id: str) -> dict:
+    def photo_record(image_id: str, staff: bool = False) -> dict:
         gallery = fresh()
-        if image_id not in gallery.catalog.index:
+        if image_id not in gallery.catalog:
             raise HTTPException(404, f"{image_id!r} is not a usable photo of this workspace")
         return {
             "image_id": image_id, "image": photo_url(image_id),
-            "catalog": g.catalog_info(gallery.catalog, image_id),
-            "tags": g.tags_by_facet(gallery.tags, image_id),
-            "cluster": g.cluster_of(gallery.clusters, image_id),
+            "catalog": gallery.catalog_info(image_id),
+            "tags": gallery.tags_by_facet(image_id),
+            "cluster": gallery.cluster_of(image_id),
             "neighbours": [
                 {"image_id": i, "image": photo_url(i), "page": page_url(i)}
-                for i in g.cluster_neighbours(gallery.clusters, image_id)
-                if i in gallery.catalog.index
+                for i in gallery.cluster_neighbours(image_id)
+                if i in gallery.catalog
             ],
-            "edits": with_media(g.edits_rows(gallery.edits, image_id=image_id)),
+            "edits": with_media(g.edits_rows(gallery.edits, image_id=image_id, staff=staff)),
         }
 
     def with_media(rows: list[dict]) -> list[dict]:

@@ -1,13 +1,15 @@
 """What the gallery shows, as plain functions on the workspace tables (no web code here).
 
-The tables are read once and re-read when a file changes on disk, so a gallery left running
-while `alienstay tag` or `alienstay edit` works picks up their output on the next request.
-Every table but the catalog is optional: a missing one is an empty state, never an error.
+The server's memory does not grow with the tag table: tags are read through the word index
+(`wordindex.py`, memory-mapped posting lists, built at tag/index time or here when missing or
+older than tags.parquet), the catalog and clusters are held as Arrow columns (`tables.py`),
+and the edits table is small. Each table is re-read when its file changes on disk, so a gallery
+left running while `alienstay tag` or `alienstay edit` works picks up their output on the next
+request. Every table but the catalog is optional: a missing one is an empty state, never an error.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,67 +17,138 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
-from alienstay import catalog as cat
+from alienstay.web import tables
+from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
+from alienstay.web.wordindex import WordIndex, build_word_index, index_root, source_stamp
 from alienstay.workspace import Workspace, read_optional
 
 METRIC_COLUMNS = ["structure_ssim", "edge_ssim", "lpips", "dino_distance", "outside_mask_change", "clip_direction"]
-CATALOG_INFO = ["hotel_id", "hotel_name", "chain_id", "chain_name", "source", "split", "width", "height", "url"]
-
-
-def mtime(path: Path) -> int | None:
-    return path.stat().st_mtime_ns if path.exists() else None
+# Verdicts a guest never sees: the edit changed the room too much, or did not change it at all.
+HIDDEN_FROM_GUESTS = frozenset({"too_strong", "not_applied"})
+# Columns of the edits table that name files: never shown, the media URLs stand for them.
+EDIT_FILE_COLUMNS = ("output_path", "source_path", "mask_path")
 
 
 @dataclass
 class Gallery:
-    """The workspace tables the gallery needs, reloaded when one changes on disk."""
+    """The workspace tables the gallery needs, each reloaded when its file changes on disk."""
 
     ws: Workspace
-    catalog: pd.DataFrame = field(init=False)  # usable photos, indexed by image_id
-    tags: PhotoTags | None = field(init=False)  # a photo's rows in one slice
-    words: pd.DataFrame | None = field(init=False)  # facet, tag, photos (selected count), in vocabulary order
-    index: dict[str, pd.Series] = field(init=False)  # search index: word -> prob by image_id
-    clusters: pd.DataFrame | None = field(init=False)
-    edits: pd.DataFrame | None = field(init=False)
-    _stamps: tuple = field(init=False, default=())
+    catalog: tables.Keyed = field(init=False)  # usable photos
+    index: WordIndex | None = field(init=False, default=None)  # the word index of tags.parquet
+    usable: np.ndarray | None = field(init=False, default=None)  # index ordinal -> in the catalog
+    clusters: tables.Clusters | None = field(init=False, default=None)
+    edits: pd.DataFrame | None = field(init=False, default=None)
+    _stamps: dict = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.refresh()
 
-    @property
-    def paths(self) -> tuple[Path, ...]:
-        return (self.ws.catalog_path, self.ws.tags_path, self.ws.clusters_path, self.ws.edits_path)
+    def stamps(self) -> dict[str, Any]:
+        paths = {"catalog": self.ws.catalog_path, "tags": self.ws.tags_path, "clusters": self.ws.clusters_path,
+                 "edits": self.ws.edits_path, "index": index_root(self.ws) / "current.json"}
+        return {name: source_stamp(path) for name, path in paths.items()}
 
     def refresh(self) -> None:
-        """Re-read the tables if any of them changed since the last read."""
-        stamps = tuple(mtime(p) for p in self.paths)
-        if stamps == self._stamps:
+        """Re-read each table that changed since the last read (a stat per file when none did)."""
+        if self.stamps() == self._stamps:
             return
         with self._lock:
-            catalog = read_optional(self.ws.catalog_path)
-            catalog = cat.empty_catalog() if catalog is None else cat.usable(catalog)
-            self.catalog = catalog.drop_duplicates("image_id").set_index("image_id", drop=False)
-            tags = read_optional(self.ws.tags_path)
-            self.tags = None if tags is None else PhotoTags.of(tags)
-            self.words = None if tags is None else word_counts(tags)
-            self.index = build_search_index(tags)
-            self.clusters = read_optional(self.ws.clusters_path)
-            self.edits = read_optional(self.ws.edits_path)
-            self._stamps = stamps
+            now = self.stamps()
+            changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
+            if "catalog" in changed:
+                self.catalog = tables.read_catalog(self.ws.catalog_path)
+            if changed & {"tags", "index"}:
+                self.index = self.current_index()
+            if changed & {"catalog", "tags", "index"}:
+                self.usable = self.usable_mask()
+            if "clusters" in changed:
+                self.clusters = tables.Clusters.read(self.ws.clusters_path)
+            if "edits" in changed:
+                self.edits = read_optional(self.ws.edits_path)
+            self._stamps = now
+
+    def current_index(self) -> WordIndex | None:
+        """The index of tags.parquet as it is now: built here when missing or stale."""
+        index = WordIndex.open(self.ws)
+        if index is None and self.ws.tags_path.exists():
+            build_word_index(self.ws)
+            index = WordIndex.open(self.ws)
+        return index
+
+    def usable_mask(self) -> np.ndarray | None:
+        if self.index is None:
+            return None
+        return pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(zero_copy_only=False)
+
+    @property
+    def words(self) -> list[dict]:
+        """facet, tag, photos (selected count) in vocabulary order: the summary written with the index."""
+        return [] if self.index is None else self.index.meta["words"]
+
+    def known_words(self) -> set[str] | dict:
+        """A word is a bare tag (any facet) or `facet:tag` (one facet)."""
+        return {} if self.index is None else self.index.keys()
 
     # ---- files the gallery may serve: only those a table names, only inside the workspace
     def photo_file(self, image_id: str) -> Path | None:
-        if image_id not in self.catalog.index:
+        row = self.catalog.find(image_id)
+        if row is None or "prepared_path" not in self.catalog.table.column_names:
             return None
-        return inside_workspace(self.ws.root, self.catalog.at[image_id, "prepared_path"])
+        return inside_workspace(self.ws.root, self.catalog.table.column("prepared_path")[row].as_py())
 
     def edit_file(self, edit_id: str) -> Path | None:
         if self.edits is None:
             return None
         rows = self.edits[self.edits["edit_id"].astype(str) == edit_id]
         return inside_workspace(self.ws.root, rows["output_path"].iloc[0]) if len(rows) else None
+
+    # ---- a photo
+    def catalog_info(self, image_id: str) -> dict:
+        row = self.catalog.find(image_id)
+        info = {} if row is None else self.catalog.row(row, CATALOG_INFO)
+        return {c: v for c, v in info.items() if v is not None}
+
+    def cluster_of(self, image_id: str) -> dict | None:
+        row = None if self.clusters is None else self.clusters.find(image_id)
+        return None if row is None else self.clusters.row(row)
+
+    def cluster_neighbours(self, image_id: str, limit: int = 8) -> list[str]:
+        return [] if self.clusters is None else self.clusters.neighbours(image_id, limit)
+
+    def selected_tags_of(self, image_ids: list[str], ordinals: list[int] | None = None) -> dict[str, list[dict]]:
+        """Each photo's selected tags (table order), for the chips under a result."""
+        chips: dict[str, list[dict]] = {i: [] for i in image_ids}
+        if self.index is None:
+            return chips
+        words = self.words
+        found = ordinals if ordinals is not None else [self.index.ordinal(i) for i in image_ids]
+        for image_id, ordinal in zip(image_ids, found):
+            if ordinal is None:
+                continue
+            codes, probs, _, selected = self.index.rows(ordinal)
+            chips[image_id] = [
+                {"facet": words[c]["facet"], "tag": words[c]["tag"], "prob": float(p)}
+                for c, p in zip(codes[selected].tolist(), probs[selected].tolist())
+            ]
+        return chips
+
+    def tags_by_facet(self, image_id: str) -> list[dict]:
+        """All of a photo's tags per facet, most probable first: the photo page's full view."""
+        ordinal = None if self.index is None else self.index.ordinal(image_id)
+        if ordinal is None:
+            return []
+        codes, probs, scores, selected = self.index.rows(ordinal)
+        words, groups = self.words, {}
+        for c, p, s, sel in zip(codes.tolist(), probs.tolist(), scores.tolist(), selected.tolist()):
+            groups.setdefault(words[c]["facet"], []).append({"tag": words[c]["tag"], "prob": p, "score": s, "selected": sel})
+        return [
+            {"facet": facet, "tags": sorted(rows, key=lambda r: -r["prob"])}  # stable: ties keep table order
+            for facet, rows in groups.items()
+        ]
 
 
 def inside_workspace(root: Path, path: Any) -> Path | None:
@@ -89,28 +162,15 @@ def inside_workspace(root: Path, path: Any) -> Path | None:
     return resolved if resolved.is_relative_to(root) and resolved.is_file() else None
 
 
-# ---- vocabulary and search ----------------------------------------------------------------
-def word_counts(tags: pd.DataFrame) -> pd.DataFrame:
-    """Every (facet, tag) in vocabulary order with how many photos have it selected."""
-    words = tags[["facet", "tag"]].drop_duplicates().reset_index(drop=True)
-    counts = tags[tags["selected"].astype(bool)].groupby(["facet", "tag"]).size()
-    photos = [int(counts.get((f, t), 0)) for f, t in zip(words["facet"], words["tag"])]
-    return words.assign(photos=photos)
-
-
-def vocabulary_groups(words: pd.DataFrame | None, definitions: dict[tuple[str, str], str]) -> list[dict]:
+# ---- vocabulary and words -----------------------------------------------------------------
+def vocabulary_groups(words: list[dict], definitions: dict[tuple[str, str], str]) -> list[dict]:
     """The words the photos were tagged with, grouped by facet (in vocabulary order), with photo counts."""
-    if words is None or words.empty:
-        return []
-    groups = []
-    for facet in dict.fromkeys(words["facet"]):
-        rows = words[words["facet"] == facet]
-        entries = [
-            {"tag": t, "photos": n, "definition": definitions.get((facet, t), "")}
-            for t, n in zip(rows["tag"], rows["photos"])
-        ]
-        groups.append({"facet": facet, "tags": entries})
-    return groups
+    groups: dict[str, list[dict]] = {}
+    for w in words:
+        groups.setdefault(w["facet"], []).append(
+            {"tag": w["tag"], "photos": w["photos"], "definition": definitions.get((w["facet"], w["tag"]), "")}
+        )
+    return [{"facet": facet, "tags": entries} for facet, entries in groups.items()]
 
 
 def parse_words(text: str | None) -> list[str]:
@@ -118,118 +178,11 @@ def parse_words(text: str | None) -> list[str]:
     return list(dict.fromkeys(w.strip() for w in (text or "").split(",") if w.strip()))
 
 
-def known_words(words: pd.DataFrame | None) -> set[str]:
-    """A word is a bare tag (any facet) or `facet:tag` (one facet)."""
-    if words is None:
-        return set()
-    return set(words["tag"].astype(str)) | set(words["facet"].astype(str) + ":" + words["tag"].astype(str))
-
-
-def build_search_index(tags: pd.DataFrame | None) -> dict[str, pd.Series]:
-    """word -> the probability of that word for each photo that has it **selected**.
-
-    Built once a load, so a query is a few index intersections however many photos there are.
-    A bare tag that exists in several facets keeps, per photo, its highest probability.
-    """
-    if tags is None or tags.empty:
-        return {}
-    selected = tags[tags["selected"].astype(bool)].reset_index(drop=True)
-    index: dict[str, pd.Series] = {}
-    for (facet, tag), rows in selected.groupby(["facet", "tag"], sort=False):
-        probs = rows.groupby("image_id")["prob"].max().astype(np.float64)
-        index[f"{facet}:{tag}"] = probs
-        index[tag] = probs if tag not in index else pd.concat([index[tag], probs]).groupby(level=0).max()
-    return index
-
-
-def search(index: dict[str, pd.Series], words: list[str]) -> pd.DataFrame:
-    """Photos that have EVERY word among their selected tags, best first.
-
-    Only selected tags count as a match (a word the tagger was not confident about is no
-    promise to the guest). Rank: the sum of the matched tags' probabilities; ties by id.
-    """
-    if not words or any(w not in index for w in words):
-        return pd.DataFrame({"image_id": pd.Series(dtype=str), "score": pd.Series(dtype=float)})
-    every = pd.concat([index[w].rename(w) for w in words], axis=1, join="inner")
-    ranked = pd.DataFrame({"image_id": every.index.astype(str), "score": every.sum(axis=1).to_numpy(np.float64)})
-    return ranked.sort_values(["score", "image_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class PhotoTags:
-    """tags.parquet sorted by photo, with where each photo's rows sit: a photo's tags in one slice."""
-
-    frame: pd.DataFrame
-    spans: dict[str, tuple[int, int]]
-
-    @classmethod
-    def of(cls, tags: pd.DataFrame) -> "PhotoTags":
-        frame = tags.sort_values("image_id", kind="stable").reset_index(drop=True)
-        ids = frame["image_id"].astype(str).to_numpy()
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], dtype=int)
-        ends = np.r_[starts[1:], len(ids)]
-        return cls(frame, dict(zip(ids[starts], zip(starts.tolist(), ends.tolist()))))
-
-    def rows(self, image_ids: list[str]) -> pd.DataFrame:
-        spans = [self.spans[i] for i in image_ids if i in self.spans]
-        positions = [np.arange(start, end) for start, end in spans]
-        return self.frame.iloc[np.concatenate(positions)] if positions else self.frame.iloc[0:0]
-
-
-def selected_tags_of(tags: PhotoTags | None, image_ids: list[str]) -> dict[str, list[dict]]:
-    """Each photo's selected tags (facet order, then prob), for the chips under a result."""
-    chips: dict[str, list[dict]] = {i: [] for i in image_ids}
-    if tags is None:
-        return chips
-    rows = tags.rows(image_ids)
-    for row in rows[rows["selected"].astype(bool)].itertuples(index=False):
-        chips[str(row.image_id)].append({"facet": row.facet, "tag": row.tag, "prob": float(row.prob)})
-    return chips
-
-
-def tags_by_facet(tags: PhotoTags | None, image_id: str) -> list[dict]:
-    """All of a photo's tags per facet, most probable first: the photo page's full view."""
-    if tags is None:
-        return []
-    rows = tags.rows([image_id])
-    groups = []
-    for facet in dict.fromkeys(rows["facet"]):
-        facet_rows = rows[rows["facet"] == facet].sort_values("prob", ascending=False)
-        words = [
-            {"tag": r.tag, "prob": float(r.prob), "score": float(r.score), "selected": bool(r.selected)}
-            for r in facet_rows.itertuples(index=False)
-        ]
-        groups.append({"facet": facet, "tags": words})
-    return groups
-
-
-# ---- clusters, catalog, edits -----------------------------------------------------------------
-def cluster_of(clusters: pd.DataFrame | None, image_id: str) -> dict | None:
-    if clusters is None:
-        return None
-    rows = clusters[clusters["image_id"] == image_id]
-    return jsonable(rows.iloc[0].to_dict()) if len(rows) else None
-
-
-def cluster_neighbours(clusters: pd.DataFrame | None, image_id: str, limit: int = 8) -> list[str]:
-    """Other photos of the same cluster, nearest first on the cluster map (x, y)."""
-    if clusters is None:
-        return []
-    me = clusters[clusters["image_id"] == image_id]
-    if me.empty or int(me["cluster"].iloc[0]) < 0:
-        return []
-    same = clusters[(clusters["cluster"] == me["cluster"].iloc[0]) & (clusters["image_id"] != image_id)]
-    distance = np.hypot(same["x"] - me["x"].iloc[0], same["y"] - me["y"].iloc[0])
-    order = same.assign(distance=distance).sort_values(["distance", "image_id"], kind="stable")
-    return order["image_id"].astype(str).head(limit).tolist()
-
-
-def catalog_info(catalog: pd.DataFrame, image_id: str) -> dict:
-    row = catalog.loc[image_id]
-    return {c: v for c, v in jsonable(row[[c for c in CATALOG_INFO if c in row.index]].to_dict()).items() if v is not None}
-
-
-def edits_rows(edits: pd.DataFrame | None, recipe: str | None = None, image_id: str | None = None) -> list[dict]:
+# ---- edits ----------------------------------------------------------------------------------
+def edits_rows(
+    edits: pd.DataFrame | None, recipe: str | None = None, image_id: str | None = None, staff: bool = False
+) -> list[dict]:
+    """Edit rows as JSON-ready dicts, without file paths; guests do not see too-strong or not-applied edits."""
     if edits is None or edits.empty:
         return []
     rows = edits
@@ -237,7 +190,14 @@ def edits_rows(edits: pd.DataFrame | None, recipe: str | None = None, image_id: 
         rows = rows[rows["recipe"] == recipe]
     if image_id:
         rows = rows[rows["image_id"] == image_id]
-    return [jsonable(r) for r in rows.to_dict("records")]
+    if not staff and "verdict" in rows.columns:
+        rows = rows[~rows["verdict"].isin(HIDDEN_FROM_GUESTS)]
+    rows = rows.drop(columns=[c for c in EDIT_FILE_COLUMNS if c in rows.columns])
+    return [jsonable(clean_na(r)) for r in rows.to_dict("records")]
+
+
+def clean_na(record: dict) -> dict:
+    return {k: (None if v is pd.NA or v is pd.NaT else v) for k, v in record.items()}
 
 
 def edit_groups(edits: list[dict]) -> list[dict]:
@@ -249,15 +209,3 @@ def edit_groups(edits: list[dict]) -> list[dict]:
         {"recipe": recipe, "photos": [{"image_id": i, "edits": e} for i, e in photos.items()]}
         for recipe, photos in groups.items()
     ]
-
-
-def jsonable(record: dict) -> dict:
-    """NA / NaN -> None and numpy scalars -> Python, so a row goes straight into JSON or a template."""
-    clean = {}
-    for key, value in record.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-            value = None
-        clean[str(key)] = value
-    return clean

@@ -1,0 +1,124 @@
+"""The catalog and the clusters as the gallery holds them: Arrow columns, looked up by id.
+
+A million catalog rows as pandas objects are about a gigabyte and seconds to build; as Arrow
+columns (only those the gallery shows) they are a few hundred bytes a row, and a sorted
+permutation of the ids finds a photo by binary search without a dict of a million strings.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from alienstay import catalog as cat
+
+CATALOG_INFO = ["hotel_id", "hotel_name", "chain_id", "chain_name", "source", "split", "width", "height", "url"]
+CATALOG_COLUMNS = ["image_id", "status", "prepared_path", *CATALOG_INFO]
+
+
+class Keyed:
+    """An Arrow table with an `image_id` column; `find` gives the first row of an id."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.ids = table.column("image_id").cast(pa.string()).combine_chunks() if table.num_rows else pa.array([], pa.string())
+        self.order = pc.array_sort_indices(self.ids).to_numpy() if len(self.ids) else np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def find(self, image_id: str) -> int | None:
+        """The first row (table order) of image_id: leftmost in the stable sorted order."""
+        lo, hi = 0, len(self.order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.ids[int(self.order[mid])].as_py() < image_id:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(self.order) and self.ids[int(self.order[lo])].as_py() == image_id:
+            return int(self.order[lo])
+        return None
+
+    def __contains__(self, image_id: object) -> bool:
+        return isinstance(image_id, str) and self.find(image_id) is not None
+
+    def row(self, position: int, columns: list[str] | None = None) -> dict:
+        names = [c for c in (columns or self.table.column_names) if c in self.table.column_names]
+        return jsonable({c: self.table.column(c)[position].as_py() for c in names})
+
+
+def empty_keyed() -> Keyed:
+    return Keyed(pa.table({"image_id": pa.array([], pa.string())}))
+
+
+def read_catalog(path: Path) -> Keyed:
+    """The usable photos (status ok), only the columns the gallery shows."""
+    if not path.exists():
+        return empty_keyed()
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in CATALOG_COLUMNS if c in present])
+    if "status" in present:
+        table = table.filter(pc.fill_null(pc.equal(table.column("status"), cat.OK), False))
+    return Keyed(table)
+
+
+def first_ids(catalog: Keyed, limit: int) -> list[str]:
+    """The first `limit` distinct ids in catalog order (the browse grid)."""
+    shown: dict[str, None] = {}
+    step = max(limit, 1)
+    for start in range(0, len(catalog), step):
+        for image_id in catalog.ids.slice(start, step).to_pylist():
+            shown.setdefault(image_id, None)
+            if len(shown) == limit:
+                return list(shown)
+    return list(shown)
+
+
+class Clusters(Keyed):
+    """clusters.parquet: a photo's row, and its cluster's members as numpy columns for distances."""
+
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__(table)
+        self.cluster = table.column("cluster").to_numpy(zero_copy_only=False).astype(np.int64)
+        self.xy = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in ("x", "y")])
+        self.by_cluster = np.argsort(self.cluster, kind="stable")
+        self.sorted_clusters = self.cluster[self.by_cluster]
+
+    @classmethod
+    def read(cls, path: Path) -> "Clusters | None":
+        return cls(pq.read_table(path)) if path.exists() else None
+
+    def neighbours(self, image_id: str, limit: int = 8) -> list[str]:
+        """Other photos of the same cluster, nearest first on the cluster map (x, y); ties by id."""
+        me = self.find(image_id)
+        if me is None or self.cluster[me] < 0:
+            return []
+        lo, hi = np.searchsorted(self.sorted_clusters, [self.cluster[me], self.cluster[me] + 1])
+        members = self.by_cluster[lo:hi]
+        distance = np.hypot(*(self.xy[members] - self.xy[me]).T)
+        if len(members) > limit + 1:  # the nearest few (and ties), then exact order in Python
+            kth = np.partition(distance, limit)[limit]
+            near = distance <= kth
+            members, distance = members[near], distance[near]
+        ids = self.ids.take(pa.array(members)).to_pylist()
+        ranked = sorted((d, i) for d, i in zip(distance.tolist(), ids) if i != image_id)
+        return [i for _, i in ranked[:limit]]
+
+
+def jsonable(record: dict) -> dict:
+    """NaN -> None and numpy scalars -> Python, so a row goes straight into JSON or a template."""
+    clean: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        clean[str(key)] = value
+    return clean
