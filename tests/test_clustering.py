@@ -121,23 +121,31 @@ def write_synthetic_workspace(root: Path, hotels: int = 6, per_hotel: int = 4) -
     return root
 
 
-def test_cli_writes_clusters_and_an_answering_note(tmp_path: Path) -> None:
-    ws = write_synthetic_workspace(tmp_path / "ws")
+def test_cli_planted_hotels_cluster_by_room_not_hotel(tmp_path: Path) -> None:
+    """README section 4: 12 hotels x 4 room types, k = 4, ARI 1.00 vs room type, -0.11 vs hotel."""
+    ws = write_synthetic_workspace(tmp_path / "ws", hotels=12)
     result = CliRunner().invoke(app, ["cluster", "--k-max", "8", "--workspace", str(ws)])
     assert result.exit_code == 0, result.output
 
     table = pd.read_parquet(ws / "clusters.parquet")
     assert {"image_id", "cluster", "method", "k", "features", "x", "y"} <= set(table.columns)
-    assert len(table) == 24 and table["image_id"].is_unique  # one row a photo: the primary method
+    assert len(table) == 48 and table["image_id"].is_unique  # one row a photo: the primary method
     primary = table[table["method"] == "kmeans"]
-    assert len(primary) == 24 and primary["features"].eq("tags").all()
+    assert len(primary) == 48 and primary["features"].eq("tags").all()
     every_method = pd.read_parquet(ws / "clusters_all_methods.parquet")
     assert {"kmeans", "kmeans_hotel", "kmeans_place", "agglomerative", "hdbscan"} <= set(every_method["method"])
-    # Tags follow the place, so the clusters are the 4 places, and cut across all 6 hotels.
+    # Tags follow the place, so the clusters are the 4 places, and cut across all 12 hotels.
     assert primary["k"].iloc[0] == 4
+    room = primary["image_id"].str[-5].astype(int) % len(PLACES)  # photoJ.jpg shows PLACES[J % 4]
+    hotel = primary["image_id"].str.split("/").str[0]
+    # 1.0 by construction: the synthetic tags carry the room type and nothing else.
+    assert adjusted_rand_score(room, primary["cluster"]) == pytest.approx(1.0)
+    # Below chance (0): each cluster holds one photo of every hotel, so no same-hotel pair shares one.
+    assert round(adjusted_rand_score(hotel, primary["cluster"]), 2) == -0.11
     note = (ws / "report" / "clusters.md").read_text()
     assert "k = 4" in note and "the place tag" in note
-    assert "does not match" in note  # 6 hotels, 4 clusters
+    assert "ARI 1.00 vs place, -0.11 vs hotel" in note
+    assert "does not match" in note  # 12 hotels, 4 clusters
     assert (ws / "report" / "clusters_map.png").stat().st_size > 10_000
     assert (ws / "report" / "clusters_contingency_hotel.png").exists()
 
@@ -174,3 +182,33 @@ def test_cli_clusters_embeddings_and_names_clusters_by_tags(tmp_path: Path) -> N
     table = pd.read_parquet(ws.clusters_path)
     assert table["features"].eq("embeddings").all() and table["k"].iloc[0] == 4
     assert set(table["name"]) == set(PLACES)  # names come from the tags of the same photos
+
+
+def test_a_registered_method_is_run_scored_and_named() -> None:
+    features, truth = planted_tag_vectors(60, groups=3, seed=4)
+    classes = pd.DataFrame(
+        {"hotel": [f"h{g}" for g in truth], "chain": [pd.NA] * 60, "place": [f"p{g}" for g in truth]}, dtype="string"
+    )
+    name = "halves_for_test"
+    clustering.register_method(name, lambda x, k, seed: (np.arange(len(x)) % 2).astype(np.int64))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            clustering.register_method(name, lambda x, k, seed: np.zeros(len(x), dtype=np.int64))
+        result = clustering.run_clustering([f"i{i}" for i in range(60)], features, classes, k_max=5)
+    finally:
+        del clustering.CLUSTER_METHODS[name]
+    assert set(result.labels[name].tolist()) == {0, 1} and set(result.names[name]) == {0, 1}
+    scored = result.comparison[result.comparison["method"] == name]
+    assert set(scored["class"]) == {"hotel", "place"} and (scored["ari"].abs() < 0.2).all()
+    assert name in set(clustering.clusters_table(result)["method"])
+
+
+def test_the_place_pseudo_class_comes_from_the_facet_setting() -> None:
+    tags = pd.DataFrame(
+        {"image_id": ["a", "a", "b", "b"], "facet": ["room", "room", "room", "room"],
+         "tag": ["bed", "pool", "bed", "pool"], "prob": [0.9, 0.1, 0.2, 0.8]}
+    )
+    catalog = pd.DataFrame({"image_id": ["a", "b"], "hotel_id": ["h1", "h2"], "chain_id": [pd.NA, pd.NA]})
+    assert clustering.known_classes(catalog, tags, ["a", "b"])["place"].isna().all()  # no `place` facet
+    classes = clustering.known_classes(catalog, tags, ["a", "b"], place_facet="room")
+    assert classes["place"].tolist() == ["bed", "pool"]
