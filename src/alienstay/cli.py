@@ -379,6 +379,26 @@ def report(workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     console.print(f"report -> {path}")
 
 
+@app.command("index")
+def index_(
+    backend: Annotated[str, typer.Option("--backend", help="auto (exact below --threshold photos) | exact | faiss-ivf-sq8.")] = "auto",
+    threshold: Annotated[int, typer.Option("--threshold", min=1, help="Photos from which auto builds the approximate index.")] = 50_000,
+    nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF cells a query visits (more: slower, closer to exact).")] = 48,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the index matches the embeddings.")] = False,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Index the image embeddings for search by meaning and "more like this" (rebuilt when they change)."""
+    from alienstay.similarity.index import IndexParams
+    from alienstay.stages.index import IndexSettings, run
+
+    try:
+        summary = run(open_workspace(workspace), IndexSettings(backend, IndexParams(threshold=threshold, nprobe=nprobe), force))
+    except (ValueError, ImportError) as error:
+        fail(str(error))
+    done = "built" if summary.built else "already matches the embeddings"
+    console.print(f"{summary.backend} index of {summary.photos} photos x {summary.dim} {done} ({summary.seconds:.1f} s) in {summary.path}")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",

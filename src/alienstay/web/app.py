@@ -21,7 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.convertors import Convertor, register_url_convertor
 
+from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
+from alienstay.web import search_api
 from alienstay.web import tables, wordindex
 from alienstay.workspace import Workspace
 
@@ -88,6 +90,7 @@ def create_app(workspace: Path) -> FastAPI:
     definitions = vocabulary_definitions()
     app = FastAPI(title="alienstay gallery", description=f"workspace {ws.root}")
     app.state.gallery = data
+    similarity = app.state.similarity = Similarity(ws)  # search by meaning, more like this (search_api.py)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
@@ -98,6 +101,8 @@ def create_app(workspace: Path) -> FastAPI:
     def fresh() -> g.Gallery:
         data.refresh()
         return data
+
+    app.include_router(search_api.router(similarity, fresh))
 
     def run_search(words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN) -> dict:
         gallery = fresh()
@@ -120,14 +125,18 @@ def create_app(workspace: Path) -> FastAPI:
     def index(
         request: Request, words: str = "", page: int = Query(1, ge=1, le=MAX_PAGE),
         per_page: int = Query(RESULTS_SHOWN, ge=1, le=500),
+        q: str = Query("", max_length=search_api.MAX_TEXT), text: str = Query("", max_length=search_api.MAX_TEXT),
     ) -> HTMLResponse:
         gallery = fresh()
-        asked = words_or_422(words)
         known = gallery.known_words()
+        typed_word, phrase = search_api.split_query(q, known)  # the search box: a word, or a phrase
+        asked = list(dict.fromkeys(words_or_422(words) + typed_word))
         chosen = [w for w in asked if w in known]  # unknown words are dropped, and said so
         found = run_search(chosen, page, per_page) if chosen else None
-        browse = [] if chosen else tables.first_ids(gallery.catalog, per_page)
-        context = {
+        meaning = search_api.page_context(similarity, gallery, text or phrase, chosen, per_page)
+        by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")
+        browse = [] if chosen or by_meaning else tables.first_ids(gallery.catalog, per_page)
+        context = {**meaning,
             "words": chosen, "dropped": [w for w in asked if w not in known], "found": found, "browse": browse,
             "photos": len(gallery.catalog), "browse_tags": gallery.selected_tags_of(browse),
             "groups": g.vocabulary_groups(gallery.words, definitions),
@@ -137,7 +146,8 @@ def create_app(workspace: Path) -> FastAPI:
 
     @app.get("/photo/{image_id:id}", response_class=HTMLResponse)
     def photo(request: Request, image_id: str, view: View = "guest") -> HTMLResponse:
-        context = {"title": image_id, "view": view, **photo_record(image_id, view == "staff")}
+        context = {"title": image_id, "view": view, **photo_record(image_id, view == "staff"),
+                   "similar": search_api.similar_strip(similarity, fresh(), image_id)}
         return templates.TemplateResponse(request, "photo.html", context)
 
     @app.get("/edits", response_class=HTMLResponse)
@@ -177,7 +187,10 @@ def create_app(workspace: Path) -> FastAPI:
     def api_search(
         words: str = "", page: int = Query(1, ge=1, le=MAX_PAGE), per_page: int = Query(RESULTS_SHOWN, ge=1, le=10_000),
         limit: int | None = Query(None, ge=1, le=10_000, description="old name of per_page"),
+        text: str = Query("", max_length=search_api.MAX_TEXT, description="a phrase: ranked by meaning within the words' photos"),
     ) -> JSONResponse:
+        if text.strip():
+            return search_api.api_text_search(similarity, fresh(), text, words_or_422(words), limit or per_page)
         return JSONResponse(run_search(words_or_422(words), page, limit or per_page))
 
     @app.get("/api/images/{image_id:id}")

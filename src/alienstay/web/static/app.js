@@ -17,6 +17,7 @@ function setUpSearch() {
     if (!words.includes(word)) words.push(word);
     hidden.value = words.join(",");
     input.value = "";
+    input.removeAttribute("name");  // a word: no empty q= phrase in the URL
     form.submit();
   }
   input.addEventListener("input", (event) => {
@@ -30,17 +31,10 @@ function setUpSearch() {
   });
   form.addEventListener("submit", (event) => {
     const typed = input.value.trim();
-    if (!typed) return;  // submit the chosen words as they are
+    if (!typed || !known.has(typed)) return;  // the chosen words, or a phrase: searched by meaning (q=)
     event.preventDefault();
-    if (known.has(typed)) {
-      addWord(typed);
-      return;
-    }
-    const match = chips.find((chip) => chip.dataset.word.toLowerCase().startsWith(typed.toLowerCase()));
-    if (match) addWord(match.dataset.word);
-    else input.setCustomValidity(`"${typed}" is not an alien word; pick one from the list`), input.reportValidity();
+    addWord(typed);
   });
-  input.addEventListener("keydown", () => input.setCustomValidity(""));
 }
 
 // Restyles: each slider wipes between the original (under) and the restyle (over).

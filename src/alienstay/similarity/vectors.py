@@ -1,0 +1,122 @@
+"""The tag stage's image embeddings as the search reads them: a memory-mapped fp16 matrix.
+
+Nothing is copied into the process: `np.load(mmap_mode="r")` maps `embeddings/embeddings.npy`,
+so a gallery over a million photos holds only the pages a query touches, and several server
+processes share one copy in the page cache. Exact search streams the matrix in blocks,
+converting each to float32 for the product (numpy has no fast fp16 matrix product).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from alienstay.workspace import Workspace
+
+BLOCK_ROWS = 1 << 16  # rows converted to float32 at a time: 128 MB at 512-d, whatever N is
+
+
+def file_stamp(path: Path) -> list[int] | None:
+    """Size and modification time: what tells one version of a file from the next."""
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def embeddings_fingerprint(ws: Workspace) -> str | None:
+    """One string for the embeddings as they are now; an index built from others is stale."""
+    parts = [file_stamp(p) for p in (ws.embeddings_matrix_path, ws.embeddings_ids_path, ws.embeddings_meta_path)]
+    if any(p is None for p in parts):
+        return None
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Vectors:
+    """(N, D) fp16 rows, L2-normalised before storage, row i for `ids[i]`; `meta` says which model made them."""
+
+    ids: pa.StringArray
+    matrix: np.ndarray  # memory map, float16
+    meta: dict
+    fingerprint: str
+
+    @classmethod
+    def open(cls, ws: Workspace) -> "Vectors | None":
+        fingerprint = embeddings_fingerprint(ws)
+        if fingerprint is None:
+            return None
+        matrix = np.load(ws.embeddings_matrix_path, mmap_mode="r")
+        ids = pq.read_table(ws.embeddings_ids_path, columns=["image_id"]).column("image_id")
+        meta = json.loads(ws.embeddings_meta_path.read_text(encoding="utf-8"))
+        return cls(ids.cast(pa.string()).combine_chunks(), matrix, meta, fingerprint)
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1]) if self.matrix.ndim == 2 else 0
+
+    def position(self, image_id: str) -> int | None:
+        """The row of an id (a scan in Arrow's C++, ~1 ms at a million: no dict of a million strings)."""
+        found = pc.index(self.ids, pa.scalar(image_id, pa.string())).as_py()
+        return None if found is None or found < 0 else int(found)
+
+    def positions(self, image_ids: "list[str] | pa.Array") -> np.ndarray:
+        """Rows of the ids that have an embedding (others dropped), in the order given."""
+        ids = image_ids if isinstance(image_ids, pa.Array) else pa.array(list(image_ids), pa.string())
+        found = pc.drop_null(pc.index_in(ids.cast(pa.string()), value_set=self.ids))
+        return found.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def ids_of(self, positions: np.ndarray) -> list[str]:
+        return self.ids.take(pa.array(np.asarray(positions, dtype=np.int64))).to_pylist()
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """Float32 rows, re-normalised (fp16 storage loses a little norm)."""
+        return normalise(np.asarray(self.matrix[np.asarray(positions, dtype=np.int64)], dtype=np.float32))
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest scores, best first; ties by index (stable)."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+        kth = scores[part].min()
+        part = np.flatnonzero(scores >= kth)  # every tie at the boundary, so the order is stable
+    else:
+        part = np.arange(len(scores))
+    order = np.lexsort((part, -scores[part]))[:k]
+    return part[order].astype(np.int64)
+
+
+def exact_search(
+    matrix: np.ndarray, query: np.ndarray, k: int, within: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine top-k of one unit query over the rows (all, or the positions `within`): (scores, positions)."""
+    query = normalise(query).reshape(-1)
+    rows = np.arange(len(matrix)) if within is None else np.asarray(within, dtype=np.int64)
+    scores = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), BLOCK_ROWS):
+        part = rows[start : start + BLOCK_ROWS]
+        block = matrix[start : start + len(part)] if within is None else matrix[part]
+        block = np.asarray(block, dtype=np.float32)
+        norms = np.linalg.norm(block, axis=1)
+        scores[start : start + len(part)] = (block @ query) / np.where(norms > 0, norms, 1.0)
+    best = top_k(scores, k)
+    return scores[best], rows[best]
