@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_tagging import prepared_catalog, write_photos  # also puts tests/ on sys.path
+from benchmarks.bench_tagging import prepared_catalog, write_photos
 from benchmarks.common import save
 
 IMAGES = 512
@@ -43,7 +43,7 @@ def tag_locally(ws, encoder, vocab) -> float:
 
 
 def tag_on_ray(ws, encoder, vocab) -> float:
-    from alienstay.distributed import run_tagging_on_ray
+    from alienstay.tagging.ray_engine import run_tagging_on_ray
 
     start = time.perf_counter()
     run_tagging_on_ray(ws, encoder, vocab, batch_size=BATCH, show_progress=False)
@@ -52,7 +52,7 @@ def tag_on_ray(ws, encoder, vocab) -> float:
 
 def main() -> None:
     import ray
-    from tiny_models import build_tiny_clip
+    from tests.tiny_models import build_tiny_clip
 
     from alienstay import tagging
     from alienstay.encoders import load_encoder

@@ -11,17 +11,13 @@ absolute rate depends on the machine). No network: the server listens on 127.0.0
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fault server is a test fake
-
-from hotels50k_fakes import FaultServer, write_metadata  # noqa: E402
-
-from alienstay.sources import hotels50k as h50k  # noqa: E402
-from alienstay.workspace import Workspace  # noqa: E402
-from benchmarks.common import save  # noqa: E402
+from alienstay.sources import hotels50k as h50k
+from alienstay.workspace import Workspace
+from benchmarks.common import save
+from tests.hotels50k_fakes import FaultServer, write_metadata  # the fault server is a test fake
 
 # route -> how many URLs of that kind, out of 200
 MIX = {"ok": 120, "big": 10, "missing": 20, "flaky/1": 10, "flaky/9": 8, "down": 8, "slow": 6,

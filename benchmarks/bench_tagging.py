@@ -35,9 +35,6 @@ from PIL import Image
 
 from benchmarks.common import matmul_gflops, peak_rss_mb, save
 
-# The tiny tokenizer and tiny CLIP of the tests: built offline, no hub.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
 BATCH = 32
 E2E_IMAGES = 320
 NAIVE_IMAGES = 3
@@ -83,7 +80,7 @@ def prepared_catalog(ws, paths: list[Path]) -> None:
 
 
 def build_full_size_clip(folder: Path) -> Path:
-    from tiny_models import tiny_tokenizer
+    from tests.tiny_models import tiny_tokenizer  # the tests' tiny tokenizer: built offline, no hub
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     torch.manual_seed(0)
@@ -160,7 +157,7 @@ def high_water_rss_mb() -> float:
 
 def memory_run(rows: int) -> dict:
     """Child process: tag `rows` catalog rows (a few tiny JPEGs repeated) with a tiny CLIP; peak RSS."""
-    from tiny_models import build_tiny_clip
+    from tests.tiny_models import build_tiny_clip
 
     from alienstay import tagging
     from alienstay.encoders.hf import load_hf_encoder

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from imagefactory import jpeg_bytes, photo_like
+from tests.imagefactory import jpeg_bytes, photo_like
 
 
 class FaultServer:

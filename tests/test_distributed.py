@@ -20,7 +20,8 @@ from tiny_models import build_tiny_clip, prepared_workspace
 from typer.testing import CliRunner
 
 from alienstay import catalog as cat
-from alienstay import distributed, tagging
+from alienstay import tagging
+from alienstay.tagging import ray_engine
 from alienstay.cli import app
 from alienstay.encoders import load_encoder
 from alienstay.vocabulary import load_vocabulary
@@ -123,7 +124,7 @@ def test_ray_rerun_after_a_partial_run_tags_only_the_missing_photos(ray_cluster,
     ws = copy_of(template, tmp_path / "ws")
     vocab = load_vocabulary()
     tagging.run_tagging(ws, encoder, vocab, batch_size=2, rows_per_shard=2, show_progress=False)
-    tags_dir, embeddings_dir = tagging.shard_dirs(ws, tagging.TagSettings.of(encoder, vocab))
+    tags_dir, embeddings_dir = tagging.shard_dirs(ws, tagging.TagIdentity.of(encoder, vocab))
     shards = tagging.tag_shards(tags_dir)
     assert len(shards) == 4
     for lost in (shards[1], shards[3]):  # as if those shards had never been written
@@ -131,7 +132,7 @@ def test_ray_rerun_after_a_partial_run_tags_only_the_missing_photos(ray_cluster,
         (embeddings_dir / f"{lost.stem}.npz").unlink()
     kept = {shard: shard.stat().st_mtime_ns for shard in (shards[0], shards[2])}
 
-    summary = distributed.run_tagging_on_ray(ws, encoder, vocab, batch_size=2, rows_per_shard=2, show_progress=False)
+    summary = ray_engine.run_tagging_on_ray(ws, encoder, vocab, batch_size=2, rows_per_shard=2, show_progress=False)
 
     assert (summary.already_done, summary.tagged_now, summary.failed_now, summary.consolidated) == (4, 4, 1, 8)
     assert {shard: shard.stat().st_mtime_ns for shard in kept} == kept  # finished shards untouched
@@ -142,14 +143,15 @@ def test_ray_rerun_after_a_partial_run_tags_only_the_missing_photos(ray_cluster,
 def test_workers_load_the_encoder_by_spec_and_refuse_another_revision(encoder, tiny_clip, monkeypatch):
     monkeypatch.chdir(tiny_clip.parent)
     relative = load_encoder(tiny_clip.name)  # a folder given relative to where the driver runs
-    spec = distributed.EncoderSpec.of(relative)
-    assert spec == distributed.EncoderSpec(str(tiny_clip.resolve()), "cpu", "float32")
-    offline = SimpleNamespace(model_id="offline:efficientnet-lite0+all-MiniLM-L6-v2", revision="v", dtype="float32")
-    assert distributed.EncoderSpec.of(offline).model == "offline"
+    spec = ray_engine.EncoderSpec.of(relative)
+    assert spec == ray_engine.EncoderSpec(str(tiny_clip.resolve()), "cpu", "float32")
+    offline = SimpleNamespace(model_id="offline:efficientnet-lite0+all-MiniLM-L6-v2", revision="v", dtype="float32",
+                              encoder_name="offline")
+    assert ray_engine.EncoderSpec.of(offline).model == "offline"
 
-    settings = tagging.TagSettings.of(encoder, load_vocabulary())
+    settings = tagging.TagIdentity.of(encoder, load_vocabulary())
     reloaded = spec.load()
-    distributed.check_same_model(reloaded, settings)  # same folder, same weights: accepted
-    other = tagging.TagSettings(settings.model_id, "0123abcd", settings.dtype, settings.vocab_hash)
-    with pytest.raises(distributed.EncoderMismatch, match="same snapshot"):
-        distributed.check_same_model(reloaded, other)
+    ray_engine.check_same_model(reloaded, settings)  # same folder, same weights: accepted
+    other = tagging.TagIdentity(settings.model_id, "0123abcd", settings.dtype, settings.vocab_hash)
+    with pytest.raises(ray_engine.EncoderMismatch, match="same snapshot"):
+        ray_engine.check_same_model(reloaded, other)

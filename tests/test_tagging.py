@@ -239,7 +239,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(prepared, prepared_temp
     with pytest.raises(KeyboardInterrupt):
         tagging.run_tagging(prepared, encoder, vocab, batch_size=2, rows_per_shard=2, workers=0, show_progress=False)
     monkeypatch.undo()
-    settings = tagging.TagSettings.of(encoder, vocab)
+    settings = tagging.TagIdentity.of(encoder, vocab)
     assert len(tagging.tagged_ids(prepared, settings)) == 4  # two shards of two photos survived the kill
     assert not prepared.tags_path.exists()
     # a kill between the embeddings shard and its tag shard leaves an orphan: it must be redone, not duplicated

@@ -6,17 +6,19 @@ starts from what the photo already shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
+from alienstay.devices import check_dtype
 from alienstay.encoders.hf import ProcessorTransform, cpu_threads
 from alienstay.models import ResolvedModel, resolve
-from alienstay.tagging import image_batches, pending_images
+from alienstay.registry import Registry
+from alienstay.tagging.reader import image_batches, pending_images
 from alienstay.workspace import Workspace, write_parquet
 
-DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
 CAPTION_COLUMNS = ["image_id", "caption", "model_id", "model_revision"]
 
 
@@ -40,7 +42,23 @@ class Captioner:
         return [text.strip() for text in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
 
 
-def load_captioner(model: str = DEFAULT_CAPTION_MODEL, device: str = "cpu") -> Captioner:
+@dataclass(frozen=True)
+class CaptionerEntry:
+    """One kind of captioner: its loader (model id or folder, device, dtype) and what it needs."""
+
+    name: str  # what `--caption-model NAME` (or `NAME:MODEL`) selects
+    load: Callable[[str, str, str], Captioner]
+    default_model: str
+    description: str
+    dtypes: tuple[str, ...] = ("float32",)
+    roles: tuple[str, ...] = ("captioner",)
+
+
+CAPTIONERS: Registry[CaptionerEntry] = Registry("captioner")
+DEFAULT_CAPTIONER = "blip"  # the kind a bare hub id or folder is loaded as
+
+
+def load_blip(model: str, device: str = "cpu", dtype: str = "float32") -> Captioner:
     from transformers import AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration
 
     torch.set_num_threads(cpu_threads())
@@ -53,6 +71,20 @@ def load_captioner(model: str = DEFAULT_CAPTION_MODEL, device: str = "cpu") -> C
         image_processor=AutoImageProcessor.from_pretrained(resolved.path),
         device=device,
     )
+
+
+CAPTIONERS.register(CaptionerEntry(
+    name="blip", load=load_blip, default_model="Salesforce/blip-image-captioning-base",
+    description="BLIP image captioning through transformers (a hub id or a folder in the hub's layout)",
+))
+DEFAULT_CAPTION_MODEL = CAPTIONERS.get(DEFAULT_CAPTIONER).default_model
+
+
+def load_captioner(model: str = DEFAULT_CAPTIONER, device: str = "cpu", dtype: str = "float32") -> Captioner:
+    """A captioner's name (its default model), `NAME:MODEL`, or a hub id / folder (loaded as the default kind)."""
+    entry, model = CAPTIONERS.lookup(model, DEFAULT_CAPTIONER)
+    check_dtype(dtype, entry.dtypes, f"the {entry.name} captioner")
+    return entry.load(model, device, dtype)
 
 
 def read_captions(ws: Workspace) -> pd.DataFrame:

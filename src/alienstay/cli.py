@@ -220,7 +220,7 @@ def tag(
     except (VocabularyError, ModelUnavailable, ValueError) as error:
         fail(str(error))
     if engine == "ray":
-        from alienstay.distributed import RayUnavailable, run_tagging_on_ray
+        from alienstay.tagging.ray_engine import RayUnavailable, run_tagging_on_ray
 
         try:
             summary = run_tagging_on_ray(ws, encoder, vocab, batch_size=batch_size, rows_per_shard=rows_per_shard,

@@ -345,7 +345,7 @@ def load_guard(clip: str = "none", dino: str | None = None) -> Guard:
     """The guard with the learned models asked for; 'none' leaves that metric recorded as missing."""
     encoder = None
     if clip and clip != "none":
-        from alienstay.encoders import load_encoder
+        from alienstay.encoders import encoder_entry, load_encoder
 
         encoder = load_encoder(clip)
     dino_model = dino_processor = None
@@ -357,7 +357,8 @@ def load_guard(clip: str = "none", dino: str | None = None) -> Guard:
         resolved = resolve(dino)
         dino_processor = AutoImageProcessor.from_pretrained(resolved.path)
         dino_model = AutoModel.from_pretrained(resolved.path).eval()
-    direction_decides = encoder is None or not encoder.model_id.startswith("offline")
+    # The encoder registry says whether an encoder's text direction may decide a verdict.
+    direction_decides = encoder is None or encoder_entry(encoder).direction_decides
     if not direction_decides:
         log.warning("--clip %s: the offline encoder's CLIP direction is recorded but does not decide verdicts.", clip)
     return Guard(encoder=encoder, dino_model=dino_model, dino_processor=dino_processor, direction_decides=direction_decides)

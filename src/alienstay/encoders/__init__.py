@@ -1,22 +1,29 @@
 """Image-text encoders: anything that puts images and words in one space.
 
 The tag stage, analysis, clustering and search only ever see this interface, so a hub
-model (CLIP, SigLIP) and the offline ConSE tagger are interchangeable.
+model (CLIP, SigLIP) and the offline ConSE tagger are interchangeable. Each kind of encoder
+is one entry of :data:`ENCODERS` (its loader, default model, dtypes, roles, and whether its
+text direction may decide a faithfulness verdict); stages look entries up, never model ids.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
 from PIL import Image
 
+from alienstay.devices import DTYPES, check_dtype
+from alienstay.registry import Registry
+
 
 @runtime_checkable
 class ImageTextEncoder(Protocol):
     model_id: str  # what ran: a hub id, a local folder, or "offline:<image model>+<text model>"
-    revision: str  # hub commit, package version, or "local"
+    revision: str  # hub commit, hash of a local folder's weights, or package versions
     logit_scale: float  # temperature for the softmax within a facet
 
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
@@ -32,28 +39,90 @@ class ImageTextEncoder(Protocol):
         ...
 
 
-DEFAULT_HUB_MODEL = "openai/clip-vit-base-patch32"
-OFFLINE = "offline"
-DTYPES = ("float32", "bfloat16", "int8")
+@dataclass(frozen=True)
+class EncoderEntry:
+    """One kind of encoder: how to load it and what the stages may rely on."""
+
+    name: str  # what `--model NAME` (or `NAME:MODEL`) selects
+    load: Callable[[str | None, str, str], ImageTextEncoder]  # (model id or folder, device, dtype)
+    description: str
+    default_model: str | None = None  # the hub id `--model NAME` loads
+    takes_model: bool = True  # False: the weights are fixed (packaged), `NAME` alone says it all
+    dtypes: tuple[str, ...] = ("float32",)
+    roles: tuple[str, ...] = ("tagger",)  # tagger, guard (the faithfulness guard's CLIP), search
+    # Its text direction (image change towards the edit's words) is trustworthy enough to
+    # decide a faithfulness verdict; otherwise the guard records it and decides without it.
+    direction_decides: bool = True
+
+
+ENCODERS: Registry[EncoderEntry] = Registry("encoder")
+DEFAULT_ENCODER = "hf"  # the kind a bare hub id or folder is loaded as
 AUTO = "auto"
+AUTO_ORDER = ("hf", "offline")  # `--model auto`: the first whose weights can be had
 
 
-def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32") -> ImageTextEncoder:
-    """`offline`, `auto` (the hub default when it can be had, else offline), a hub id or a folder."""
-    if dtype not in DTYPES:
-        raise ValueError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}.")
-    if model == OFFLINE:
-        from alienstay.encoders.offline import load_offline_encoder
-
-        if dtype != "float32":
-            raise ValueError(f"--dtype {dtype}: the offline tagger runs in float32 (ONNX Runtime); drop --dtype.")
-
-        return load_offline_encoder(device=device)
-    if model == AUTO:
-        return _load_auto(device, dtype)
+def _load_hf(model: str | None, device: str, dtype: str) -> ImageTextEncoder:
     from alienstay.encoders.hf import load_hf_encoder
 
     return load_hf_encoder(model, device=device, dtype=dtype)
+
+
+def _load_offline(model: str | None, device: str, dtype: str) -> ImageTextEncoder:
+    from alienstay.encoders.offline import load_offline_encoder
+
+    return load_offline_encoder(device=device)
+
+
+ENCODERS.register(EncoderEntry(
+    name="hf", load=_load_hf, default_model="openai/clip-vit-base-patch32", dtypes=DTYPES,
+    roles=("tagger", "guard", "search"),
+    description="CLIP / SigLIP dual encoders through transformers: a hub id or a folder in the hub's layout",
+))
+ENCODERS.register(EncoderEntry(
+    name="offline", load=_load_offline, takes_model=False, direction_decides=False, roles=("tagger", "search"),
+    description="ConSE from pip-installed weights (ImageNet classifier + sentence encoder): no hub needed",
+))
+OFFLINE = "offline"
+DEFAULT_HUB_MODEL = ENCODERS.get(DEFAULT_ENCODER).default_model
+__all__ = ["DTYPES", "ENCODERS", "EncoderEntry", "ImageTextEncoder", "encoder_entry", "load_encoder", "reload_argument"]
+
+
+def entry_for(model: str) -> tuple[EncoderEntry, str | None]:
+    """`NAME`, `NAME:MODEL` or a bare hub id / folder (the default kind) -> (entry, model to load)."""
+    return ENCODERS.lookup(model, DEFAULT_ENCODER)
+
+
+def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32") -> ImageTextEncoder:
+    """`auto` (the first of AUTO_ORDER whose weights can be had), an entry's name, `NAME:MODEL`, a hub id or a folder."""
+    check_dtype(dtype)
+    if model == AUTO:
+        return _load_auto(device, dtype)
+    entry, model_id = entry_for(model)
+    return load_entry(entry, model_id, device, dtype)
+
+
+def load_entry(entry: EncoderEntry, model_id: str | None, device: str, dtype: str) -> ImageTextEncoder:
+    check_dtype(dtype, entry.dtypes, f"the {entry.name} encoder")
+    encoder = entry.load(model_id if entry.takes_model else None, device, dtype)
+    encoder.encoder_name = entry.name  # how anyone later finds its entry (see encoder_entry)
+    return encoder
+
+
+def encoder_entry(encoder: ImageTextEncoder) -> EncoderEntry:
+    """The registry entry an encoder was loaded from (the default kind for one built by hand)."""
+    return ENCODERS.get(getattr(encoder, "encoder_name", DEFAULT_ENCODER))
+
+
+def reload_argument(encoder: ImageTextEncoder) -> str:
+    """What to pass `load_encoder` elsewhere (a Ray worker) to load this same encoder again."""
+    entry = encoder_entry(encoder)
+    if not entry.takes_model:
+        return entry.name
+    model = encoder.model_id
+    folder = Path(model).expanduser()
+    if folder.is_dir():  # another process may run in another folder: an absolute path
+        model = str(folder.resolve())
+    return model if entry.name == DEFAULT_ENCODER else f"{entry.name}:{model}"
 
 
 def _load_auto(device: str, dtype: str) -> ImageTextEncoder:
@@ -62,22 +131,19 @@ def _load_auto(device: str, dtype: str) -> ImageTextEncoder:
     from alienstay.models import ModelUnavailable
 
     log = logging.getLogger("alienstay")
+    first, *fallbacks = (ENCODERS.get(name) for name in AUTO_ORDER)
     try:
-        from alienstay.encoders.hf import load_hf_encoder
-
-        encoder = load_hf_encoder(DEFAULT_HUB_MODEL, device=device, dtype=dtype)
+        encoder = load_entry(first, first.default_model, device, dtype)
     except ModelUnavailable as error:
-        from alienstay.encoders.offline import load_offline_encoder
-
-        encoder = load_offline_encoder(device=device)
-        if dtype != "float32":
-            log.warning("model auto: the offline tagger runs in float32; --dtype %s is not applied.", dtype)
+        fallback = fallbacks[0]
+        if dtype not in fallback.dtypes:
+            log.warning("model auto: the %s tagger runs in %s; --dtype %s is not applied.",
+                        fallback.name, fallback.dtypes[0], dtype)
+            dtype = fallback.dtypes[0]
+        encoder = load_entry(fallback, fallback.default_model, device, dtype)
         log.warning(
-            "model auto: %s could not be had (%s). RUNNING THE OFFLINE TAGGER %s instead: "
-            "weaker than CLIP; see README.",
-            DEFAULT_HUB_MODEL,
-            str(error).splitlines()[0],
-            encoder.model_id,
+            "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
+            first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,
         )
         return encoder
     log.warning("model auto: running %s from the hub cache", encoder.model_id)

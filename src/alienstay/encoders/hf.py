@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from alienstay.devices import DTYPES, check_dtype
 from alienstay.models import ResolvedModel, resolve
 
-DTYPES = ("float32", "bfloat16", "int8")
 # Text towers trained with fixed-length padding (SigLIP) must see the same padding at inference.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
 
@@ -51,6 +51,8 @@ class ProcessorTransform:
 
 class HFImageTextEncoder:
     """A transformers CLIP-like dual encoder behind the ImageTextEncoder interface."""
+
+    encoder_name = "hf"  # its entry in alienstay.encoders.ENCODERS
 
     def __init__(
         self,
@@ -109,8 +111,7 @@ def load_hf_encoder(model: str, device: str = "cpu", dtype: str = "float32") -> 
     """A hub id or local folder -> encoder. Raises ModelUnavailable (with the fix) when weights are missing."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}.")
+    check_dtype(dtype, DTYPES)
     if dtype == "int8" and device != "cpu":
         raise ValueError("dtype int8 (dynamic quantisation) runs on the CPU only: pass --device cpu.")
     torch.set_num_threads(cpu_threads())

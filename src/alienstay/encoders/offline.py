@@ -94,6 +94,7 @@ class OfflineEncoder:
     """ImageTextEncoder whose image embeddings are ConSE mixtures of ImageNet class-name embeddings."""
 
     model_id = MODEL_ID
+    encoder_name = "offline"  # its entry in alienstay.encoders.ENCODERS
 
     def __init__(
         self,
@@ -321,7 +322,7 @@ def build_classifier_runner(model: torch.nn.Module, backend: str = "auto", devic
     except Exception as error:  # onnxruntime missing or the export failed: eager still works
         if backend == "onnxruntime":
             raise
-        log.info("offline tagger: ONNX Runtime unavailable (%s); using PyTorch channels-last", error)
+        log.warning("offline tagger: ONNX Runtime unavailable (%s); using PyTorch channels-last", error)
         return ChannelsLastRunner(model, device)
     agreement = compare_runners(ClassifierRunner(model), runner)
     if agreement["max_abs_logit_diff"] > MAX_LOGIT_DIFF or not agreement["same_top5"]:

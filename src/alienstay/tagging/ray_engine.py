@@ -1,4 +1,4 @@
-"""The tag stage on Ray Data: the same outputs as ``alienstay.tagging``, spread over a cluster.
+"""The tag stage on Ray Data: the same outputs as the local engine, spread over a cluster.
 
 Split like clip-retrieval's inference, with the pieces of :mod:`alienstay.tagging` reused as
 they are, so both engines write byte-compatible shards and the same ``tags.parquet`` and
@@ -34,22 +34,12 @@ import torch
 from PIL import Image
 
 from alienstay import catalog as cat
-from alienstay.encoders import OFFLINE, ImageTextEncoder, load_encoder
-from alienstay.tagging import (
-    DecodeFailure,
-    PreparedImages,
-    TaggedBatch,
-    TagMapper,
-    TagSettings,
-    TagSummary,
-    cached_word_embeddings,
-    consolidate,
-    pending_images,
-    shard_dirs,
-    tagged_ids,
-    write_failure_shard,
-    write_shard,
-)
+from alienstay.encoders import ImageTextEncoder, load_encoder, reload_argument
+from alienstay.tagging.consolidate import consolidate
+from alienstay.tagging.reader import DecodeFailure, PreparedImages, pending_images
+from alienstay.tagging.scoring import TaggedBatch, TagMapper, cached_word_embeddings
+from alienstay.tagging.settings import TagIdentity, TagSummary
+from alienstay.tagging.shards import shard_dirs, tagged_ids, write_failure_shard, write_shard
 from alienstay.vocabulary import Vocabulary
 from alienstay.workspace import Workspace
 
@@ -75,24 +65,21 @@ class EncoderMismatch(RuntimeError):
 class EncoderSpec:
     """What a worker needs to load the driver's encoder itself: `load_encoder`'s arguments."""
 
-    model: str  # hub id, local folder, or "offline"
+    model: str  # what load_encoder takes: a hub id, an absolute folder, an encoder's name
     device: str = "cpu"
     dtype: str = "float32"
 
     @classmethod
     def of(cls, encoder: ImageTextEncoder) -> "EncoderSpec":
-        # `auto` has already been decided on the driver: workers load what it picked.
-        model = OFFLINE if encoder.model_id.startswith(f"{OFFLINE}:") else encoder.model_id
-        folder = Path(model).expanduser()
-        if folder.is_dir():  # workers may run in another folder: give them an absolute path
-            model = str(folder.resolve())
-        return cls(model, getattr(encoder, "device", "cpu"), getattr(encoder, "dtype", "float32"))
+        # `auto` has already been decided on the driver: workers load what it picked, found
+        # through the encoder registry (an absolute path for a folder, a name for packaged weights).
+        return cls(reload_argument(encoder), getattr(encoder, "device", "cpu"), getattr(encoder, "dtype", "float32"))
 
     def load(self) -> ImageTextEncoder:
         return load_encoder(self.model, device=self.device, dtype=self.dtype)
 
 
-def check_same_model(encoder: ImageTextEncoder, expected: TagSettings) -> None:
+def check_same_model(encoder: ImageTextEncoder, expected: TagIdentity) -> None:
     """Every node must hold the same weights: a hub cache at another commit would mix two models."""
     found = (encoder.revision, getattr(encoder, "dtype", "float32"))
     wanted = (expected.model_revision, expected.dtype)
@@ -136,9 +123,9 @@ def decode_batch(rows: pd.DataFrame, transform, pixel_shape: tuple[int, ...], pi
 class EncoderActor:
     """A Ray actor: the encoder loaded once from its spec, then TagMapper on every batch."""
 
-    def __init__(self, spec: EncoderSpec, vocab: Vocabulary, word_embeddings: np.ndarray, settings: TagSettings):
+    def __init__(self, spec: EncoderSpec, vocab: Vocabulary, word_embeddings: np.ndarray, identity: TagIdentity):
         encoder = spec.load()
-        check_same_model(encoder, settings)
+        check_same_model(encoder, identity)
         # load_encoder sizes torch's pool to the whole node; this actor owns only its CPUs.
         torch.set_num_threads(assigned_cpus())
         self.mapper = TagMapper(encoder, vocab, np.array(word_embeddings))  # a writable copy for torch
@@ -180,7 +167,7 @@ def assigned_cpus() -> int:
 
 # ---- writer -----------------------------------------------------------------------------------
 def write_shard_batch(
-    batch: dict[str, np.ndarray], tags_dir: Path, embeddings_dir: Path, vocab: Vocabulary, settings: TagSettings
+    batch: dict[str, np.ndarray], tags_dir: Path, embeddings_dir: Path, vocab: Vocabulary, identity: TagIdentity
 ) -> dict[str, np.ndarray]:
     """One batch -> one shard pair (and a failure shard), as the local ShardWriter writes them."""
     ok = batch["error"] == ""
@@ -193,7 +180,7 @@ def write_shard_batch(
             probs=batch["prob"][ok],
             selected=batch["selected"][ok].astype(bool),
         )
-        write_shard(tags_dir, embeddings_dir, [tagged], vocab, settings)
+        write_shard(tags_dir, embeddings_dir, [tagged], vocab, identity)
     failures = [
         DecodeFailure(image_id, path, reason)
         for image_id, path, reason in zip(
@@ -201,7 +188,7 @@ def write_shard_batch(
         )
     ]
     if failures:
-        write_failure_shard(tags_dir, failures, settings)
+        write_failure_shard(tags_dir, failures, identity)
     return {"image_id": batch["image_id"], "tagged": ok}
 
 
@@ -251,7 +238,7 @@ def tag_dataset(
     encoder: ImageTextEncoder,
     vocab: Vocabulary,
     word_embeddings: np.ndarray,
-    settings: TagSettings,
+    identity: TagIdentity,
     ws: Workspace,
     *,
     batch_size: int,
@@ -265,7 +252,7 @@ def tag_dataset(
     pixel_shape, pixel_dtype = pixel_layout(transform)
     # Workers run in other folders (or on other machines): paths relative to the driver's folder
     # (a relative --workspace) are made absolute here.
-    tags_dir, embeddings_dir = (folder.absolute() for folder in shard_dirs(ws, settings))
+    tags_dir, embeddings_dir = (folder.absolute() for folder in shard_dirs(ws, identity))
     rows = rows.assign(pixels_path=[str(Path(path).absolute()) for path in rows["pixels_path"]])
     # One block a would-be shard, cut here (from_pandas's own splitting breaks on pandas 3 frames).
     blocks = [rows.iloc[start : start + rows_per_shard] for start in range(0, len(rows), rows_per_shard)]
@@ -287,7 +274,7 @@ def tag_dataset(
                 "spec": EncoderSpec.of(encoder),
                 "vocab": vocab,
                 "word_embeddings": word_embeddings,
-                "settings": settings,
+                "identity": identity,
             },
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=CPUS_PER_ACTOR,
@@ -296,7 +283,7 @@ def tag_dataset(
             write_shard_batch,
             batch_format="numpy",
             batch_size=rows_per_shard,
-            fn_kwargs={"tags_dir": tags_dir, "embeddings_dir": embeddings_dir, "vocab": vocab, "settings": settings},
+            fn_kwargs={"tags_dir": tags_dir, "embeddings_dir": embeddings_dir, "vocab": vocab, "identity": identity},
             num_cpus=0.5,  # mostly waiting on the filesystem
         )
     )
@@ -333,16 +320,16 @@ def run_tagging_on_ray(
 ) -> TagSummary:
     """The tag stage on Ray: same shards, same tags.parquet and embeddings/ as `tagging.run_tagging`.
 
-    `encoder` is the driver's copy: it fixes the settings, the pixel transform and the cached
+    `encoder` is the driver's copy: it fixes the identity, the pixel transform and the cached
     word embeddings; every actor loads its own from the same spec. `ray_address`: "local"
     starts Ray on this machine (`num_cpus` caps it), "auto" or host:port joins a cluster.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     start = time.perf_counter()
-    settings = TagSettings.of(encoder, vocab)
+    identity = TagIdentity.of(encoder, vocab)
     catalog = ws.read_catalog()
-    done = tagged_ids(ws, settings)
+    done = tagged_ids(ws, identity)
     rows = pending_images(catalog, done)
     usable_ids = set(cat.usable(catalog)["image_id"].astype(str))
     word_embeddings = cached_word_embeddings(ws, encoder, vocab)
@@ -354,18 +341,18 @@ def run_tagging_on_ray(
                        TimeRemainingColumn())
             with ordered_quiet_execution(), Progress(*columns, disable=not show_progress, transient=True) as progress:
                 task = progress.add_task("tag", total=len(rows), rate="")
-                dataset = tag_dataset(rows, encoder, vocab, word_embeddings, settings, ws,
+                dataset = tag_dataset(rows, encoder, vocab, word_embeddings, identity, ws,
                                       batch_size=batch_size, rows_per_shard=rows_per_shard, actors=actors)
                 for written in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     tagged += int(written["tagged"].sum())
                     failed += int((~written["tagged"]).sum())
                     rate = tagged / max(time.perf_counter() - start, 1e-9)
                     progress.update(task, advance=len(written["tagged"]), rate=f"{rate:.1f} img/s")
-    consolidated = consolidate(ws, vocab, settings, keep_ids=usable_ids)
-    summary = TagSummary(settings, len(usable_ids), len(done & usable_ids), tagged, failed, consolidated,
+    consolidated = consolidate(ws, vocab, identity, keep_ids=usable_ids)
+    summary = TagSummary(identity, len(usable_ids), len(done & usable_ids), tagged, failed, consolidated,
                          time.perf_counter() - start)
     ws.log_run(
-        "tag", **settings.__dict__, engine="ray", ray_address=ray_address, actors=actors, batch_size=batch_size,
+        "tag", **identity.__dict__, engine="ray", ray_address=ray_address, actors=actors, batch_size=batch_size,
         vocabulary=vocab.source, tagged_now=tagged, failed_now=failed, consolidated=consolidated,
     )
     return summary

@@ -1,0 +1,61 @@
+"""The tag stage: photos -> image embeddings -> scores against the vocabulary -> tags.
+
+Split like clip-retrieval's inference so the same parts run locally or on Ray:
+
+- **reader** (:mod:`.reader`): catalog rows -> batches of pixel tensors (a torch DataLoader
+  whose worker processes decode the prepared JPEGs while the model runs), skipping photos
+  already tagged;
+- **mapper** (:mod:`.scoring`, :class:`TagMapper`): (ids, pixels) -> embeddings, cosine
+  scores, per-facet probabilities and the selected tags;
+- **writer** (:mod:`.shards`, :mod:`.consolidate`): each group of batches becomes one tag
+  shard and one embeddings shard, written atomically; at the end the shards of the current
+  settings are consolidated into ``tags.parquet`` and ``embeddings/``;
+- **engines**: :mod:`.local` (this process) and :mod:`.ray_engine` (Ray Data), chosen by
+  :func:`run` (:mod:`.stage`), the stage's entry point.
+
+Resume: shards live in a folder keyed by (model, revision, dtype, vocabulary hash). A rerun
+after a kill reads the shards already there, tags only the missing photos and consolidates
+everything: the result equals an uninterrupted run.
+"""
+
+from alienstay.tagging.consolidate import consolidate, consolidation_plan, read_embeddings, write_embedding_matrix
+from alienstay.tagging.local import run_tagging
+from alienstay.tagging.reader import (
+    DecodeFailure,
+    ImageBatch,
+    PreparedImages,
+    collate_images,
+    image_batches,
+    pending_images,
+)
+from alienstay.tagging.scoring import (
+    TAG_SCHEMA,
+    TaggedBatch,
+    TagMapper,
+    cached_word_embeddings,
+    facet_probabilities,
+    select_tags,
+    tag_rows,
+    word_embeddings,
+)
+from alienstay.tagging.settings import TagIdentity, TagSettings, TagSummary
+from alienstay.tagging.shards import (
+    FAILURE_COLUMNS,
+    ShardWriter,
+    shard_dirs,
+    shard_name,
+    tag_shards,
+    tagged_ids,
+    write_failure_shard,
+    write_shard,
+)
+from alienstay.tagging.stage import ENGINES, run
+
+__all__ = [
+    "DecodeFailure", "ENGINES", "FAILURE_COLUMNS", "ImageBatch", "PreparedImages", "ShardWriter", "TAG_SCHEMA",
+    "TagIdentity", "TagMapper", "TagSettings", "TagSummary", "TaggedBatch", "cached_word_embeddings",
+    "collate_images", "consolidate", "consolidation_plan", "facet_probabilities", "image_batches",
+    "pending_images", "read_embeddings", "run", "run_tagging", "select_tags", "shard_dirs", "shard_name",
+    "tag_rows", "tag_shards", "tagged_ids", "word_embeddings", "write_embedding_matrix", "write_failure_shard",
+    "write_shard",
+]

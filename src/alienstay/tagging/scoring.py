@@ -1,0 +1,134 @@
+"""Scoring: word embeddings of the vocabulary, cosine scores, per-facet probabilities, selection.
+
+The mapper (:class:`TagMapper`) turns a batch of pixels into a :class:`TaggedBatch`; the
+functions below it are pure, on arrays, so both engines and the tests share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from alienstay.encoders import ImageTextEncoder
+from alienstay.tagging.settings import TagIdentity
+from alienstay.vocabulary import Vocabulary
+from alienstay.workspace import Workspace, atomic_path
+
+TAG_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("facet", pa.string()),
+        ("tag", pa.string()),
+        ("score", pa.float32()),
+        ("prob", pa.float32()),
+        ("selected", pa.bool_()),
+        ("model_id", pa.string()),
+        ("model_revision", pa.string()),
+        ("vocab_hash", pa.string()),
+    ]
+)
+
+
+# ---- vocabulary text embeddings -----------------------------------------------------------
+def word_embeddings(encoder: ImageTextEncoder, vocab: Vocabulary) -> np.ndarray:
+    """(W, D) prompt-ensemble embeddings: each word's normalised prompt embeddings averaged, re-normalised."""
+    prompts = [p for w in vocab.words for p in w.prompts]
+    encoded = encoder.encode_texts(prompts).float()
+    rows, start = [], 0
+    for word in vocab.words:
+        mean = encoded[start : start + len(word.prompts)].mean(dim=0)
+        rows.append(torch.nn.functional.normalize(mean, dim=0))
+        start += len(word.prompts)
+    return torch.stack(rows).numpy().astype(np.float32)
+
+
+def cached_word_embeddings(ws: Workspace, encoder: ImageTextEncoder, vocab: Vocabulary) -> np.ndarray:
+    """Text embeddings are computed once per (model, revision, dtype, vocabulary) and kept in the cache."""
+    path = ws.text_embeddings_cache_path(TagIdentity.of(encoder, vocab).key)
+    if path.exists():
+        return np.load(path)
+    embeddings = word_embeddings(encoder, vocab)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, embeddings)
+    return embeddings
+
+
+# ---- scores -> probabilities -> selection (pure, on arrays) ------------------------------
+def facet_probabilities(scores: np.ndarray, vocab: Vocabulary, logit_scale: float) -> np.ndarray:
+    """Softmax of logit_scale * cosine within each facet: (B, W) scores -> (B, W) probabilities."""
+    logits = torch.from_numpy(np.asarray(scores, dtype=np.float32)) * float(logit_scale)
+    probs = torch.empty_like(logits)
+    for part in vocab.facet_slices().values():
+        probs[:, part] = torch.softmax(logits[:, part], dim=1)
+    return probs.numpy()
+
+
+def select_tags(probs: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """Per facet: the top_k words by probability, each only if it reaches min_prob (ties: vocabulary order)."""
+    probs = np.asarray(probs)
+    selected = np.zeros(probs.shape, dtype=bool)
+    rows = np.arange(probs.shape[0])[:, None]
+    for name, part in vocab.facet_slices().items():
+        facet = vocab.facets[name]
+        block = probs[:, part]
+        ranked = np.argsort(-block, axis=1, kind="stable")[:, : facet.top_k]
+        chosen = np.zeros(block.shape, dtype=bool)
+        chosen[rows, ranked] = True
+        selected[:, part] = chosen & (block >= facet.min_prob)
+    return selected
+
+
+# ---- mapper -----------------------------------------------------------------------------------
+@dataclass
+class TaggedBatch:
+    positions: list[int]
+    ids: list[str]
+    embeddings: np.ndarray  # (B, D) float32, L2-normalised
+    scores: np.ndarray  # (B, W) cosine
+    probs: np.ndarray  # (B, W) softmax within each facet
+    selected: np.ndarray  # (B, W) bool
+
+
+class TagMapper:
+    """(ids, pixel batch) -> TaggedBatch. Holds the encoder and the cached word embeddings."""
+
+    def __init__(self, encoder: ImageTextEncoder, vocab: Vocabulary, word_embeddings: np.ndarray) -> None:
+        self.encoder = encoder
+        self.vocab = vocab
+        self.word_embeddings = torch.from_numpy(np.ascontiguousarray(word_embeddings, dtype=np.float32))
+
+    def __call__(self, ids: list[str], pixels: torch.Tensor, positions: list[int] | None = None) -> TaggedBatch:
+        embeddings = self.encoder.encode_images(pixels).float()
+        scores = (embeddings @ self.word_embeddings.T).numpy()
+        probs = facet_probabilities(scores, self.vocab, self.encoder.logit_scale)
+        return TaggedBatch(
+            positions=list(positions) if positions is not None else list(range(len(ids))),
+            ids=list(ids),
+            embeddings=embeddings.numpy(),
+            scores=scores,
+            probs=probs,
+            selected=select_tags(probs, self.vocab),
+        )
+
+
+def tag_rows(batch: TaggedBatch, vocab: Vocabulary, identity: TagIdentity) -> pa.Table:
+    """One row per (image, word) in the agreed tags.parquet format."""
+    n_images, n_words = len(batch.ids), len(vocab.words)
+    repeat = lambda value: pa.array([value] * (n_images * n_words), pa.string())  # noqa: E731
+    return pa.table(
+        {
+            "image_id": pa.array(np.repeat(np.asarray(batch.ids, dtype=object), n_words), pa.string()),
+            "facet": pa.array([w.facet for w in vocab.words] * n_images, pa.string()),
+            "tag": pa.array([w.tag for w in vocab.words] * n_images, pa.string()),
+            "score": pa.array(batch.scores.astype(np.float32).ravel(), pa.float32()),
+            "prob": pa.array(batch.probs.astype(np.float32).ravel(), pa.float32()),
+            "selected": pa.array(batch.selected.ravel(), pa.bool_()),
+            "model_id": repeat(identity.model_id),
+            "model_revision": repeat(identity.model_revision),
+            "vocab_hash": repeat(identity.vocab_hash),
+        },
+        schema=TAG_SCHEMA,
+    )

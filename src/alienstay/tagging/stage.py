@@ -1,0 +1,53 @@
+"""The tag stage's entry point: ``run(ws, TagSettings) -> TagSummary``.
+
+It loads the vocabulary and the encoder (through the encoder registry) and hands them to
+an engine: each engine is one entry of :data:`ENGINES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from alienstay.encoders import ImageTextEncoder, load_encoder
+from alienstay.tagging.settings import TagSettings, TagSummary
+from alienstay.vocabulary import Vocabulary, load_vocabulary
+from alienstay.workspace import Workspace
+
+Engine = Callable[[Workspace, ImageTextEncoder, Vocabulary, TagSettings], TagSummary]
+
+
+def _local(ws: Workspace, encoder: ImageTextEncoder, vocab: Vocabulary, settings: TagSettings) -> TagSummary:
+    from alienstay.tagging.local import run_tagging
+
+    return run_tagging(ws, encoder, vocab, batch_size=settings.batch_size, workers=settings.workers,
+                       rows_per_shard=settings.rows_per_shard, show_progress=settings.show_progress)
+
+
+def _ray(ws: Workspace, encoder: ImageTextEncoder, vocab: Vocabulary, settings: TagSettings) -> TagSummary:
+    from alienstay.tagging.ray_engine import run_tagging_on_ray
+
+    return run_tagging_on_ray(ws, encoder, vocab, batch_size=settings.batch_size, rows_per_shard=settings.rows_per_shard,
+                              actors=settings.ray_actors or None, ray_address=settings.ray_address,
+                              show_progress=settings.show_progress)
+
+
+ENGINES: dict[str, Engine] = {"local": _local, "ray": _ray}
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"--engine {engine!r}: use {' or '.join(ENGINES)}.")
+
+
+def run(ws: Workspace, settings: TagSettings, encoder: ImageTextEncoder | None = None) -> TagSummary:
+    """Tag every usable photo not yet tagged under these settings; resumes where a killed run stopped.
+
+    Raises VocabularyError, ModelUnavailable or ValueError (bad settings) before any photo is
+    read, and RayUnavailable for the ray engine without Ray. `encoder`: one already loaded
+    (tests, the notebook) instead of `settings.model`.
+    """
+    check_engine(settings.engine)
+    vocab = load_vocabulary(settings.vocabulary)
+    if encoder is None:
+        encoder = load_encoder(settings.model, device=settings.device, dtype=settings.dtype)
+    return ENGINES[settings.engine](ws, encoder, vocab, settings)
