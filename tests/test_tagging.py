@@ -109,7 +109,7 @@ def test_selection_top_k_floors_and_silent_facets():
 def test_hf_encoder_loads_through_the_resolver(builder, request):
     folder = request.getfixturevalue(builder)
     encoder = load_encoder(str(folder))
-    assert encoder.model_id == str(folder) and encoder.revision == "local"
+    assert encoder.model_id == str(folder) and encoder.revision.startswith("local-")
     assert encoder.logit_scale == pytest.approx(float(encoder.model.logit_scale.exp()))
     transform = pickle.loads(pickle.dumps(encoder.image_transform()))  # runs in DataLoader workers
     pixels = torch.stack([transform(Image.new("RGB", (90, 60), c)) for c in ("red", "navy")])
@@ -179,7 +179,7 @@ def test_tag_cli_writes_the_agreed_outputs(prepared, tiny_clip):
     first = tags[tags["image_id"] == ids[0]]["score"].to_numpy()
     np.testing.assert_allclose(first, matrix[0] @ words.T, atol=2e-3)
     log = prepared.runs_log_path.read_text()
-    assert '"stage": "tag"' in log and vocab.hash in log and '"model_revision": "local"' in log
+    assert '"stage": "tag"' in log and vocab.hash in log and '"model_revision": "local-' in log
 
 
 def test_two_runs_give_identical_scores(prepared, prepared_template, tiny_clip, tmp_path):

@@ -8,9 +8,15 @@ two ways to fix it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+# What a folder's revision is computed from: the weights and the configs that shape them.
+# Not README files or a `.cache/` left by `hf download --local-dir`: copies differ there.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".msgpack", ".h5", ".gguf")
+CONFIG_SUFFIXES = (".json",)
 
 
 class ModelUnavailable(RuntimeError):
@@ -21,7 +27,7 @@ class ModelUnavailable(RuntimeError):
 class ResolvedModel:
     model_id: str  # what the user asked for: hub id or folder
     path: Path  # a local folder in the hub's layout
-    revision: str  # hub commit hash, or "local" for a folder
+    revision: str  # hub commit hash, or "local-<hash of the weight files>" for a folder
 
     def record(self) -> dict[str, str]:
         """What every output stores about the model that made it."""
@@ -38,13 +44,40 @@ def resolve(model: str, allow_patterns: list[str] | None = None) -> ResolvedMode
     """A local folder is used as it is; a hub id is looked up in the cache, then downloaded."""
     folder = Path(model).expanduser()
     if folder.is_dir():
-        return ResolvedModel(model_id=str(model), path=folder.resolve(), revision="local")
+        return ResolvedModel(model_id=str(model), path=folder.resolve(), revision=folder_revision(folder))
     if folder.exists() or model.startswith((".", "/", "~")):
         raise ModelUnavailable(
             f"{model} is not a folder. Pass a folder in the Hugging Face layout "
             "(config.json + weights, as written by save_pretrained) or a hub id."
         )
     return _resolve_hub_id(model, allow_patterns)
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) of every file -> digest: each folder hashed once a process
+
+
+def folder_revision(folder: Path) -> str:
+    """`local-<sha256 prefix>` of a folder's weight and config files (names and bytes).
+
+    A hub snapshot is named by its commit; a folder has no commit, so its content names it:
+    two copies of the same weights share a revision (a Ray node's copy passes the driver's
+    check), other weights at the same path do not.
+    """
+    folder = Path(folder).resolve()
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix in WEIGHT_SUFFIXES + CONFIG_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if stamp not in _DIGESTS:
+        digest = hashlib.sha256()
+        for path in files:
+            with open(path, "rb") as handle:
+                content = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest.update(f"{path.relative_to(folder).as_posix()}\0{content}\n".encode())
+        _DIGESTS[stamp] = f"local-{digest.hexdigest()[:16]}"
+    return _DIGESTS[stamp]
 
 
 def _resolve_hub_id(repo_id: str, allow_patterns: list[str] | None) -> ResolvedModel:
