@@ -6,7 +6,7 @@ WORKSPACE ?= runs/demo
 INPUT ?=
 STAMP := $(VENV)/.alienstay-installed
 
-.PHONY: install demo test bench notebook serve clean
+.PHONY: install demo test bench notebook figures serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 
 notebook: $(STAMP)
 	$(BIN)/python scripts/run_notebook.py notebooks/alienstay.ipynb
+
+# README figures from the sample photos (downscaled, attribution in docs/figures/ATTRIBUTION.md)
+figures: $(STAMP)
+	$(BIN)/python scripts/make_figures.py $(if $(INPUT),--input $(INPUT),)
 
 serve: $(STAMP)
 	$(BIN)/alienstay serve --workspace $(WORKSPACE)
