@@ -35,22 +35,6 @@ def open_workspace(path: Path) -> Workspace:
     return Workspace(path).ensure()
 
 
-def require_usable_photos(ws: Workspace) -> None:
-    """Stop before loading any model when no photo is usable, saying which step to look at."""
-    from alienstay import catalog as cat
-
-    catalog = ws.read_catalog()
-    if not cat.usable(catalog).empty:
-        return
-    statuses = catalog["status"].value_counts().to_dict()
-    if statuses.get(cat.NEW):
-        fail(f"no usable photos yet ({statuses}): run `alienstay preprocess --workspace {ws.root}` first.")
-    fail(
-        f"preprocess kept no photo ({statuses}): the reasons are in the `reason` column of "
-        f"{ws.catalog_path}; add readable photos and run `alienstay ingest` and `preprocess` again."
-    )
-
-
 # ---- ingest ----------------------------------------------------------------------------
 @ingest_app.command("folder")
 def ingest_folder(
@@ -58,21 +42,13 @@ def ingest_folder(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Catalog every photo file under FOLDER (one row a file; the source is never modified)."""
-    from alienstay.sources import folder as folder_source
+    from alienstay.stages import ingest_folder as stage
 
-    ws = open_workspace(workspace)
     try:
-        found = folder_source.catalog_folder(folder)
+        summary = stage.run(open_workspace(workspace), stage.IngestFolderSettings(folder))
     except FileNotFoundError as error:
         fail(str(error))
-    existing = ws.read_catalog() if ws.catalog_path.exists() else found.iloc[0:0]
-    merged = folder_source.merge_into(existing, found)
-    ws.write_catalog(merged)
-    ws.log_run("ingest-folder", folder=str(folder))
-    console.print(
-        f"catalogued {len(found)} files from {folder} "
-        f"({len(merged) - len(existing)} new) -> {ws.catalog_path}"
-    )
+    console.print(f"catalogued {summary.found} files from {folder} ({summary.new} new) -> {summary.catalog_path}")
 
 
 # ---- ingest hotels50k (owned by the Hotels-50K source) --------------------------------
@@ -101,30 +77,31 @@ def ingest_hotels50k(
     from rich.progress import Progress
 
     from alienstay.sources import hotels50k
+    from alienstay.stages import ingest_hotels50k as stage
 
     if insecure:
         console.print(
             "[bold yellow]warning:[/] --insecure: TLS certificates are NOT verified; "
             "anyone on the network path can substitute the images."
         )
-    settings = hotels50k.DownloadSettings(
+    download = hotels50k.DownloadSettings(
         workers=workers, timeout=timeout, retries=retries, backoff=backoff,
         verify=not insecure, checkpoint_every=checkpoint_every,
     )  # fmt: skip
-    ws = open_workspace(workspace)
+    settings = stage.IngestHotels50kSettings(
+        metadata=metadata, split=split, hotels=hotels, per_hotel=per_hotel, seed=seed,
+        take_all=take_all, retry_failed=retry_failed, download=download,
+    )  # fmt: skip
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("download", total=None)
         try:
-            report = hotels50k.run(
-                ws, metadata, split=split, hotels=hotels, per_hotel=per_hotel, seed=seed,
-                take_all=take_all, retry_failed=retry_failed, settings=settings,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )  # fmt: skip
+            summary = stage.run(open_workspace(workspace), settings,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
         except hotels50k.MetadataError as error:
             fail(str(error))
-    for key, value in report.as_dict().items():
+    for key, value in summary.as_dict().items():
         console.print(f"  {key:<24} {value:.3g}" if isinstance(value, float) else f"  {key:<24} {value}")
-    console.print(f"catalog -> {ws.catalog_path}; full metadata -> {ws.metadata_path}")
+    console.print(f"catalog -> {summary.catalog_path}; full metadata -> {summary.metadata_path}")
 
 
 # ---- preprocess ------------------------------------------------------------------------
@@ -141,10 +118,10 @@ def preprocess(
     """Decode-check, orient, convert to RGB, size-check and dedupe every new catalog row."""
     from rich.table import Table
 
-    from alienstay import preprocess as stage
+    from alienstay.stages import preprocess as stage
 
-    settings = stage.Settings(min_side=min_side, max_side=max_side, near_threshold=near_threshold)
-    summary = stage.run(open_workspace(workspace), settings, workers=workers)
+    settings = stage.PreprocessSettings(min_side=min_side, max_side=max_side, near_threshold=near_threshold, workers=workers)
+    summary = stage.run(open_workspace(workspace), settings).table
     table = Table(title="preprocess: kept and dropped, and why")
     for column in summary.columns:
         table.add_column(column, justify="right" if column in {"images", "this_run"} else "left")
@@ -164,11 +141,11 @@ def stats(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Write the dataset note (report/dataset.md and its figures): counts, balance, sources, sizes."""
-    from alienstay.stats import build_note
-
-    note = build_note(open_workspace(workspace), reference)
     from rich.table import Table
 
+    from alienstay.stages import stats as stage
+
+    note = stage.run(open_workspace(workspace), stage.StatsSettings(reference))
     table = Table(title="balance (full note in report/dataset.md)")
     for column in ("classes of", "source", "classes", "images", "gini", "imbalance_ratio"):
         table.add_column(column)
@@ -205,45 +182,35 @@ def tag(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Tag every usable photo with the alien words (zero-shot); resumes where a killed run stopped."""
-    from alienstay import tagging
-    from alienstay.encoders import load_encoder
+    from alienstay.tagging.ray_engine import RayUnavailable
     from alienstay.models import ModelUnavailable
-    from alienstay.vocabulary import VocabularyError, load_vocabulary
+    from alienstay.stages import caption as caption_stage
+    from alienstay.stages import tag as stage
+    from alienstay.vocabulary import VocabularyError
 
-    if engine not in ("local", "ray"):
-        fail(f"--engine {engine!r}: use local or ray.")
     ws = open_workspace(workspace)
-    require_usable_photos(ws)
+    settings = stage.TagSettings(
+        model=model, vocabulary=vocabulary, batch_size=batch_size, workers=workers, device=device, dtype=dtype,
+        rows_per_shard=rows_per_shard, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+    )  # fmt: skip
     try:
-        vocab = load_vocabulary(vocabulary)
-        encoder = load_encoder(model, device=device, dtype=dtype)
-    except (VocabularyError, ModelUnavailable, ValueError) as error:
+        summary = stage.run(ws, settings)
+    except (VocabularyError, ModelUnavailable, RayUnavailable, ValueError) as error:
         fail(str(error))
-    if engine == "ray":
-        from alienstay.tagging.ray_engine import RayUnavailable, run_tagging_on_ray
-
-        try:
-            summary = run_tagging_on_ray(ws, encoder, vocab, batch_size=batch_size, rows_per_shard=rows_per_shard,
-                                         actors=ray_actors or None, ray_address=ray_address)
-        except RayUnavailable as error:
-            fail(str(error))
-    else:
-        summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch_size, workers=workers, rows_per_shard=rows_per_shard)
+    identity = summary.identity
     console.print(
         f"tagged {summary.tagged_now} photos now ({summary.already_done} already done, "
         f"{summary.failed_now} could not be decoded), {summary.consolidated} in {ws.tags_path} "
-        f"with {encoder.model_id} @ {encoder.revision}, vocabulary {vocab.hash} "
+        f"with {identity.model_id} @ {identity.model_revision}, vocabulary {identity.vocab_hash} "
         f"({summary.images_per_second:.1f} photos/s)"
     )
     if caption:
-        from alienstay import captioning
-
+        captions = caption_stage.CaptionSettings(model=caption_model, device=device, batch_size=batch_size, workers=workers)
         try:
-            captioner = captioning.load_captioner(caption_model, device=device)
+            written = caption_stage.run(ws, captions)
         except ModelUnavailable as error:
             fail(str(error))
-        written = captioning.run_captioning(ws, captioner, batch_size=batch_size, workers=workers)
-        console.print(f"captioned {written} photos -> {ws.captions_path}")
+        console.print(f"captioned {written.written} photos -> {written.path}")
 
 
 @app.command()
@@ -252,10 +219,10 @@ def analyse(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Tag frequencies, co-occurrence, informativeness: report/tags.md and its figures."""
-    from alienstay.analysis import run_analysis
+    from alienstay.stages import analyse as stage
 
-    path = run_analysis(open_workspace(workspace), examples_per_tag=examples)
-    console.print(f"tag analysis -> {path}")
+    summary = stage.run(open_workspace(workspace), stage.AnalyseSettings(examples=examples))
+    console.print(f"tag analysis -> {summary.path}")
 
 
 # ---- cluster ---------------------------------------------------------------------------
@@ -270,13 +237,15 @@ def cluster(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Cluster the photos by tags (or embeddings) and compare clusters with hotels, chains and places."""
-    from alienstay.clustering import ClusteringError, cluster_workspace
+    from alienstay.clustering import ClusteringError
+    from alienstay.stages import cluster as stage
 
+    settings = stage.ClusterSettings(features=features, k_min=k_min, k_max=k_max, seed=seed)
     try:
-        table, note = cluster_workspace(open_workspace(workspace), features, k_min, k_max, seed)
+        summary = stage.run(open_workspace(workspace), settings)
     except (ClusteringError, WorkspaceError) as error:
         fail(str(error))
-    console.print(f"clusters -> {table}\nnote -> {note}")
+    console.print(f"clusters -> {summary.table_path}\nnote -> {summary.note_path}")
 
 
 # ---- edit / persona --------------------------------------------------------------------
@@ -309,20 +278,20 @@ def edit(
     from rich.progress import Progress
     from rich.table import Table
 
-    from alienstay.editing import series
     from alienstay.editing.recipes import RecipeError
     from alienstay.models import ModelUnavailable
+    from alienstay.stages import edit as stage
 
     ws = open_workspace(workspace)
-    options = series.EditOptions(
+    settings = stage.EditSettings(
         recipe=recipe, images=images, method=method, steps=steps, size=size, seed=seed, recipes_path=recipes,
         model=model, controlnet=controlnet, control=control, guidance=guidance, image_guidance=image_guidance,
         strength=strength, mask=mask, mask_model=mask_model, lcm_lora=lcm_lora,
         attention_slicing=attention_slicing, cpu_offload=cpu_offload, clip=clip, dino=dino,
-    )
+    )  # fmt: skip
     try:
         if list_only:
-            photos = series.photos_for_workspace(ws, images)
+            photos = stage.plan(ws, images)
             table = Table(title=f"photos the series would edit ({len(photos)})")
             table.add_column("image_id")
             table.add_column("why")
@@ -332,19 +301,15 @@ def edit(
             return
         with Progress(console=console) as progress:
             task = progress.add_task(f"edit {recipe}", total=None)
-            result = series.edit_workspace(
-                ws, options,
-                on_start=lambda total: progress.update(task, total=total),
-                on_edit=lambda: progress.advance(task),
-            )
+            summary = stage.run(ws, settings, on_start=lambda total: progress.update(task, total=total),
+                                on_edit=lambda: progress.advance(task))  # fmt: skip
     except (ModelUnavailable, RecipeError, WorkspaceError, ValueError) as error:
         fail(str(error))
-    counts = result.rows["verdict"].value_counts().to_dict()
-    first = result.rows.iloc[0]
+    first = summary.rows.iloc[0]
     label = "" if bool(first["is_diffusion"]) else "  [classical grade: NOT diffusion]"
     console.print(
-        f"{result.recipe.name}: {len(result.rows)} edits with {first['method']} ({first['model_id']}){label}\n"
-        f"verdicts {counts}\ngrid -> {result.grid_path}\ntable -> {ws.edits_path}"
+        f"{summary.result.recipe.name}: {len(summary.rows)} edits with {first['method']} ({first['model_id']}){label}\n"
+        f"verdicts {summary.verdicts}\ngrid -> {summary.grid_path}\ntable -> {ws.edits_path}"
     )
 
 
@@ -357,26 +322,23 @@ def persona(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """A portrait of a typical alien guest from docs/aliens.md's `## Portrait prompt` (prompt + seed saved beside it)."""
-    from alienstay.editing.persona import render_portrait
     from alienstay.models import ModelUnavailable
+    from alienstay.stages import persona as stage
 
-    ws = open_workspace(workspace)
     try:
-        target = render_portrait(ws, model=model, seed=seed, steps=steps, size=size)
+        summary = stage.run(open_workspace(workspace), stage.PersonaSettings(model=model, seed=seed, steps=steps, size=size))
     except ModelUnavailable as error:
         fail(str(error))
-    ws.log_run("persona", model=model, seed=seed, steps=steps, size=size)
-    console.print(f"alien portrait -> {target} (prompt and seed in {target.with_suffix('.json').name})")
+    console.print(f"alien portrait -> {summary.path} (prompt and seed in {summary.path.with_suffix('.json').name})")
 
 
 # ---- report / serve / demo -------------------------------------------------------------
 @app.command()
 def report(workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
     """Stitch every stage's note into report/REPORT.md, from the workspace alone."""
-    from alienstay.report import build_report
+    from alienstay.stages import report as stage
 
-    path = build_report(open_workspace(workspace))
-    console.print(f"report -> {path}")
+    console.print(f"report -> {stage.run(open_workspace(workspace)).path}")
 
 
 @app.command("index")
@@ -415,9 +377,6 @@ def serve(
     console.print(f"gallery of {workspace} at http://{host}:{port}/ (Ctrl+C stops it)")
     uvicorn.run(create_app(workspace), host=host, port=port, log_level="warning")
 
-
-
-
 @app.command()
 def demo(
     input: Annotated[
@@ -431,34 +390,15 @@ def demo(
     workspace: WorkspaceOption = Path("runs/demo"),
 ) -> None:
     """Every stage end to end: ingest, preprocess, stats, tag, analyse, cluster, edit, persona, report."""
-    from alienstay.demo import HOTELS50K_METADATA_URL, run_demo
+    from alienstay import demo as stage
+    from alienstay.sources.hotels50k import MetadataError
 
+    settings = stage.DemoSettings(input=input, metadata=metadata, hotels=hotels, per_hotel=per_hotel, model=model, images=images)
     ws = open_workspace(workspace)
-
-    def ingest() -> None:
-        if input is not None:
-            ingest_folder(input, workspace=workspace)
-            return
-        source = metadata or HOTELS50K_METADATA_URL
-        console.print(f"no --input: sampling Hotels-50K from {source}")
-        try:
-            ingest_hotels50k(metadata=source, hotels=hotels, per_hotel=per_hotel, workspace=workspace)
-        except typer.Exit:
-            fail(
-                f"could not reach the Hotels-50K metadata at {source}. Offline, run the demo on a photo "
-                "folder instead: `make demo INPUT=../shared/samples/unsplash` "
-                "(or `alienstay demo --input DIR`)."
-            )
-
-    stages = [
-        ("preprocess", lambda: preprocess(workspace=workspace)),
-        ("stats", lambda: stats(workspace=workspace)),
-        ("tag", lambda: tag(model=model, workspace=workspace)),
-        ("analyse", lambda: analyse(workspace=workspace)),
-        ("cluster", lambda: cluster(workspace=workspace)),
-    ]
-    log = run_demo(ws, ingest, stages, model=model, images=images, console=console)
-    report(workspace=workspace)
+    try:
+        log = stage.run(ws, settings, console=console)
+    except (MetadataError, FileNotFoundError) as error:
+        fail(str(error))
     for line in log.fallbacks + log.skipped:
         console.print(f"[yellow]note:[/] {line}")
     console.print(f"[bold green]done.[/] Read {ws.report_dir / 'REPORT.md'}; browse with `alienstay serve --workspace {workspace}`.")

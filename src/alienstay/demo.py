@@ -1,25 +1,38 @@
 """`alienstay demo`: every stage, end to end, on a photo folder or a Hotels-50K sample.
 
-The demo runs the same commands a user would type, in the order of the data flow. The two
-stages that need diffusion weights (restyles, the alien portrait) are the only ones allowed
-to fall short: where the weights cannot be had, a restyle falls back to the recipe's
-`classical` grade (labelled NOT diffusion everywhere it appears) or is skipped, and the
+The demo runs the stages a user would run, in the order of the data flow, through the same
+`stages.<name>.run` the commands call. The two stages that need diffusion weights (restyles,
+the alien portrait) are the only ones allowed to fall short: where the weights cannot be had,
+a restyle falls back to the recipe's `classical` grade (labelled NOT diffusion everywhere it
+appears) or is skipped (`stages.edit.run_or_fallback`, shared with the notebook), and the
 reason is printed and written into the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
+from alienstay.stages.edit import first_line
 from alienstay.workspace import Workspace, write_json
 
 # The dataset's metadata archive in its public repository (Git LFS may redirect).
 HOTELS50K_METADATA_URL = "https://github.com/GWUvision/Hotels-50K/raw/master/input/dataset.tar.gz"
 DEMO_RECIPES = ("time_of_day", "lights", "bed_decoration", "alien_style")
+
+__all__ = ["DEMO_RECIPES", "DemoLog", "DemoSettings", "first_line", "run", "run_edits", "run_persona"]
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    input: Path | None = None  # a photo folder; None: a Hotels-50K sample (needs internet)
+    metadata: str = ""  # Hotels-50K metadata archive, folder or URL ("" : the public archive)
+    hotels: int = 20
+    per_hotel: int = 5
+    model: str = "auto"  # the tagger, also the edit guard's CLIP direction
+    images: int = 8  # photos in each restyle series
 
 
 @dataclass
@@ -34,78 +47,99 @@ class DemoLog:
         return {"stages": self.stages, "fallbacks": self.fallbacks, "skipped": self.skipped}
 
 
-def first_line(error: BaseException) -> str:
-    """The error's gist for a one-line note (the full text was already printed where it arose)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text.split(": it is not in the hub cache")[0]
+def ingest(ws: Workspace, settings: DemoSettings, console: Console) -> None:
+    from alienstay.sources.hotels50k import MetadataError
+    from alienstay.stages import ingest_folder, ingest_hotels50k
+
+    if settings.input is not None:
+        found = ingest_folder.run(ws, ingest_folder.IngestFolderSettings(settings.input))
+        console.print(f"catalogued {found.found} files from {found.folder} ({found.new} new) -> {found.catalog_path}")
+        return
+    source = settings.metadata or HOTELS50K_METADATA_URL
+    console.print(f"no --input: sampling Hotels-50K from {source}")
+    sample = ingest_hotels50k.IngestHotels50kSettings(metadata=source, hotels=settings.hotels, per_hotel=settings.per_hotel)
+    try:
+        ingest_hotels50k.run(ws, sample)
+    except MetadataError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise MetadataError(
+            f"could not reach the Hotels-50K metadata at {source}. Offline, run the demo on a photo "
+            "folder instead: `make demo INPUT=../shared/samples/unsplash` (or `alienstay demo --input DIR`)."
+        ) from error
+
+
+def analysis_stages(ws: Workspace, settings: DemoSettings, console: Console, log: DemoLog) -> None:
+    from alienstay.stages import analyse, cluster, preprocess, stats, tag
+
+    steps = [
+        ("preprocess", lambda: preprocess.run(ws)),
+        ("stats", lambda: stats.run(ws)),
+        ("tag", lambda: tag.run(ws, tag.TagSettings(model=settings.model))),
+        ("analyse", lambda: analyse.run(ws)),
+        ("cluster", lambda: cluster.run(ws)),
+    ]
+    for name, step in steps:
+        console.rule(f"[bold]{name}")
+        summary = step()
+        console.print(f"{name}: {summary_line(summary)}")
+        log.stages.append(name)
+
+
+def summary_line(summary: object) -> str:
+    """A stage summary's paths and tables: enough to see what it did and where it went."""
+    import pandas as pd
+
+    parts = [f"{k} -> {v}" for k, v in vars(summary).items() if isinstance(v, Path)]
+    parts += [f"\n{v.to_string(index=False)}" for v in vars(summary).values() if isinstance(v, pd.DataFrame)]
+    return "; ".join(parts) if parts else "done"
 
 
 def run_edits(ws: Workspace, model: str, images: int, console: Console, log: DemoLog) -> None:
     """Each demo recipe with its own method; without diffusion weights, its classical grade."""
-    from alienstay.editing import series
-    from alienstay.editing.recipes import CLASSICAL, load_recipes
-    from alienstay.models import ModelUnavailable
+    from alienstay.stages import edit
 
-    book = load_recipes()
-    usable = len(series.usable_photos(ws))
-    count = min(images, usable)
-    if count < series.MIN_PHOTOS:
-        log.skipped.append(f"edit: only {usable} usable photos, a series needs {series.MIN_PHOTOS}")
-        return
     for name in DEMO_RECIPES:
-        recipe = book.get(name)
-        options = series.EditOptions(recipe=name, images=count, clip=model)
-        try:
-            result = series.edit_workspace(ws, options)
-        except ModelUnavailable as error:
-            if CLASSICAL not in recipe.methods:
-                log.skipped.append(f"edit {name}: needs diffusion weights ({first_line(error)})")
-                console.print(f"[yellow]skipped[/] {name}: {first_line(error)}")
-                continue
-            console.print(
-                f"[bold yellow]{name}: diffusion weights unavailable, running the CLASSICAL grade "
-                "(NOT diffusion) so the series and its guard can still be shown.[/]"
-            )
-            log.fallbacks.append(f"edit {name}: classical grade, NOT diffusion ({first_line(error)})")
-            result = series.edit_workspace(ws, series.EditOptions(recipe=name, images=count, method=CLASSICAL, clip=model))
-        verdicts = result.rows["verdict"].value_counts().to_dict()
+        summary = edit.run_or_fallback(ws, edit.EditSettings(recipe=name, images=images, clip=model))
+        if summary.skipped:
+            log.skipped.append(summary.skipped)
+            console.print(f"[yellow]skipped[/] {summary.skipped}")
+            if summary.skipped.startswith(edit.TOO_FEW_PHOTOS):
+                return  # too few photos: no recipe can run
+            continue
+        if summary.fallback:
+            log.fallbacks.append(summary.fallback)
+            console.print(f"[bold yellow]{name}: diffusion weights unavailable, ran the CLASSICAL grade (NOT diffusion).[/]")
         log.stages.append(f"edit {name}")
-        console.print(f"edit {name}: {len(result.rows)} edits, verdicts {verdicts} -> {result.grid_path}")
+        console.print(f"edit {name}: {len(summary.rows)} edits, verdicts {summary.verdicts} -> {summary.grid_path}")
 
 
 def run_persona(ws: Workspace, console: Console, log: DemoLog) -> None:
-    from alienstay.editing.persona import render_portrait
     from alienstay.models import ModelUnavailable
+    from alienstay.stages import persona
 
     try:
-        target = render_portrait(ws)
+        summary = persona.run(ws)
     except ModelUnavailable as error:
         log.skipped.append(f"persona: needs a text-to-image model ({first_line(error)})")
         console.print(f"[yellow]skipped[/] the alien portrait: {first_line(error)}")
         return
     log.stages.append("persona")
-    console.print(f"alien portrait -> {target}")
+    console.print(f"alien portrait -> {summary.path}")
 
 
-def run_demo(
-    ws: Workspace,
-    ingest: Callable[[], None],
-    stages: list[tuple[str, Callable[[], None]]],
-    model: str,
-    images: int,
-    console: Console,
-) -> DemoLog:
+def run(ws: Workspace, settings: DemoSettings = DemoSettings(), *, console: Console | None = None) -> DemoLog:
     """Ingest, then the analysis stages, then restyles, the portrait and the report."""
+    from alienstay.stages import report
+
+    console = console or Console(stderr=True)
     log = DemoLog()
-    ingest()
+    ingest(ws.ensure(), settings, console)
     log.stages.append("ingest")
-    for name, stage in stages:
-        console.rule(f"[bold]{name}")
-        stage()
-        log.stages.append(name)
+    analysis_stages(ws, settings, console, log)
     console.rule("[bold]edit")
-    run_edits(ws, model, images, console, log)
+    run_edits(ws, settings.model, settings.images, console, log)
     console.rule("[bold]persona")
     run_persona(ws, console, log)
     write_json(log.as_dict(), ws.report_dir / "demo.json")
+    console.print(f"report -> {report.run(ws).path}")
     return log

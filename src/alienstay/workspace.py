@@ -213,6 +213,17 @@ class Workspace:
     def read_tags(self) -> pd.DataFrame:
         return self.read_table(self.tags_path, "tag")
 
+    # ---- one writer at a time ----------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".lock"
+
+    def lock(self, stage: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold the workspace lock for a stage's writes (see locking.py); waits while another run holds it."""
+        from alienstay.locking import hold
+
+        return hold(self.ensure().lock_path, stage, timeout=timeout)
+
     def log_run(self, stage: str, **settings: Any) -> None:
         """Append what a stage ran with, so every output can be traced to its settings."""
         self.ensure()

@@ -1,0 +1,34 @@
+"""Stage `caption`: a short caption per usable photo (BLIP), resumable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alienstay.workspace import Workspace
+
+DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    model: str = DEFAULT_CAPTION_MODEL
+    device: str = "cpu"
+    batch_size: int = 16
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class CaptionSummary:
+    written: int  # photos captioned by this run
+    path: Path
+
+
+def run(ws: Workspace, settings: CaptionSettings = CaptionSettings()) -> CaptionSummary:
+    """Raises models.ModelUnavailable when the captioner's weights cannot be had."""
+    from alienstay import captioning
+
+    captioner = captioning.load_captioner(settings.model, device=settings.device)
+    with ws.ensure().lock("caption"):
+        written = captioning.run_captioning(ws, captioner, batch_size=settings.batch_size, workers=settings.workers)
+    return CaptionSummary(written, ws.captions_path)

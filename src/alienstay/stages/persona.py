@@ -1,0 +1,33 @@
+"""Stage `persona`: a portrait of a typical alien guest (prompt and seed saved beside it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alienstay.workspace import Workspace
+
+DEFAULT_PERSONA_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+@dataclass(frozen=True)
+class PersonaSettings:
+    model: str = DEFAULT_PERSONA_MODEL  # text-to-image pipeline: hub id or local folder
+    seed: int = 0
+    steps: int = 25
+    size: int = 512
+
+
+@dataclass(frozen=True)
+class PersonaSummary:
+    path: Path  # the PNG; its prompt and seed are in the .json beside it
+
+
+def run(ws: Workspace, settings: PersonaSettings = PersonaSettings()) -> PersonaSummary:
+    """Raises models.ModelUnavailable when the weights cannot be had."""
+    from alienstay.editing.persona import render_portrait
+
+    with ws.ensure().lock("persona"):
+        target = render_portrait(ws, model=settings.model, seed=settings.seed, steps=settings.steps, size=settings.size)
+    ws.log_run("persona", model=settings.model, seed=settings.seed, steps=settings.steps, size=settings.size)
+    return PersonaSummary(target)

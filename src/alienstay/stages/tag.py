@@ -1,0 +1,39 @@
+"""Stage `tag`: tag every usable photo with the alien words (zero-shot); resumes a killed run.
+
+The stage itself is `tagging.stage.run` (its engines are `tagging.stage.ENGINES`); this wrapper
+checks there are usable photos before any model loads and holds the workspace lock.
+"""
+
+from __future__ import annotations
+
+from alienstay.tagging.settings import TagSettings, TagSummary
+from alienstay.workspace import Workspace, WorkspaceError
+
+__all__ = ["TagSettings", "TagSummary", "require_usable_photos", "run"]
+
+
+def require_usable_photos(ws: Workspace) -> None:
+    """Stop before loading any model when no photo is usable, saying which step to look at."""
+    from alienstay import catalog as cat
+
+    catalog = ws.read_catalog()
+    if not cat.usable(catalog).empty:
+        return
+    statuses = catalog["status"].value_counts().to_dict()
+    if statuses.get(cat.NEW):
+        raise WorkspaceError(f"no usable photos yet ({statuses}): run `alienstay preprocess --workspace {ws.root}` first.")
+    raise WorkspaceError(
+        f"preprocess kept no photo ({statuses}): the reasons are in the `reason` column of "
+        f"{ws.catalog_path}; add readable photos and run `alienstay ingest` and `preprocess` again."
+    )
+
+
+def run(ws: Workspace, settings: TagSettings = TagSettings()) -> TagSummary:
+    """Raises ValueError (bad engine/dtype), VocabularyError, ModelUnavailable or RayUnavailable."""
+    from alienstay.tagging import stage
+
+    stage.check_engine(settings.engine)
+    ws.ensure()
+    require_usable_photos(ws)
+    with ws.lock("tag"):
+        return stage.run(ws, settings)

@@ -1,0 +1,154 @@
+"""Every stage has one shape, and the workspace lock keeps two runs from losing each other's rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alienstay.locking import WorkspaceBusy
+from alienstay.stages import STAGES
+from alienstay.workspace import Workspace, WorkspaceError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_stage_is_run_of_workspace_and_settings_returning_a_summary(name: str) -> None:
+    module = importlib.import_module(STAGES[name])
+    run = module.run
+    parameters = list(inspect.signature(run).parameters.values())
+    assert [p.name for p in parameters[:2]] == ["ws", "settings"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters[2:])  # only progress hooks
+    hints = inspect.get_annotations(run, eval_str=True)
+    assert hints["ws"] is Workspace
+    assert dataclasses.is_dataclass(hints["settings"]) and hints["settings"].__name__.endswith("Settings")
+    assert dataclasses.is_dataclass(hints["return"]) and hints["return"].__name__.endswith("Summary")
+
+
+def test_cli_and_demo_call_stages_not_each_other() -> None:
+    cli = (REPO / "src" / "alienstay" / "cli.py").read_text()
+    demo = (REPO / "src" / "alienstay" / "demo.py").read_text()
+    assert "folder_source" not in cli and "merge_into" not in cli  # ingest logic lives in its stage
+    assert "from alienstay.cli" not in demo and "typer" not in demo
+    notebook = (REPO / "notebooks" / "alienstay.ipynb").read_text()
+    assert "alienstay.stages" in notebook and "subprocess" not in notebook
+    assert "CLASSICAL" not in notebook  # the edit fallback is stages.edit.run_or_fallback, shared with the demo
+
+
+# ---- the lock ---------------------------------------------------------------------------
+def _append_rows(root: str, label: str, rows: int, started) -> None:
+    """A read-modify-write of edits.parquet, slow enough that two unlocked ones would collide."""
+    import time
+
+    ws = Workspace(Path(root))
+    started.wait()
+    with ws.lock(f"edit {label}"):
+        before = ws.read_edits()
+        time.sleep(0.3)  # widens the window a lost update needs; asserts nothing about time
+        new = pd.DataFrame({"edit_id": [f"{label}-{i}" for i in range(rows)], "recipe": label})
+        ws.write_edits(new if before is None else pd.concat([before, new], ignore_index=True))
+
+
+def test_two_processes_on_one_workspace_keep_every_row_of_both(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    runs = [context.Process(target=_append_rows, args=(str(ws.root), label, n, started))
+            for label, n in (("time_of_day", 24), ("lights", 16))]  # fmt: skip
+    for process in runs:
+        process.start()
+    started.set()
+    for process in runs:
+        process.join(120)
+        assert process.exitcode == 0
+    edits = ws.read_edits()
+    assert len(edits) == 40 and edits["edit_id"].is_unique
+    assert edits["recipe"].value_counts().to_dict() == {"time_of_day": 24, "lights": 16}
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from alienstay.workspace import Workspace
+    with Workspace(Path(sys.argv[1])).lock("edit"):
+        print("held", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def _holder(root: Path) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), "--recipe", "lights"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_busy_workspace_names_the_process_that_holds_it(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    holder = _holder(ws.root)
+    try:
+        with pytest.raises(WorkspaceBusy) as busy:
+            with ws.lock("tag", timeout=0):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(busy.value)
+    assert f"pid {holder.pid}" in message and "--recipe lights" in message and "since 20" in message
+    assert isinstance(busy.value, WorkspaceError)  # the console script prints it without a traceback
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over_and_said(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    holder = _holder(ws.root)
+    holder.kill()  # SIGKILL: no chance to release or clean up
+    holder.wait()
+    said: list[str] = []
+    from alienstay.locking import hold
+
+    with hold(ws.lock_path, "tag", timeout=0, say=said.append):
+        assert f"pid {os.getpid()}" not in " ".join(said)
+    assert len(said) == 1 and f"pid {holder.pid}" in said[0] and "no longer running" in said[0]
+    with hold(ws.lock_path, "tag", timeout=0, say=said.append):  # released cleanly: nothing to take over
+        pass
+    assert len(said) == 1
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    with ws.lock("demo"):
+        with ws.lock("edit", timeout=0):
+            ws.write_edits(pd.DataFrame({"edit_id": ["a"]}))
+    assert ws.lock_path.read_text() == ""  # released: no holder recorded
+
+
+def test_two_classical_edit_commands_at_once_keep_both_series(samples_dir: Path, tmp_path: Path) -> None:
+    """The reproduction of issue 16.1: before the lock, the lights rows were lost."""
+    from alienstay.stages import ingest_folder, preprocess
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    ingest_folder.run(ws, ingest_folder.IngestFolderSettings(samples_dir))
+    preprocess.run(ws, show_progress=False)
+    commands = [
+        [sys.executable, "-m", "alienstay.cli", "edit", "--recipe", recipe, "--method", "classical",
+         "--images", "5", "--size", "64", "--workspace", str(ws.root)]
+        for recipe in ("time_of_day", "lights")
+    ]  # fmt: skip
+    runs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in commands]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    edits = ws.read_edits()
+    counts = edits["recipe"].value_counts().to_dict()
+    assert counts["time_of_day"] == 5 * 3 and counts["lights"] > 0
+    assert edits["edit_id"].is_unique
