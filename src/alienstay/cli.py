@@ -245,7 +245,7 @@ def cluster(
         summary = stage.run(open_workspace(workspace), settings)
     except (ClusteringError, WorkspaceError) as error:
         fail(str(error))
-    console.print(f"clusters -> {summary.table_path}\nnote -> {summary.note_path}")
+    console.print(f"clusters -> {summary.clusters_path}\nnote -> {summary.note_path}")
 
 
 # ---- edit / persona --------------------------------------------------------------------
