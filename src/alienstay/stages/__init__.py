@@ -21,6 +21,7 @@ STAGES: dict[str, str] = {
     "caption": "alienstay.stages.caption",
     "analyse": "alienstay.stages.analyse",
     "cluster": "alienstay.stages.cluster",
+    "index": "alienstay.stages.index",
     "edit": "alienstay.stages.edit",
     "persona": "alienstay.stages.persona",
     "report": "alienstay.stages.report",
