@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from alienstay.workspace import Workspace
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,7 +32,7 @@ def test_notebook_executes_every_stage_on_the_samples(samples_dir: Path, tmp_pat
     notebook = nbformat.read(executed, as_version=4)
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == []
-    tags = pd.read_parquet(workspace / "tags.parquet")
+    tags = Workspace(workspace).read_tags()
     assert set(tags["model_id"]) == {"offline:efficientnet-lite0+all-MiniLM-L6-v2"}
     assert tags["image_id"].nunique() == 8
     edits = pd.read_parquet(workspace / "edits.parquet")

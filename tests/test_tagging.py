@@ -174,6 +174,7 @@ def test_tag_cli_writes_the_agreed_outputs(prepared, tiny_clip):
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
     assert np.load(prepared.embeddings_matrix_path).dtype == np.float16
     assert meta["model_id"] == str(tiny_clip) and meta["vocab_hash"] == vocab.hash
+    assert meta["load_as"] == str(tiny_clip.resolve())  # what search hands load_encoder for a phrase
     # the cosine in tags.parquet is the image embedding against the cached word embedding
     words = np.load(next(prepared.cache_dir.glob("text-embeddings-*.npy")))
     first = tags[tags["image_id"] == ids[0]]["score"].to_numpy()
@@ -264,7 +265,7 @@ def test_a_photo_that_fails_to_decode_is_recorded_not_fatal(prepared, tiny_clip)
     catalog.loc[0, "prepared_path"] = str(broken)
     prepared.write_catalog(catalog)
     tag_cli(prepared, tiny_clip, "--batch-size", "4")
-    failures = pd.read_parquet(prepared.tag_failures_path)
+    failures = prepared.read_tag_failures()
     assert failures["image_id"].tolist() == [catalog.loc[0, "image_id"]]
     assert failures["reason"].iloc[0] and failures["path"].iloc[0] == str(broken)
     assert prepared.read_tags()["image_id"].nunique() == 7
@@ -289,15 +290,22 @@ def test_caption_and_prompt_string(prepared, tiny_clip, tmp_path):
     assert len(read_captions(prepared)) == 8
 
 
-def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(prepared, prepared_template, tiny_clip, tmp_path):
+def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninterrupted_run(
+    prepared, prepared_template, tiny_clip, tmp_path
+):
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    def widen(ws: Workspace, copies: int = 30) -> None:
-        # 8 photos x 30 ids: long enough a run to be killed in the middle of it
+    from alienstay.tagging.settings import TagSettings
+
+    defaults = TagSettings()
+    assert (defaults.batch_size, defaults.rows_per_shard) == (32, 512)  # the sizes this test is about
+    copies = 100  # 8 photos x 100 ids = 800 rows: one full shard of 512, then a second one in the making
+
+    def widen(ws: Workspace) -> None:
         catalog = ws.read_catalog()
         wide = pd.concat([catalog.assign(image_id=catalog["image_id"] + f"#{i}") for i in range(copies)], ignore_index=True)
         ws.write_catalog(wide)
@@ -306,21 +314,31 @@ def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(prepared, prepa
     shutil.copytree(prepared_template.root, uninterrupted.root)
     for ws in (prepared, uninterrupted):
         widen(ws)
-    args = ["--batch-size", "1", "--rows-per-shard", "1", "--workers", "0"]
-    command = [sys.executable, "-m", "alienstay.cli", "tag", "--model", str(tiny_clip), *args, "-w", str(prepared.root)]
+    command = [sys.executable, "-m", "alienstay.cli", "tag", "--model", str(tiny_clip), "-w", str(prepared.root)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = prepared.tag_shards_dir
-    deadline = time.monotonic() + 120
-    while len(list(shards.glob("*/part-*.parquet"))) < 20 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
+    deadline = time.monotonic() + 300
+    # The moment the first shard lands, photos 512.. are being read and encoded, held in memory.
+    while not list(shards.glob("*/part-*.parquet")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    done_at_kill = len(list(shards.glob("*/part-*.parquet")))
-    assert 20 <= done_at_kill < 240 and not prepared.tags_path.exists(), "the run was not killed mid-way"
+    done_at_kill = sorted(p.name for p in shards.glob("*/part-*.parquet"))
+    assert done_at_kill == ["part-000000000-000000511.parquet"], "the run was not killed in the second shard"
+    assert not prepared.tag_manifest_path.exists() and not prepared.tags_path.exists()
 
-    tag_cli(prepared, tiny_clip, *args)
-    tag_cli(uninterrupted, tiny_clip, *args)
+    tag_cli(prepared, tiny_clip)
+    import json
+
+    last_run = json.loads(prepared.runs_log_path.read_text(encoding="utf-8").splitlines()[-1])
+    assert (last_run["batch_size"], last_run["tagged_now"]) == (32, 288)  # only the unfinished shard was redone
+    tag_cli(uninterrupted, tiny_clip)
     resumed, full = prepared.read_tags(), uninterrupted.read_tags()
-    assert resumed["image_id"].nunique() == 240
-    pd.testing.assert_frame_equal(resumed, full)  # same batch shapes: bit for bit
-    assert tagging.read_embeddings(prepared)[0] == tagging.read_embeddings(uninterrupted)[0]
+    assert resumed["image_id"].nunique() == 800
+    # Batches of 32 from row 512 fall where the uninterrupted run's fall: equal bit for bit.
+    pd.testing.assert_frame_equal(resumed, full)
+    ids_a, matrix_a, meta_a = prepared.read_embeddings()
+    ids_b, matrix_b, meta_b = uninterrupted.read_embeddings()
+    assert ids_a == ids_b and meta_a == meta_b
+    np.testing.assert_array_equal(np.load(prepared.embeddings_matrix_path), np.load(uninterrupted.embeddings_matrix_path))
+    np.testing.assert_array_equal(matrix_a, matrix_b)

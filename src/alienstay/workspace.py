@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,26 @@ def write_json(data: Any, target: Path) -> Path:
 
 
 @dataclass(frozen=True)
+class TagOutputs:
+    """One consolidated set of the tag stage's tables, every path from the same generation."""
+
+    tags: Path
+    embeddings_matrix: Path
+    embeddings_ids: Path
+    embeddings_meta: Path
+    failures: Path
+    generation: str | None  # None: the files at their places from before generations
+
+    @classmethod
+    def inside(cls, folder: Path, generation: str) -> "TagOutputs":
+        names = ("tags.parquet", "embeddings.npy", "ids.parquet", "meta.json", "tag_failures.parquet")
+        return cls(*(folder / name for name in names), generation)
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.tags, self.embeddings_matrix, self.embeddings_ids, self.embeddings_meta, self.failures)
+
+
+@dataclass(frozen=True)
 class Workspace:
     root: Path
 
@@ -99,28 +121,6 @@ class Workspace:
     @property
     def tag_shards_dir(self) -> Path:
         return self.root / "tags"
-
-    @property
-    def tags_path(self) -> Path:
-        return self.root / "tags.parquet"
-
-    @property
-    def embeddings_matrix_path(self) -> Path:
-        """(N, D) float16 image embeddings, row i for the i-th id of embeddings_ids_path."""
-        return self.embeddings_dir / "embeddings.npy"
-
-    @property
-    def embeddings_ids_path(self) -> Path:
-        return self.embeddings_dir / "ids.parquet"
-
-    @property
-    def embeddings_meta_path(self) -> Path:
-        return self.embeddings_dir / "meta.json"
-
-    @property
-    def tag_failures_path(self) -> Path:
-        """Images the tag stage could not decode, with the reason."""
-        return self.root / "tag_failures.parquet"
 
     def text_embeddings_cache_path(self, key: str) -> Path:
         """Vocabulary text embeddings, keyed by (model, revision, dtype, vocabulary hash)."""
@@ -210,8 +210,91 @@ class Workspace:
             frame[column] = values.where(absolute | empty, prefix + values)
         return frame
 
+    # ---- the tag stage's outputs: one generation at a time ---------------------------
+    # tags.parquet, the embeddings (matrix, ids, meta) and tag_failures.parquet are one set:
+    # consolidation writes a new set into a fresh folder tagged/<generation>/ and then, last,
+    # the small manifest tagged/current.json naming it (one atomic rename). A reader reads
+    # the manifest once and every file from that folder, so it sees the old set or the new
+    # one, never a mix, whichever write a kill interrupts.
+    @property
+    def tagged_dir(self) -> Path:
+        return self.root / "tagged"
+
+    @property
+    def tag_manifest_path(self) -> Path:
+        return self.tagged_dir / "current.json"
+
+    def tag_outputs(self) -> "TagOutputs":
+        """The current set's paths, from one read of the manifest (files at their pre-generation
+        places in a workspace written before generations, or one with no tag run yet)."""
+        if self.tag_manifest_path.exists():
+            generation = json.loads(self.tag_manifest_path.read_text(encoding="utf-8"))["generation"]
+            return TagOutputs.inside(self.tagged_dir / generation, generation)
+        return TagOutputs(self.root / "tags.parquet", self.embeddings_dir / "embeddings.npy",
+                          self.embeddings_dir / "ids.parquet", self.embeddings_dir / "meta.json",
+                          self.root / "tag_failures.parquet", None)
+
+    def new_tag_outputs(self) -> "TagOutputs":
+        """A fresh, empty generation folder: invisible to readers until publish_tag_outputs."""
+        generation = f"g{time.time_ns():020d}-{os.getpid()}"
+        (self.tagged_dir / generation).mkdir(parents=True)
+        return TagOutputs.inside(self.tagged_dir / generation, generation)
+
+    def publish_tag_outputs(self, outputs: "TagOutputs", **summary: Any) -> None:
+        """Make `outputs` the current set in one step; the previous set is kept (a reader may be
+        in it), older ones and the pre-generation files are removed."""
+        previous = self.tag_outputs()
+        write_json({"generation": outputs.generation, **summary}, self.tag_manifest_path)
+        for folder in self.tagged_dir.glob("g*"):
+            # Newer unpublished folders may belong to a run still writing: left alone.
+            if folder.name not in (outputs.generation, previous.generation) and folder.name < str(outputs.generation):
+                shutil.rmtree(folder, ignore_errors=True)
+        if previous.generation is None:
+            for legacy in previous.files():
+                legacy.unlink(missing_ok=True)
+
+    @property
+    def tags_path(self) -> Path:
+        return self.tag_outputs().tags
+
+    @property
+    def embeddings_matrix_path(self) -> Path:
+        """(N, D) float16 image embeddings, row i for the i-th id of embeddings_ids_path."""
+        return self.tag_outputs().embeddings_matrix
+
+    @property
+    def embeddings_ids_path(self) -> Path:
+        return self.tag_outputs().embeddings_ids
+
+    @property
+    def embeddings_meta_path(self) -> Path:
+        return self.tag_outputs().embeddings_meta
+
+    @property
+    def tag_failures_path(self) -> Path:
+        """Images the tag stage could not decode, with the reason."""
+        return self.tag_outputs().failures
+
     def read_tags(self) -> pd.DataFrame:
-        return self.read_table(self.tags_path, "tag")
+        return self.read_table(self.tag_outputs().tags, "tag")
+
+    def read_tag_failures(self) -> pd.DataFrame:
+        return self.read_table(self.tag_outputs().failures, "tag")
+
+    def read_embeddings(self) -> tuple[list[str], "np.ndarray", dict]:
+        """(ids, (N, D) float32 L2-normalised embeddings, meta: model id, revision, vocab hash...), one set."""
+        import numpy as np
+
+        outputs = self.tag_outputs()
+        if not outputs.embeddings_matrix.exists():
+            self.read_table(outputs.embeddings_ids, "tag")  # raises the error that says which command makes it
+        ids = pd.read_parquet(outputs.embeddings_ids)["image_id"].astype(str).tolist()
+        matrix = np.load(outputs.embeddings_matrix).astype(np.float32)
+        # fp16 storage loses a little norm; re-normalise so cosine stays a dot product.
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix /= np.where(norms > 0, norms, 1.0)
+        meta = json.loads(outputs.embeddings_meta.read_text(encoding="utf-8"))
+        return ids, matrix, meta
 
     # ---- one writer at a time ----------------------------------------------------------
     @property

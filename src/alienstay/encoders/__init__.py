@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from PIL import Image
 
-from alienstay.devices import DTYPES, check_dtype
+from alienstay.devices import DTYPES, Machine, check_dtype, probe, select_device, select_dtype
 from alienstay.registry import Registry
 
 
@@ -93,16 +93,25 @@ def entry_for(model: str) -> tuple[EncoderEntry, str | None]:
 
 
 def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32") -> ImageTextEncoder:
-    """`auto` (the first of AUTO_ORDER whose weights can be had), an entry's name, `NAME:MODEL`, a hub id or a folder."""
-    check_dtype(dtype)
+    """`auto` (the first of AUTO_ORDER whose weights can be had), an entry's name, `NAME:MODEL`, a hub id or a folder.
+
+    `device` and `dtype` may be `auto` (see alienstay.devices); a device this machine does not
+    have is refused (DeviceUnavailable, a ValueError) before any weight is read.
+    """
+    if dtype != AUTO:
+        check_dtype(dtype)
+    machine = probe()
+    device = select_device(device, machine)
     if model == AUTO:
-        return _load_auto(device, dtype)
+        return _load_auto(device, dtype, machine)
     entry, model_id = entry_for(model)
-    return load_entry(entry, model_id, device, dtype)
+    return load_entry(entry, model_id, device, dtype, machine)
 
 
-def load_entry(entry: EncoderEntry, model_id: str | None, device: str, dtype: str) -> ImageTextEncoder:
-    check_dtype(dtype, entry.dtypes, f"the {entry.name} encoder")
+def load_entry(
+    entry: EncoderEntry, model_id: str | None, device: str, dtype: str, machine: Machine | None = None
+) -> ImageTextEncoder:
+    dtype = select_dtype(dtype, device, machine or probe(), entry.dtypes, f"the {entry.name} encoder")
     encoder = entry.load(model_id if entry.takes_model else None, device, dtype)
     encoder.encoder_name = entry.name  # how anyone later finds its entry (see encoder_entry)
     return encoder
@@ -125,7 +134,7 @@ def reload_argument(encoder: ImageTextEncoder) -> str:
     return model if entry.name == DEFAULT_ENCODER else f"{entry.name}:{model}"
 
 
-def _load_auto(device: str, dtype: str) -> ImageTextEncoder:
+def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
     import logging
 
     from alienstay.models import ModelUnavailable
@@ -133,14 +142,14 @@ def _load_auto(device: str, dtype: str) -> ImageTextEncoder:
     log = logging.getLogger("alienstay")
     first, *fallbacks = (ENCODERS.get(name) for name in AUTO_ORDER)
     try:
-        encoder = load_entry(first, first.default_model, device, dtype)
+        encoder = load_entry(first, first.default_model, device, dtype, machine)
     except ModelUnavailable as error:
         fallback = fallbacks[0]
-        if dtype not in fallback.dtypes:
+        if dtype != AUTO and dtype not in fallback.dtypes:
             log.warning("model auto: the %s tagger runs in %s; --dtype %s is not applied.",
                         fallback.name, fallback.dtypes[0], dtype)
             dtype = fallback.dtypes[0]
-        encoder = load_entry(fallback, fallback.default_model, device, dtype)
+        encoder = load_entry(fallback, fallback.default_model, device, dtype, machine)
         log.warning(
             "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
             first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,

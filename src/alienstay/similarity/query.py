@@ -39,7 +39,9 @@ class QueryModelUnavailable(RuntimeError):
 
 def encoder_spec(meta: dict) -> str:
     """What to hand the encoder loader for the model recorded in the embeddings' meta."""
-    model_id = str(meta.get("model_id") or "")
+    if meta.get("load_as"):  # written by the tag stage from the encoder registry
+        return str(meta["load_as"])
+    model_id = str(meta.get("model_id") or "")  # embeddings from before `load_as`
     return "offline" if model_id.startswith(OFFLINE_PREFIX) else model_id
 
 

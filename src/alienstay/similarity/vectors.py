@@ -53,9 +53,10 @@ class Vectors:
         fingerprint = embeddings_fingerprint(ws)
         if fingerprint is None:
             return None
-        matrix = np.load(ws.embeddings_matrix_path, mmap_mode="r")
-        ids = pq.read_table(ws.embeddings_ids_path, columns=["image_id"]).column("image_id")
-        meta = json.loads(ws.embeddings_meta_path.read_text(encoding="utf-8"))
+        outputs = ws.tag_outputs()  # one generation: matrix, ids and meta of the same tag run
+        matrix = np.load(outputs.embeddings_matrix, mmap_mode="r")
+        ids = pq.read_table(outputs.embeddings_ids, columns=["image_id"]).column("image_id")
+        meta = json.loads(outputs.embeddings_meta.read_text(encoding="utf-8"))
         return cls(ids.cast(pa.string()).combine_chunks(), matrix, meta, fingerprint)
 
     def __len__(self) -> int:

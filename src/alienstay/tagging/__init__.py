@@ -7,7 +7,7 @@ Split like clip-retrieval's inference so the same parts run locally or on Ray:
   already tagged;
 - **mapper** (:mod:`.scoring`, :class:`TagMapper`): (ids, pixels) -> embeddings, cosine
   scores, per-facet probabilities and the selected tags;
-- **writer** (:mod:`.shards`, :mod:`.consolidate`): each group of batches becomes one tag
+- **writer** (:mod:`.shards`, :mod:`.consolidation`): each group of batches becomes one tag
   shard and one embeddings shard, written atomically; at the end the shards of the current
   settings are consolidated into ``tags.parquet`` and ``embeddings/``;
 - **engines**: :mod:`.local` (this process) and :mod:`.ray_engine` (Ray Data), chosen by
@@ -18,7 +18,7 @@ after a kill reads the shards already there, tags only the missing photos and co
 everything: the result equals an uninterrupted run.
 """
 
-from alienstay.tagging.consolidate import consolidate, consolidation_plan, read_embeddings, write_embedding_matrix
+from alienstay.tagging.consolidation import consolidate, consolidation_plan, read_embeddings, write_embedding_matrix
 from alienstay.tagging.local import run_tagging
 from alienstay.tagging.reader import (
     DecodeFailure,

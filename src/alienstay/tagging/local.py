@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from alienstay import catalog as cat
-from alienstay.encoders import ImageTextEncoder
-from alienstay.tagging.consolidate import consolidate
+from alienstay.encoders import ImageTextEncoder, reload_argument
+from alienstay.tagging.consolidation import consolidate
 from alienstay.tagging.reader import image_batches, pending_images
 from alienstay.tagging.scoring import TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
@@ -48,7 +48,7 @@ def run_tagging(
             rate = tagged / max(time.perf_counter() - start, 1e-9)
             progress.update(task, advance=len(batch.ids) + len(batch.failures), rate=f"{rate:.1f} img/s")
         writer.flush()
-    consolidated = consolidate(ws, vocab, identity, keep_ids=usable_ids)
+    consolidated = consolidate(ws, vocab, identity, keep_ids=usable_ids, load_as=reload_argument(encoder))
     summary = TagSummary(identity, len(usable_ids), len(done & usable_ids), tagged, failed, consolidated,
                          time.perf_counter() - start)
     ws.log_run(

@@ -35,7 +35,7 @@ from PIL import Image
 
 from alienstay import catalog as cat
 from alienstay.encoders import ImageTextEncoder, load_encoder, reload_argument
-from alienstay.tagging.consolidate import consolidate
+from alienstay.tagging.consolidation import consolidate
 from alienstay.tagging.reader import DecodeFailure, PreparedImages, pending_images
 from alienstay.tagging.scoring import TaggedBatch, TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
@@ -348,7 +348,7 @@ def run_tagging_on_ray(
                     failed += int((~written["tagged"]).sum())
                     rate = tagged / max(time.perf_counter() - start, 1e-9)
                     progress.update(task, advance=len(written["tagged"]), rate=f"{rate:.1f} img/s")
-    consolidated = consolidate(ws, vocab, identity, keep_ids=usable_ids)
+    consolidated = consolidate(ws, vocab, identity, keep_ids=usable_ids, load_as=reload_argument(encoder))
     summary = TagSummary(identity, len(usable_ids), len(done & usable_ids), tagged, failed, consolidated,
                          time.perf_counter() - start)
     ws.log_run(

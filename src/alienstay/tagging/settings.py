@@ -17,8 +17,8 @@ class TagSettings:
 
     model: str = AUTO  # auto | an encoder's name (hf, offline) | NAME:MODEL | a hub id | a folder
     vocabulary: Path | None = None  # None: the packaged vocabulary
-    device: str = "cpu"
-    dtype: str = "float32"
+    device: str = AUTO  # auto | cpu | cuda | cuda:N | mps (alienstay.devices.select_device)
+    dtype: str = AUTO  # auto | float32 | bfloat16 | int8 (alienstay.devices.select_dtype)
     batch_size: int = 32
     workers: int = 1  # processes decoding photos ahead of the model (local engine)
     rows_per_shard: int = 512  # photos per resumable shard

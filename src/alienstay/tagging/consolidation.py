@@ -1,4 +1,4 @@
-"""Consolidation: the shards of one run (in catalog order) -> tags.parquet + embeddings/.
+"""Consolidation: the shards of one run (in catalog order) -> tags.parquet + embeddings, all or nothing.
 
 Streaming, so memory stays flat in the number of photos: tag shards are copied table by
 table and the embeddings go into a memory-mapped fp16 matrix.
@@ -21,27 +21,42 @@ from alienstay.vocabulary import Vocabulary
 from alienstay.workspace import Workspace, atomic_path, write_json, write_parquet
 
 
-def consolidate(ws: Workspace, vocab: Vocabulary, identity: TagIdentity, keep_ids: set[str] | None = None) -> int:
-    """Shards (in catalog order) -> tags.parquet + embeddings/; streaming, so memory stays flat.
+def consolidate(
+    ws: Workspace, vocab: Vocabulary, identity: TagIdentity, keep_ids: set[str] | None = None, load_as: str | None = None
+) -> int:
+    """Shards (in catalog order) -> a new set of tags.parquet + embeddings + failures, made current at once.
 
     Only photos in `keep_ids` (the usable catalog) are kept, each once; returns how many.
+    `load_as` (recorded in meta.json): what `load_encoder` takes to load the model again, for
+    search to embed a phrase with the model that embedded the photos. The
+    set is written into a fresh generation folder and published by the workspace's manifest,
+    written last: a kill anywhere before it leaves the previous set in place, whole.
     """
     tags_dir, embeddings_dir = shard_dirs(ws, identity)
     plan = consolidation_plan(tags_dir, embeddings_dir, keep_ids)
     kept_ids = [ids[i] for _, ids, keep in plan for i in keep]
-    dim = write_embedding_matrix(ws.embeddings_matrix_path, embeddings_dir, plan)
-    with atomic_path(ws.tags_path) as tmp, pq.ParquetWriter(tmp, TAG_SCHEMA) as writer:
+    outputs = ws.new_tag_outputs()
+    dim = write_embedding_matrix(outputs.embeddings_matrix, embeddings_dir, plan)
+    write_tag_table(outputs.tags, plan)
+    write_parquet(pd.DataFrame({"image_id": pd.Series(kept_ids, dtype="string")}), outputs.embeddings_ids)
+    meta = {**identity.__dict__, "dim": dim, "count": len(kept_ids), "stored_as": "float16"}
+    if load_as:
+        meta["load_as"] = load_as
+    write_json(meta, outputs.embeddings_meta)
+    write_failures(outputs.failures, tags_dir, set(kept_ids))
+    ws.publish_tag_outputs(outputs, **meta)
+    return len(kept_ids)
+
+
+def write_tag_table(target: Path, plan: list) -> None:
+    """The kept rows of every tag shard, streamed table by table into one parquet file."""
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, TAG_SCHEMA) as writer:
         for shard, ids, keep in plan:
             table = pq.read_table(shard).cast(TAG_SCHEMA)
             if len(keep) < len(ids):
                 wanted = pa.array([ids[i] for i in keep], pa.string())
                 table = table.filter(pc.is_in(table.column("image_id"), value_set=wanted))
             writer.write_table(table)
-    write_parquet(pd.DataFrame({"image_id": pd.Series(kept_ids, dtype="string")}), ws.embeddings_ids_path)
-    meta = {**identity.__dict__, "dim": dim, "count": len(kept_ids), "stored_as": "float16"}
-    write_json(meta, ws.embeddings_meta_path)
-    _consolidate_failures(ws, tags_dir, set(kept_ids))
-    return len(kept_ids)
 
 
 def consolidation_plan(
@@ -77,25 +92,15 @@ def write_embedding_matrix(target: Path, embeddings_dir: Path, plan: list) -> in
     return dim
 
 
-def _consolidate_failures(ws: Workspace, tags_dir: Path, tagged: set[str]) -> None:
+def write_failures(target: Path, tags_dir: Path, tagged: set[str]) -> None:
     parts = sorted((tags_dir / "failures").glob("failed-*.parquet"))
     frames = [pd.read_parquet(p) for p in parts]
     failures = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FAILURE_COLUMNS)
     # A photo that failed once and decoded on a later run is not a failure any more.
     failures = failures[~failures["image_id"].isin(tagged)].drop_duplicates("image_id", keep="last")
-    write_parquet(failures.reset_index(drop=True), ws.tag_failures_path)
+    write_parquet(failures.reset_index(drop=True), target)
 
 
 def read_embeddings(ws: Workspace) -> tuple[list[str], np.ndarray, dict]:
-    """(ids, (N, D) float32 L2-normalised embeddings, meta: model id, revision, vocab hash...)."""
-    import json
-
-    if not ws.embeddings_matrix_path.exists():
-        ws.read_table(ws.embeddings_ids_path, "tag")  # raises the error that says which command makes it
-    ids = pd.read_parquet(ws.embeddings_ids_path)["image_id"].astype(str).tolist()
-    matrix = np.load(ws.embeddings_matrix_path).astype(np.float32)
-    # fp16 storage loses a little norm; re-normalise so cosine stays a dot product.
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix /= np.where(norms > 0, norms, 1.0)
-    meta = json.loads(ws.embeddings_meta_path.read_text(encoding="utf-8"))
-    return ids, matrix, meta
+    """(ids, (N, D) float32 L2-normalised embeddings, meta): :meth:`Workspace.read_embeddings`."""
+    return ws.read_embeddings()
