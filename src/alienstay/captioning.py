@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from alienstay.devices import check_dtype
+from alienstay.devices import probe, select_device, select_dtype
 from alienstay.encoders.hf import ProcessorTransform, cpu_threads
 from alienstay.models import ResolvedModel, resolve
 from alienstay.registry import Registry
@@ -83,7 +83,9 @@ DEFAULT_CAPTION_MODEL = CAPTIONERS.get(DEFAULT_CAPTIONER).default_model
 def load_captioner(model: str = DEFAULT_CAPTIONER, device: str = "cpu", dtype: str = "float32") -> Captioner:
     """A captioner's name (its default model), `NAME:MODEL`, or a hub id / folder (loaded as the default kind)."""
     entry, model = CAPTIONERS.lookup(model, DEFAULT_CAPTIONER)
-    check_dtype(dtype, entry.dtypes, f"the {entry.name} captioner")
+    machine = probe()
+    device = select_device(device, machine)  # `auto`, or refused when the machine lacks it
+    dtype = select_dtype(dtype, device, machine, entry.dtypes, f"the {entry.name} captioner")
     return entry.load(model, device, dtype)
 
 
