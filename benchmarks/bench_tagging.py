@@ -79,22 +79,6 @@ def prepared_catalog(ws, paths: list[Path]) -> None:
     ws.write_catalog(cat.conform(frame))
 
 
-def build_full_size_clip(folder: Path) -> Path:
-    from tests.tiny_models import tiny_tokenizer  # the tests' tiny tokenizer: built offline, no hub
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    torch.manual_seed(0)
-    tokenizer = tiny_tokenizer(max_length=77)
-    config = CLIPConfig()  # ViT-B/32 defaults: the architecture of openai/clip-vit-base-patch32
-    config.text_config.eos_token_id = tokenizer.eos_token_id
-    config.text_config.bos_token_id = tokenizer.bos_token_id
-    config.text_config.pad_token_id = tokenizer.pad_token_id
-    CLIPModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    CLIPImageProcessor().save_pretrained(folder)
-    return folder
-
-
 # ---- measurements --------------------------------------------------------------------------
 def vision_gflops_per_image(encoder) -> float:
     """FLOPs of the image tower for one 224 px image, 2 per multiply-add (torch's counter):
@@ -219,6 +203,8 @@ def main() -> None:
     growth = {r: figures[f"memory_{r}_rows_peak_rss_mb"] - figures[f"memory_{r}_rows_rss_before_tagging_mb"] for r in (1_000, 100_000)}
     figures["memory_100k_over_1k_peak_rss"] = figures["memory_100000_rows_peak_rss_mb"] / figures["memory_1000_rows_peak_rss_mb"]
     figures["memory_kb_per_extra_catalog_row"] = (growth[100_000] - growth[1_000]) * 1024 / 99_000
+    from tests.tiny_models import build_full_size_clip  # the tests' tiny tokenizer on the full-size CLIP
+
     vocab = load_vocabulary()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -64,6 +64,23 @@ def build_tiny_clip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
     return Path(folder)
 
 
+def build_full_size_clip(folder: Path, seed: int = 0) -> Path:
+    """CLIP ViT-B/32 at full size (``CLIPConfig()`` defaults, random weights) with the tiny tokenizer:
+    the compute of openai/clip-vit-base-patch32, for the benchmarks."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tokenizer = tiny_tokenizer(max_length=77)
+    torch.manual_seed(seed)
+    config = CLIPConfig()
+    config.text_config.eos_token_id = tokenizer.eos_token_id
+    config.text_config.bos_token_id = tokenizer.bos_token_id
+    config.text_config.pad_token_id = tokenizer.pad_token_id
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor().save_pretrained(folder)
+    return Path(folder)
+
+
 def build_tiny_siglip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
 
