@@ -17,6 +17,15 @@ app = typer.Typer(
 )
 ingest_app = typer.Typer(help="Bring photos into a workspace catalog.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+from alienstay.cli_models import ModelsDirOption, models_app, use_models_dir  # noqa: E402
+
+app.add_typer(models_app, name="models")
+
+
+@app.callback()
+def _every_command(models_dir: ModelsDirOption = None) -> None:
+    """alienstay: hotel photos an alien guest can search and trust."""
+    use_models_dir(models_dir)  # looked in before the hub cache by every model-loading stage
 
 console = Console(stderr=True)
 

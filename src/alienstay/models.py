@@ -1,6 +1,8 @@
 """One resolver for every model: a hub id or a local folder in the hub's layout.
 
-Hub ids go through ``huggingface_hub.snapshot_download``, so the hub cache, ``HF_HOME`` /
+A hub id is first looked for in the models folder (`--models-dir DIR` / ALIENSTAY_MODELS_DIR,
+what `alienstay models download --to DIR` writes: DIR/<owner>/<name>), so weights fetched on
+another machine and copied here are used without any hub. Otherwise hub ids go through ``huggingface_hub.snapshot_download``, so the hub cache, ``HF_HOME`` /
 ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE`` are honoured exactly as transformers and diffusers
 honour them. When weights cannot be had, the error names the id, where it looked and the
 two ways to fix it.
@@ -17,6 +19,9 @@ from pathlib import Path
 # Not README files or a `.cache/` left by `hf download --local-dir`: copies differ there.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".msgpack", ".h5", ".gguf")
 CONFIG_SUFFIXES = (".json",)
+
+
+MODELS_DIR_ENV = "ALIENSTAY_MODELS_DIR"
 
 
 class ModelUnavailable(RuntimeError):
@@ -50,7 +55,29 @@ def resolve(model: str, allow_patterns: list[str] | None = None) -> ResolvedMode
             f"{model} is not a folder. Pass a folder in the Hugging Face layout "
             "(config.json + weights, as written by save_pretrained) or a hub id."
         )
+    copy = models_dir_copy(model)
+    if copy is not None:
+        return ResolvedModel(model_id=model, path=copy, revision=folder_revision(copy))
     return _resolve_hub_id(model, allow_patterns)
+
+
+def models_dir() -> Path | None:
+    """The models folder named by ALIENSTAY_MODELS_DIR (the CLI's --models-dir sets it), if any."""
+    value = os.environ.get(MODELS_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def models_dir_copy(repo_id: str, root: Path | None = None) -> Path | None:
+    """root/<owner>/<name> when it holds a config or weights (an empty or stray folder is not a copy)."""
+    root = root if root is not None else models_dir()
+    if root is None or not repo_id or repo_id.startswith((".", "/", "~")):
+        return None
+    folder = (root / repo_id).resolve()
+    if not folder.is_dir() or not any(
+        p.suffix in WEIGHT_SUFFIXES + CONFIG_SUFFIXES for p in folder.rglob("*") if ".cache" not in p.parts
+    ):
+        return None
+    return folder
 
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) of every file -> digest: each folder hashed once a process
@@ -99,11 +126,13 @@ def missing_model_message(repo_id: str, error: BaseException | None = None) -> s
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
     why = "HF_HUB_OFFLINE is set, so the hub was not asked" if offline else "the hub could not be reached"
     detail = f" ({type(error).__name__}: {str(error).splitlines()[0][:200]})" if error else ""
+    root = models_dir()
+    folder = f" nor in the models folder {root}" if root else ""
     return (
-        f"model '{repo_id}' is not available: it is not in the hub cache at {hub_cache_dir()} "
+        f"model '{repo_id}' is not available: it is not in the hub cache at {hub_cache_dir()}{folder} "
         f"and {why}{detail}.\n"
         f"Fix it either way:\n"
-        f"  - on a machine with internet: `hf download {repo_id}` (or `huggingface-cli download "
-        f"{repo_id}`), then copy the cache folder here or set HF_HUB_CACHE to it;\n"
+        f"  - on a machine with internet: `alienstay models download --preset cpu --to DIR` (or `hf download "
+        f"{repo_id}`), copy DIR here and pass `--models-dir DIR` (or set {MODELS_DIR_ENV});\n"
         f"  - or pass a local folder in the hub's layout: `--model /path/to/{repo_id.split('/')[-1]}`."
     )

@@ -1,0 +1,131 @@
+"""Which model serves each role, per preset: one table, one entry a (preset, role).
+
+`cpu` is today's defaults (fast on a laptop), `gpu` the best quality on one 24-80 GB GPU,
+`offline` what runs from pip-installed weights alone (no hub). A preset may inherit the
+roles it does not name from another (`gpu` from `cpu`), so a new model is one
+``MEMBERS.register(Member(...))`` line. `auto` picks by hardware (devices.probe()).
+
+Each entry names the model's licence (read from its model card) and the files its loader
+reads (allow-patterns): `alienstay models download` fetches exactly those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alienstay.devices import Machine
+from alienstay.registry import Registry
+
+AUTO = "auto"
+# The roles a preset fills, in the order `models list` shows them.
+ROLES = (
+    "tagger", "captioner", "masker", "edit:instruct-pix2pix", "edit:controlnet", "control:mlsd", "control:canny",
+    "edit:inpaint", "text-to-image", "guard:clip", "guard:dino",
+)  # fmt: skip
+
+# What a transformers model loads: configs, tokenizer files and the safetensors weights (the
+# pickled .bin, TF and Flax copies in the same repos are never read). Repos without
+# safetensors fall back to WEIGHTS_FALLBACK (see model_store.download).
+TRANSFORMERS_FILES = ("*.json", "*.txt", "*.model", "model.safetensors")
+WEIGHTS_FALLBACK = ("pytorch_model.bin",)
+# What a diffusers pipeline loads (the same list as editing.pipelines.PIPELINE_FILES, a test
+# keeps them equal): SD repos also hold single-file checkpoints, fp16/non-EMA variants and a
+# safety checker, tens of GB never read.
+PIPELINE_FILES = (
+    "model_index.json",
+    *(f"{part}/*.json" for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor")),
+    "tokenizer/*.txt",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+)
+CONTROLNET_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    inherits: str | None = None  # roles this preset does not name come from that preset
+
+
+@dataclass(frozen=True)
+class Member:
+    """The model that serves `role` in `preset`."""
+
+    preset: str
+    role: str
+    model: str  # a hub id, or a registry name whose weights ship with pip packages ("offline", "classical")
+    licence: str
+    files: tuple[str, ...] | None = TRANSFORMERS_FILES  # allow-patterns; None: nothing to fetch (packaged)
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.preset}/{self.role}"
+
+    @property
+    def fetchable(self) -> bool:
+        return self.files is not None
+
+
+PRESETS: Registry[Preset] = Registry("preset")
+MEMBERS: Registry[Member] = Registry("preset member")
+
+PRESETS.register(Preset("cpu", "fast on a laptop: small 2022-era models, fp32 on the CPU"))
+PRESETS.register(Preset("gpu", "best quality on one 24-80 GB GPU (bf16/fp16)", inherits="cpu"))
+PRESETS.register(Preset("offline", "pip-installed weights only: no model hub needed"))
+
+_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+_OPENRAIL = "CreativeML OpenRAIL-M"
+for member in (
+    Member("cpu", "tagger", "openai/clip-vit-base-patch32", "MIT"),
+    Member("cpu", "captioner", "Salesforce/blip-image-captioning-base", "BSD-3-Clause"),
+    Member("cpu", "masker", "CIDAS/clipseg-rd64-refined", "Apache-2.0"),
+    Member("cpu", "edit:instruct-pix2pix", "timbrooks/instruct-pix2pix", "MIT", PIPELINE_FILES),
+    Member("cpu", "edit:controlnet", _SD15, _OPENRAIL, PIPELINE_FILES),
+    Member("cpu", "control:mlsd", "lllyasviel/control_v11p_sd15_mlsd", _OPENRAIL, CONTROLNET_FILES),
+    Member("cpu", "control:canny", "lllyasviel/control_v11p_sd15_canny", _OPENRAIL, CONTROLNET_FILES),
+    Member("cpu", "edit:inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", _OPENRAIL, PIPELINE_FILES),
+    Member("cpu", "text-to-image", _SD15, _OPENRAIL, PIPELINE_FILES),
+    Member("cpu", "guard:clip", "openai/clip-vit-base-patch32", "MIT"),
+    Member("cpu", "guard:dino", "facebook/dinov2-small", "Apache-2.0"),
+    # gpu: larger encoders where a GPU makes them cheap; the editors stay SD 1.5-based until
+    # issue 11's entries (SigLIP 2, Florence-2, Qwen-Image-Edit) replace these lines.
+    Member("gpu", "tagger", "openai/clip-vit-large-patch14", "MIT"),
+    Member("gpu", "captioner", "Salesforce/blip-image-captioning-large", "BSD-3-Clause"),
+    Member("gpu", "guard:dino", "facebook/dinov2-base", "Apache-2.0"),
+    Member("offline", "tagger", "offline", "Apache-2.0 (EfficientNet-Lite0) + MIT (all-MiniLM-L6-v2)", None,
+           "ConSE from the `offline` extra's wheels"),
+    Member("offline", "edit:classical", "classical", "this project's code", None, "a colour grade, NOT diffusion"),
+):  # fmt: skip
+    MEMBERS.register(member)
+
+
+def members(preset: str) -> dict[str, Member]:
+    """role -> the member serving it in `preset` (its own entries over the inherited ones)."""
+    chain, name = [], preset
+    while name:
+        chain.append(PRESETS.get(name))
+        name = chain[-1].inherits
+    table: dict[str, Member] = {}
+    for link in reversed(chain):  # the base first, so the preset's own entries win
+        table.update({m.role: m for m in MEMBERS if m.preset == link.name})
+    order = {role: i for i, role in enumerate(ROLES)}
+    return dict(sorted(table.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def model_for(preset: str, role: str) -> Member | None:
+    """The member serving `role` in `preset`, or None when the preset has none (offline: no captioner)."""
+    return members(pick(preset) if preset == AUTO else preset).get(role)
+
+
+def pick(preset: str, machine: Machine | None = None) -> str:
+    """`auto`: `gpu` where CUDA is present, `cpu` otherwise; any other name is checked and returned."""
+    if preset != AUTO:
+        return PRESETS.get(preset).name
+    if machine is None:
+        from alienstay.devices import probe
+
+        machine = probe()
+    return "gpu" if machine.cuda_devices else "cpu"
