@@ -71,8 +71,8 @@ def palette_with_alpha() -> bytes:
 EXPECTED: dict[str, tuple[str, str]] = {
     "a_base.jpg": ("ok", ""),
     "b_other.jpg": ("ok", ""),
-    "c_exact_copy.jpg": ("duplicate", "exact_duplicate"),
-    "d_near_copy.jpg": ("duplicate", "near_duplicate"),
+    "c_exact_copy.jpg": ("duplicate", "exact_duplicate; kept a_base.jpg: identical file, the first in catalog order"),
+    "d_near_copy.jpg": ("duplicate", "near_duplicate; kept a_base.jpg: more pixels (320x240 vs 300x225)"),
     "e_truncated.jpg": ("rejected", "truncated"),
     "f_zero.jpg": ("rejected", "empty_file"),
     "g_text.jpg": ("rejected", "not_an_image"),

@@ -53,6 +53,14 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(COLUMNS) + extra].reset_index(drop=True)
 
 
+def reason_codes(reasons: pd.Series) -> pd.Series:
+    """The code of each reason: ``near_duplicate; kept a.jpg: more pixels`` -> ``near_duplicate``.
+
+    A reason is a code, then optionally ``; `` and its detail; tables count by the code.
+    """
+    return reasons.fillna("").astype("string").str.split(";", n=1).str[0].str.strip()
+
+
 def usable(catalog: pd.DataFrame) -> pd.DataFrame:
     """The rows later stages work on."""
     return catalog[catalog["status"] == OK].reset_index(drop=True)

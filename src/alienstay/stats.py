@@ -353,7 +353,7 @@ def real_chain_balance(reference: pd.Series | None) -> str:
 
 def note_markdown(inputs: Inputs, classes: list[ClassCounts], balance: pd.DataFrame, figures: list[Path]) -> str:
     where, catalog = inputs.where, inputs.catalog
-    status = catalog.assign(reason=catalog["reason"].fillna("").replace("", "-"))
+    status = catalog.assign(reason=cat.reason_codes(catalog["reason"]).replace("", "-"))  # codes, not details
     parts = ["# The dataset", "", *provenance_lines(inputs), "", "## Counts", "",
              markdown(counts_table(inputs, classes)), "",
              "## Status of the catalogued photos", "", f"Source: {where}, every row.", "",
