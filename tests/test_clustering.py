@@ -184,19 +184,18 @@ def test_cli_clusters_embeddings_and_names_clusters_by_tags(tmp_path: Path) -> N
     assert set(table["name"]) == set(PLACES)  # names come from the tags of the same photos
 
 
-def test_a_registered_method_is_run_scored_and_named() -> None:
+def test_a_registered_method_is_run_scored_and_named(monkeypatch) -> None:
     features, truth = planted_tag_vectors(60, groups=3, seed=4)
     classes = pd.DataFrame(
         {"hotel": [f"h{g}" for g in truth], "chain": [pd.NA] * 60, "place": [f"p{g}" for g in truth]}, dtype="string"
     )
     name = "halves_for_test"
+    registry = clustering.CLUSTER_METHODS
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))  # undone after the test
     clustering.register_method(name, lambda x, k, seed: (np.arange(len(x)) % 2).astype(np.int64))
-    try:
-        with pytest.raises(ValueError, match="already registered"):
-            clustering.register_method(name, lambda x, k, seed: np.zeros(len(x), dtype=np.int64))
-        result = clustering.run_clustering([f"i{i}" for i in range(60)], features, classes, k_max=5)
-    finally:
-        del clustering.CLUSTER_METHODS[name]
+    with pytest.raises(ValueError, match="registered twice"):
+        clustering.register_method(name, lambda x, k, seed: np.zeros(len(x), dtype=np.int64))
+    result = clustering.run_clustering([f"i{i}" for i in range(60)], features, classes, k_max=5)
     assert set(result.labels[name].tolist()) == {0, 1} and set(result.names[name]) == {0, 1}
     scored = result.comparison[result.comparison["method"] == name]
     assert set(scored["class"]) == {"hotel", "place"} and (scored["ari"].abs() < 0.2).all()
@@ -212,3 +211,16 @@ def test_the_place_pseudo_class_comes_from_the_facet_setting() -> None:
     assert clustering.known_classes(catalog, tags, ["a", "b"])["place"].isna().all()  # no `place` facet
     classes = clustering.known_classes(catalog, tags, ["a", "b"], place_facet="room")
     assert classes["place"].tolist() == ["bed", "pool"]
+
+
+def test_a_registered_feature_kind_is_loaded_by_name(monkeypatch, tmp_path: Path) -> None:
+    from alienstay.workspace import Workspace
+
+    registry = clustering.FEATURE_KINDS
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))  # undone after the test
+    matrix = np.eye(3, dtype=np.float32)
+    registry.register(clustering.FeatureKind("unit", lambda ws, tags: (["a", "b", "c"], matrix)))
+    ids, loaded = clustering.load_features(Workspace(tmp_path), "unit", pd.DataFrame())
+    assert ids == ["a", "b", "c"] and loaded is matrix
+    with pytest.raises(ClusteringError, match="choose one of tags, embeddings, unit"):
+        clustering.load_features(Workspace(tmp_path), "colour", pd.DataFrame())

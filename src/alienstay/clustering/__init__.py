@@ -3,7 +3,7 @@
 One module a concern:
 
 - ``features``: tag vectors (per-facet probabilities) or embeddings; the known classes
-  (hotel, chain, the top tag of the place facet); the ``FEATURE_LOADERS`` registry.
+  (hotel, chain, the top tag of the place facet); the ``FEATURE_KINDS`` registry.
 - ``methods``: k-means with the silhouette's k, agglomerative, HDBSCAN, the 2-D map; the
   ``CLUSTER_METHODS`` registry (``register_method``).
 - ``comparison``: ARI / NMI / within-vs-between similarity against each class, cluster
@@ -27,10 +27,11 @@ from alienstay.clustering.comparison import (
 )
 from alienstay.clustering.features import (
     CLASS_KINDS,
-    FEATURE_LOADERS,
+    FEATURE_KINDS,
     FEATURES,
     PLACE_FACET,
     ClusteringError,
+    FeatureKind,
     check_clusterable,
     known_classes,
     load_features,

@@ -132,7 +132,7 @@ def run_clustering(
     check_clusterable(features)
     n = len(features)
     best_k, silhouettes = choose_k_by_silhouette(features, k_min, k_max, seed)
-    primary = CLUSTER_METHODS[PRIMARY_METHOD]
+    primary = CLUSTER_METHODS.get(PRIMARY_METHOD)
     labels = {PRIMARY_METHOD: primary.fit(features, best_k, seed)}
     skipped: dict[str, str] = {}
 
@@ -146,7 +146,7 @@ def run_clustering(
         else:
             labels[method] = primary.fit(features, count, seed)
 
-    for method in CLUSTER_METHODS.values():
+    for method in CLUSTER_METHODS:
         if method.name == PRIMARY_METHOD:
             continue
         if method.pairwise and n > PAIRWISE_LIMIT:

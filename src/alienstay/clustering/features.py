@@ -14,12 +14,14 @@ the vocabulary can name (a hotel's carpet, its furniture line): the natural cont
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from alienstay.registry import Registry
 from alienstay.workspace import Workspace
 
 CLASS_KINDS = ("hotel", "chain", "place")
@@ -98,8 +100,12 @@ def check_clusterable(features: np.ndarray) -> None:
         )
 
 
-# ---- feature loaders: one registration a kind of feature -----------------------------------
-FeatureLoader = Callable[[Workspace, pd.DataFrame], tuple[list[str], np.ndarray]]
+# ---- kinds of feature: one registration each ------------------------------------------------
+@dataclass(frozen=True)
+class FeatureKind:
+    name: str
+    # (workspace, tags of the usable photos) -> (image ids, image x feature matrix)
+    load: Callable[[Workspace, pd.DataFrame], tuple[list[str], np.ndarray]]
 
 
 def _tag_features(ws: Workspace, tags: pd.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -108,22 +114,21 @@ def _tag_features(ws: Workspace, tags: pd.DataFrame) -> tuple[list[str], np.ndar
 
 
 def _embedding_features(ws: Workspace, tags: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    from alienstay.tagging import read_embeddings
-
-    ids, matrix, _ = read_embeddings(ws)
+    ids, matrix, _ = ws.read_embeddings()
     return [str(i) for i in ids], np.asarray(matrix, dtype=np.float32)
 
 
-# name -> loader (workspace, tags of the usable photos) -> (image ids, image x feature matrix)
-FEATURE_LOADERS: dict[str, FeatureLoader] = {"tags": _tag_features, "embeddings": _embedding_features}
-FEATURES = tuple(FEATURE_LOADERS)
+FEATURE_KINDS: Registry[FeatureKind] = Registry("feature kind")
+FEATURE_KINDS.register(FeatureKind("tags", _tag_features))
+FEATURE_KINDS.register(FeatureKind("embeddings", _embedding_features))
+FEATURES = tuple(FEATURE_KINDS.names())  # the built-in ones, in order
 
 
 def load_features(ws: Workspace, features: str, tags: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     """The feature matrix registered under ``features``."""
-    if features not in FEATURE_LOADERS:
-        raise ClusteringError(f"--features {features!r}: choose one of {', '.join(FEATURE_LOADERS)}.")
-    return FEATURE_LOADERS[features](ws, tags)
+    if features not in FEATURE_KINDS:
+        raise ClusteringError(f"--features {features!r}: choose one of {', '.join(FEATURE_KINDS.names())}.")
+    return FEATURE_KINDS.get(features).load(ws, tags)
 
 
 # ---- synthetic data (tests and the benchmark) -----------------------------------------------

@@ -20,6 +20,7 @@ from sklearn import metrics
 from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans
 
 from alienstay.clustering.features import ClusteringError, check_clusterable
+from alienstay.registry import Registry
 
 PRIMARY_METHOD = "kmeans"  # the clustering a photo is shown with (web gallery, report map)
 NOISE = -1
@@ -127,15 +128,13 @@ class ClusterMethod:
     pairwise: bool = False  # O(n^2) memory: skipped above PAIRWISE_LIMIT photos, with the reason
 
 
-CLUSTER_METHODS: dict[str, ClusterMethod] = {}
+# Every method the stage runs, scores against every class and names the clusters of.
+CLUSTER_METHODS: Registry[ClusterMethod] = Registry("clustering method")
 
 
 def register_method(name: str, fit: Fit, pairwise: bool = False) -> ClusterMethod:
-    """Add a method: the stage runs it, scores it against every class and names its clusters."""
-    if name in CLUSTER_METHODS:
-        raise ValueError(f"clustering method {name!r} is already registered")
-    CLUSTER_METHODS[name] = method = ClusterMethod(name, fit, pairwise)
-    return method
+    """Add a method (``ValueError`` if the name is taken)."""
+    return CLUSTER_METHODS.register(ClusterMethod(name, fit, pairwise))
 
 
 register_method(PRIMARY_METHOD, kmeans_labels)

@@ -19,7 +19,7 @@ from alienstay.workspace import Workspace, write_parquet, write_text
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    features: str = "tags"  # a name in FEATURE_LOADERS
+    features: str = "tags"  # a name in FEATURE_KINDS
     k_min: int = 2
     k_max: int = 30
     seed: int = 0
