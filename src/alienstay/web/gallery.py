@@ -41,6 +41,7 @@ class Gallery:
     usable: np.ndarray | None = field(init=False, default=None)  # index ordinal -> in the catalog
     clusters: tables.Clusters | None = field(init=False, default=None)
     edits: pd.DataFrame | None = field(init=False, default=None)
+    edit_records: list[dict] = field(init=False, default_factory=list)  # JSON-ready, without file paths
     _stamps: dict = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -69,6 +70,7 @@ class Gallery:
                 self.clusters = tables.Clusters.read(self.ws.clusters_path)
             if "edits" in changed:
                 self.edits = read_optional(self.ws.edits_path)
+                self.edit_records = edit_records(self.edits)
             self._stamps = now
 
     def current_index(self) -> WordIndex | None:
@@ -83,6 +85,12 @@ class Gallery:
         if self.index is None:
             return None
         return pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(zero_copy_only=False)
+
+    @property
+    def word_names(self) -> tuple[list[str], list[str]]:
+        """Facet and tag of each word code."""
+        words = self.words
+        return [w["facet"] for w in words], [w["tag"] for w in words]
 
     @property
     def words(self) -> list[dict]:
@@ -124,16 +132,15 @@ class Gallery:
         chips: dict[str, list[dict]] = {i: [] for i in image_ids}
         if self.index is None:
             return chips
-        words = self.words
         found = ordinals if ordinals is not None else [self.index.ordinal(i) for i in image_ids]
-        for image_id, ordinal in zip(image_ids, found):
-            if ordinal is None:
-                continue
-            codes, probs, _, selected = self.index.rows(ordinal)
-            chips[image_id] = [
-                {"facet": words[c]["facet"], "tag": words[c]["tag"], "prob": float(p)}
-                for c, p in zip(codes[selected].tolist(), probs[selected].tolist())
-            ]
+        present = [(i, o) for i, o in zip(image_ids, found) if o is not None]
+        if not present:
+            return chips
+        owner, codes, probs, selected = self.index.rows_of([o for _, o in present])
+        facets, tags = self.word_names
+        lists = [chips[i] for i, _ in present]
+        for who, code, prob in zip(owner[selected].tolist(), codes[selected].tolist(), probs[selected].tolist()):
+            lists[who].append({"facet": facets[code], "tag": tags[code], "prob": prob})
         return chips
 
     def tags_by_facet(self, image_id: str) -> list[dict]:
@@ -179,21 +186,21 @@ def parse_words(text: str | None) -> list[str]:
 
 
 # ---- edits ----------------------------------------------------------------------------------
-def edits_rows(
-    edits: pd.DataFrame | None, recipe: str | None = None, image_id: str | None = None, staff: bool = False
-) -> list[dict]:
-    """Edit rows as JSON-ready dicts, without file paths; guests do not see too-strong or not-applied edits."""
+def edit_records(edits: pd.DataFrame | None) -> list[dict]:
+    """Edit rows as JSON-ready dicts without the columns that name files (read once a change)."""
     if edits is None or edits.empty:
         return []
-    rows = edits
-    if recipe:
-        rows = rows[rows["recipe"] == recipe]
-    if image_id:
-        rows = rows[rows["image_id"] == image_id]
-    if not staff and "verdict" in rows.columns:
-        rows = rows[~rows["verdict"].isin(HIDDEN_FROM_GUESTS)]
-    rows = rows.drop(columns=[c for c in EDIT_FILE_COLUMNS if c in rows.columns])
+    rows = edits.drop(columns=[c for c in EDIT_FILE_COLUMNS if c in edits.columns])
     return [jsonable(clean_na(r)) for r in rows.to_dict("records")]
+
+
+def edits_rows(records: list[dict], recipe: str | None = None, image_id: str | None = None, staff: bool = False) -> list[dict]:
+    """The edits to show; guests do not see those judged too strong or not applied."""
+    return [
+        r for r in records
+        if (not recipe or r.get("recipe") == recipe) and (not image_id or r.get("image_id") == image_id)
+        and (staff or r.get("verdict") not in HIDDEN_FROM_GUESTS)
+    ]
 
 
 def clean_na(record: dict) -> dict:

@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 
 from alienstay.workspace import Workspace, write_json
 
-FORMAT = 1
-ARRAYS = ("post_ord", "post_prob", "rows_ptr", "rows_word", "rows_prob", "rows_score", "rows_sel")
-BATCH_ROWS = 1 << 20
+FORMAT = 2
+ARRAYS = ("post_ord", "post_prob", "dense", "rows_ptr", "rows_word", "rows_prob", "rows_score", "rows_sel")
+BATCH_ROWS = 1 << 18
 
 
 def index_root(ws: Workspace) -> Path:
@@ -54,52 +54,44 @@ def source_stamp(path: Path) -> list[int] | None:
 
 
 # ---- build ------------------------------------------------------------------------------------
-@dataclass
-class _Rows:
-    """tags.parquet as compact columns: ordinal (provisional), word code, prob, score, selected."""
-
-    ids: list[str]
-    words: list[tuple[str, str]]
-    ords: np.ndarray
-    word: np.ndarray
-    prob: np.ndarray
-    score: np.ndarray
-    sel: np.ndarray
+COLUMNS = ["image_id", "facet", "tag", "prob", "score", "selected"]
 
 
-def _read_rows(path: Path) -> _Rows:
-    """Stream tags.parquet batch by batch; strings become codes through each batch's dictionary."""
-    columns = ["image_id", "facet", "tag", "prob", "score", "selected"]
-    parquet = pq.ParquetFile(path, read_dictionary=["image_id", "facet", "tag"])
-    id_code: dict[str, int] = {}
-    word_code: dict[tuple[str, str], int] = {}
-    parts: list[tuple[np.ndarray, ...]] = []
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+class _Codes:
+    """Strings to codes across batches: image ids (first sighting) and (facet, tag) words (vocabulary order)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.words: dict[tuple[str, str], int] = {}
+
+    def batch(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """This batch's rows as (id code, word code), through each column's dictionary."""
         image_id, facet, tag = (batch.column(n) for n in ("image_id", "facet", "tag"))
         id_idx = image_id.indices.to_numpy(zero_copy_only=False)
         used = np.flatnonzero(np.bincount(id_idx, minlength=len(image_id.dictionary)))
-        local_ids = np.full(len(image_id.dictionary), -1, np.int32)
-        local_ids[used] = [id_code.setdefault(i, len(id_code)) for i in image_id.dictionary.take(pa.array(used)).to_pylist()]
-        ords = local_ids[id_idx]
-        f_idx = facet.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        t_idx = tag.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        pair = f_idx * len(tag.dictionary) + t_idx
-        # Word codes in order of first appearance, as the table lists the vocabulary.
+        local = np.full(len(image_id.dictionary), -1, np.int64)
+        names = image_id.dictionary.take(pa.array(used)).to_pylist()
+        local[used] = [self.ids.setdefault(i, len(self.ids)) for i in names]
+        pair = facet.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(tag.dictionary) + tag.indices.to_numpy(
+            zero_copy_only=False)
         _, first = np.unique(pair, return_index=True)
         facets, tags = facet.dictionary.to_pylist(), tag.dictionary.to_pylist()
         lookup = np.zeros(len(facets) * len(tags), np.int16)
-        for p in pair[np.sort(first)]:
-            lookup[p] = word_code.setdefault((facets[p // len(tags)], tags[p % len(tags)]), len(word_code))
-        codes = lookup[pair]
-        parts.append((
-            ords, codes,
-            batch.column("prob").to_numpy(zero_copy_only=False).astype(np.float32),
-            batch.column("score").to_numpy(zero_copy_only=False).astype(np.float32),
-            batch.column("selected").fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
-        ))
-    cat = [np.concatenate(c) if parts else np.zeros(0, d) for c, d in
-           zip(zip(*parts) if parts else [[]] * 5, (np.int32, np.int16, np.float32, np.float32, bool))]
-    return _Rows(list(id_code), list(word_code), *cat)
+        for p in pair[np.sort(first)]:  # in order of first appearance, as the table lists the vocabulary
+            lookup[p] = self.words.setdefault((facets[p // len(tags)], tags[p % len(tags)]), len(self.words))
+        return local[id_idx], lookup[pair]
+
+
+def _batches(path: Path):
+    parquet = pq.ParquetFile(path, read_dictionary=["image_id", "facet", "tag"])
+    return parquet.iter_batches(batch_size=BATCH_ROWS, columns=COLUMNS)
+
+
+def _column(batch: pa.RecordBatch, name: str, dtype) -> np.ndarray:
+    column = batch.column(name)
+    if name == "selected":
+        column = column.fill_null(False)
+    return column.to_numpy(zero_copy_only=False).astype(dtype)
 
 
 def _postings(ords: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,77 +107,123 @@ def _postings(ords: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def build_word_index(ws: Workspace) -> Path | None:
     """Build the word index of ws's tags.parquet; returns its folder (None without tags).
 
-    Memory: about 20 bytes a tag row while building (a million photos: about 1.4 GB, once);
-    the gallery that reads it maps the files and holds almost nothing.
+    Two streaming passes over the file: the first learns the ids, the words and each photo's
+    row count; the second writes every row straight to its place in the per-photo arrays
+    (a stable counting sort, into memory-mapped files) and keeps only the selected rows.
     """
     stamp = source_stamp(ws.tags_path)
     if stamp is None:
         return None
-    rows = _read_rows(ws.tags_path)
+    codes = _Codes()
+    per_photo = np.zeros(0, np.int64)
+    for batch in _batches(ws.tags_path):
+        id_codes, _ = codes.batch(batch)
+        counts = np.bincount(id_codes, minlength=len(codes.ids))
+        per_photo = np.r_[per_photo, np.zeros(len(counts) - len(per_photo), np.int64)] + counts
     # Final ordinals: ids in code point order (Python's str order, as pandas sorts them).
-    provisional = pa.array(rows.ids, pa.string())
-    by_id = pc.array_sort_indices(provisional).to_numpy()
-    rank = np.empty(len(by_id), np.int32)
-    rank[by_id] = np.arange(len(by_id), dtype=np.int32)
-    ords = rank[rows.ords] if len(rows.ords) else rows.ords
-    arrays: dict[str, np.ndarray] = {}
-    by_photo = np.argsort(ords, kind="stable")
-    arrays["rows_ptr"] = np.r_[0, np.cumsum(np.bincount(ords, minlength=len(by_id)))].astype(np.int64)
-    for name, values in (("rows_word", rows.word), ("rows_prob", rows.prob), ("rows_score", rows.score), ("rows_sel", rows.sel)):
-        arrays[name] = values[by_photo]
-    del by_photo
+    provisional = pa.array(list(codes.ids), pa.string())
+    by_id = pc.array_sort_indices(provisional).to_numpy() if len(provisional) else np.zeros(0, np.int64)
+    rank = np.empty(len(by_id), np.int64)
+    rank[by_id] = np.arange(len(by_id))
+    ptr = np.r_[0, np.cumsum(per_photo[by_id])].astype(np.int64)
+    total = int(ptr[-1])
 
-    sel = rows.sel
-    s_ords, s_word, s_prob = ords[sel], rows.word[sel], rows.prob[sel]
+    root = index_root(ws)
+    building = root / f".building-{uuid.uuid4().hex[:8]}"
+    building.mkdir(parents=True)
+    out = {name: np.lib.format.open_memmap(building / f"{name}.npy", mode="w+", dtype=dtype, shape=(max(total, 1),))
+           for name, dtype in (("rows_word", np.int16), ("rows_prob", np.float32), ("rows_score", np.float32), ("rows_sel", bool))}
+    filled = ptr[:-1].copy()  # the next free row of each photo
+    selected: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for batch in _batches(ws.tags_path):
+        id_codes, word = codes.batch(batch)
+        ords = rank[id_codes]
+        prob, score, sel = _column(batch, "prob", np.float32), _column(batch, "score", np.float32), _column(batch, "selected", bool)
+        order = np.argsort(ords, kind="stable")  # within the batch, rows of one photo keep their order
+        sorted_ords = ords[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ords[1:] != sorted_ords[:-1]])
+        within = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        position = filled[sorted_ords] + within
+        filled[sorted_ords[starts]] += np.diff(np.r_[starts, len(order)])
+        for name, values in (("rows_word", word), ("rows_prob", prob), ("rows_score", score), ("rows_sel", sel)):
+            out[name][position] = values[order]
+        selected.append((ords[sel].astype(np.int32), word[sel], prob[sel]))
+    for array in out.values():
+        array.flush()
+    del out
+
+    s_ords, s_word, s_prob = (np.concatenate(c) for c in zip(*selected)) if selected else (
+        np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.float32))
+    del selected
+    words = list(codes.words)
+    post_ord, post_prob, keys = _all_postings(words, s_ords, s_word, s_prob)
+    keys = _write_dense(building, keys, post_ord, post_prob, len(by_id))
+    np.save(building / "rows_ptr.npy", ptr)
+    np.save(building / "post_ord.npy", post_ord)
+    np.save(building / "post_prob.npy", post_prob)
+    counts = np.bincount(s_word, minlength=len(words)) if len(s_word) else np.zeros(len(words), int)
+    meta = {
+        "format": FORMAT, "source": stamp, "photos": len(by_id), "rows": total,
+        "words": [{"facet": f, "tag": t, "photos": int(n)} for (f, t), n in zip(words, counts)],
+        "keys": keys,
+    }
+    return _publish(ws, building, provisional.take(pa.array(by_id)), meta)
+
+
+def _write_dense(building: Path, keys: dict[str, list[int]], post_ord: np.ndarray, post_prob: np.ndarray, photos: int) -> dict:
+    """Per posting list, a column of every photo's probability (NaN: not selected): an AND looks a photo up in O(1).
+
+    Returns the keys as [start, end, column]."""
+    spans = sorted({tuple(span) for span in keys.values()})
+    dense = np.lib.format.open_memmap(building / "dense.npy", mode="w+", dtype=np.float32, shape=(max(len(spans), 1), max(photos, 1)))
+    for column, (start, end) in enumerate(spans):
+        dense[column] = np.nan
+        dense[column, post_ord[start:end]] = post_prob[start:end]
+    dense.flush()
+    column_of = {span: column for column, span in enumerate(spans)}
+    return {key: [*span, column_of[tuple(span)]] for key, span in keys.items()}
+
+
+def _all_postings(
+    words: list[tuple[str, str]], s_ords: np.ndarray, s_word: np.ndarray, s_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, list[int]]]:
+    """Every key's posting list, one after another, and where each key's list sits."""
     by_word = np.argsort(s_word, kind="stable")
     s_ords, s_word, s_prob = s_ords[by_word], s_word[by_word], s_prob[by_word]
-    bounds = np.searchsorted(s_word, np.arange(len(rows.words) + 1))
+    bounds = np.searchsorted(s_word, np.arange(len(words) + 1))
     keys: dict[str, list[int]] = {}
     post_ord, post_prob, at = [], [], 0
-    facets_of: dict[str, list[int]] = {}
-    for code, (facet, tag) in enumerate(rows.words):
-        facets_of.setdefault(tag, []).append(code)
-    spans = {code: (bounds[code], bounds[code + 1]) for code in range(len(rows.words))}
 
-    def add(key: str, codes: list[int]) -> None:
+    def add(key: str, word_codes: list[int]) -> None:
         nonlocal at
-        o = np.concatenate([s_ords[slice(*spans[c])] for c in codes])
-        p = np.concatenate([s_prob[slice(*spans[c])] for c in codes])
+        o = np.concatenate([s_ords[bounds[c] : bounds[c + 1]] for c in word_codes])
+        p = np.concatenate([s_prob[bounds[c] : bounds[c + 1]] for c in word_codes])
         o, p = _postings(o, p)
         post_ord.append(o), post_prob.append(p)
         keys[key] = [at, at + len(o)]
         at += len(o)
 
-    for code, (facet, tag) in enumerate(rows.words):
+    facets_of: dict[str, list[int]] = {}
+    for code, (facet, tag) in enumerate(words):
         add(f"{facet}:{tag}", [code])
-    for tag, codes in facets_of.items():
-        if len(codes) == 1:
-            keys[tag] = keys[f"{rows.words[codes[0]][0]}:{tag}"]
+        facets_of.setdefault(tag, []).append(code)
+    for tag, word_codes in facets_of.items():
+        if len(word_codes) == 1:  # a tag of one facet: the bare word shares that facet's list
+            keys[tag] = keys[f"{words[word_codes[0]][0]}:{tag}"]
         else:
-            add(tag, codes)
-    arrays["post_ord"] = np.concatenate(post_ord).astype(np.int32) if post_ord else np.zeros(0, np.int32)
-    arrays["post_prob"] = np.concatenate(post_prob).astype(np.float32) if post_prob else np.zeros(0, np.float32)
-    counts = np.bincount(s_word, minlength=len(rows.words)) if len(s_word) else np.zeros(len(rows.words), int)
-    meta = {
-        "format": FORMAT, "source": stamp, "photos": len(by_id), "rows": int(len(ords)),
-        "words": [{"facet": f, "tag": t, "photos": int(n)} for (f, t), n in zip(rows.words, counts)],
-        "keys": keys,
-    }
-    return _publish(ws, provisional.take(pa.array(by_id)), arrays, meta)
+            add(tag, word_codes)
+    ords = np.concatenate(post_ord).astype(np.int32) if post_ord else np.zeros(0, np.int32)
+    probs = np.concatenate(post_prob).astype(np.float32) if post_prob else np.zeros(0, np.float32)
+    return ords, probs, keys
 
 
-def _publish(ws: Workspace, ids: pa.Array, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write a generation folder, then point current.json at it; older generations go."""
+def _publish(ws: Workspace, building: Path, ids: pa.Array, meta: dict) -> Path:
+    """Finish the generation folder, then point current.json at it; older generations go."""
     root = index_root(ws)
-    root.mkdir(parents=True, exist_ok=True)
-    generation = f"g{meta['source'][1]}-{uuid.uuid4().hex[:8]}"
-    building = root / f".building-{generation}"
-    building.mkdir()
     with pa.OSFile(str(building / "ids.arrow"), "wb") as sink, pa.ipc.new_file(sink, pa.schema([("image_id", pa.string())])) as out:
         out.write_table(pa.table({"image_id": ids.cast(pa.string())}))
-    for name, values in arrays.items():
-        np.save(building / f"{name}.npy", values)
     (building / "meta.json").write_text(json.dumps(meta))
+    generation = f"g{meta['source'][1]}-{building.name.rsplit('-', 1)[1]}"
     os.replace(building, root / generation)
     write_json({"generation": generation, "source": meta["source"]}, root / "current.json")
     for old in root.iterdir():  # a reader that still maps an old file keeps it until it closes it
@@ -228,8 +266,12 @@ class WordIndex:
         return self.meta["keys"]
 
     def posting(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self.meta["keys"][key]
+        start, end, _ = self.meta["keys"][key]
         return self.arrays["post_ord"][start:end], self.arrays["post_prob"][start:end]
+
+    def probs_of(self, key: str, ordinals: np.ndarray) -> np.ndarray:
+        """The word's probability for each of these photos; NaN where it is not selected."""
+        return self.arrays["dense"][self.meta["keys"][key][2]][ordinals]
 
     def id_of(self, ordinal: int) -> str:
         return self.ids[int(ordinal)].as_py()
@@ -247,6 +289,16 @@ class WordIndex:
             else:
                 hi = mid
         return lo if lo < len(self.ids) and self.ids[lo].as_py() == image_id else None
+
+    def rows_of(self, ordinals: list[int]) -> tuple[np.ndarray, ...]:
+        """Several photos' tag rows at once: photo position (in `ordinals`), word codes, probs, selected."""
+        ptr = self.arrays["rows_ptr"]
+        ords = np.asarray(ordinals, np.int64)
+        starts, ends = ptr[ords], ptr[ords + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(ords)), lengths)
+        rows = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
+        return owner, self.arrays["rows_word"][rows], self.arrays["rows_prob"][rows], self.arrays["rows_sel"][rows]
 
     def rows(self, ordinal: int) -> tuple[np.ndarray, ...]:
         """A photo's tag rows: word codes, probs, scores, selected (table order)."""
@@ -287,17 +339,10 @@ def search(index: WordIndex | None, words: list[str], usable: np.ndarray | None,
         return Found(len(ords), np.asarray(ords[page], np.int64), np.asarray(probs[page], np.float64))
     shortest = min(range(len(words)), key=lambda i: len(postings[i][0]))
     candidates = np.asarray(postings[shortest][0], np.int64)
-    values = []
-    for i, (ords, probs) in enumerate(postings):
-        if i == shortest:
-            values.append(np.asarray(probs, np.float32))
-            continue
-        dense = np.full(index.size, np.nan, np.float32)
-        dense[ords] = probs
-        values.append(dense[candidates])
-    keep = ~np.isnan(np.vstack(values)).any(axis=0)
     if usable is not None:
-        keep &= usable[candidates]
+        candidates = candidates[usable[candidates]]
+    values = [index.probs_of(w, candidates) for w in words]
+    keep = ~np.isnan(np.vstack(values)).any(axis=0)
     candidates = candidates[keep]
     scores = np.zeros(len(candidates), np.float64)
     for v in values:  # in the words' order, as today's pandas sum adds them

@@ -1,0 +1,232 @@
+"""The gallery at the dataset's scale: 16 concurrent clients against `alienstay serve` on loopback.
+
+For 100,000 and 1,000,000 synthetic photos (`benchmarks/gallery_data.py`: the real vocabulary,
+70 tag rows a photo, probabilities from the tag stage's own softmax and selection rule), the
+workspace is generated once (kept under runs/bench/gallery/), its word index built as the tag
+stage builds it, then `alienstay serve` is started and measured: start until the first answer,
+peak memory (resident set, mapped index pages included), and, per kind of request, 16 clients
+on keep-alive connections, each sending at most REQUESTS requests or until SECONDS have passed:
+p50 / p95 latency, requests a second, errors. The "now" column is issue 15's measurement of the
+pandas gallery at 100,000 photos. Beside each latency, the server's CPU time a request (user +
+system, from /proc): on a machine shared with other work the latencies grow with the load
+average, the CPU time much less.
+
+    python -m benchmarks gallery                          # both sizes
+    ALIENSTAY_BENCH_GALLERY_SIZES=100000 python -m benchmarks gallery
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import psutil
+
+from alienstay.vocabulary import load_vocabulary
+from benchmarks.gallery_data import image_ids
+
+ROOT = Path("runs/bench/gallery")
+SIZES = [int(s) for s in os.environ.get("ALIENSTAY_BENCH_GALLERY_SIZES", "100000,1000000").split(",")]
+CLIENTS = 16
+REQUESTS = 25  # a client's requests per kind of request
+SECONDS = 30.0  # and at most this long per kind
+TARGET_P95_MS, TARGET_MEMORY_MB, TARGET_START_S = 100, 2048, 10
+NOW = {  # issue 15, the pandas gallery at 100,000 photos
+    "server memory": "5.6 GB", "start until the first answer": "16 s", "search, 1 word, one client": "400 ms",
+    "search, 1 word": "p95 11.6 s", "home page, 1 word": "400 ms", "home page": "31 ms", "photo JSON": "10 ms",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def generate(photos: int) -> dict:
+    """The workspace and its index, in a child process (its peak memory is its own)."""
+    root = ROOT / f"ws-{photos}"
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gallery_data", str(photos), str(root)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class Server:
+    """`alienstay serve` in a child process, its resident memory sampled while it runs."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.port = free_port()
+        command = ["-c", "from alienstay.cli import main; main()", "serve", "--workspace", str(workspace), "--port", str(self.port)]
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.peak_mb, self._stop = 0.0, threading.Event()
+        self.start_s = self._wait_first_answer()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _wait_first_answer(self, limit: float = 300.0) -> float:
+        while time.perf_counter() - self.started < limit:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the gallery exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                connection.request("GET", "/")
+                if connection.getresponse().status == 200:
+                    return time.perf_counter() - self.started
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the gallery gave no answer within {limit:.0f} s")
+
+    def _sample(self) -> None:
+        process = psutil.Process(self.process.pid)
+        while not self._stop.is_set():
+            try:
+                rss = sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+            except psutil.Error:
+                return
+            self.peak_mb = max(self.peak_mb, rss / 2**20)
+            time.sleep(0.1)
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used so far (user + system): unlike latency, not inflated by a busy machine."""
+        process = psutil.Process(self.process.pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+
+    def close(self) -> None:
+        self._stop.set()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def load(port: int, next_url, clients: int = CLIENTS, requests: int = REQUESTS, seconds: float = SECONDS) -> dict:
+    """`clients` threads, each on its own keep-alive connection, bounded in count and in time."""
+    latencies: list[float] = []
+    errors = [0]
+    lock, barrier = threading.Lock(), threading.Barrier(clients)
+    deadline: list[float] = []
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        barrier.wait()
+        mine = []
+        for _ in range(requests):
+            if time.perf_counter() > deadline[0]:
+                break
+            start = time.perf_counter()
+            try:
+                connection.request("GET", next_url(rng))
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                ok = False
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            mine.append(time.perf_counter() - start)
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    began = time.perf_counter()
+    deadline.append(began + seconds)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    ms = np.array(latencies) * 1000
+    return {"requests": len(ms), "errors": errors[0], "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "per_s": len(ms) / wall}
+
+
+def scenarios(photos: int) -> dict:
+    """Kinds of request, each a function of a random generator giving the next URL."""
+    vocab = load_vocabulary()
+    by_facet: dict[str, list[str]] = {}
+    for word in vocab.words:
+        by_facet.setdefault(word.facet, []).append(word.tag)
+    facets = list(by_facet)
+
+    def words(rng, n: int) -> str:
+        chosen = rng.choice(len(facets), n, replace=False)
+        return ",".join(quote(str(rng.choice(by_facet[facets[f]]))) for f in chosen)
+
+    def photo(rng) -> str:
+        i = int(rng.integers(photos))
+        return quote(image_ids(i, i + 1)[0])
+
+    return {
+        "search, 1 word": lambda rng: "/api/search?words=" + words(rng, 1),
+        "search, 2 words": lambda rng: "/api/search?words=" + words(rng, 2),
+        "search, 3 words": lambda rng: "/api/search?words=" + words(rng, 3),
+        "home page": lambda rng: "/",
+        "home page, 1 word": lambda rng: "/?words=" + words(rng, 1),
+        "photo page": lambda rng: "/photo/" + photo(rng),
+        "photo JSON": lambda rng: "/api/images/" + photo(rng),
+    }
+
+
+def measure(photos: int) -> dict:
+    built = generate(photos)
+    server = Server(ROOT / f"ws-{photos}")
+    try:
+        figures = {"photos": photos, "tag_rows": built["tag_rows"], "generate_s": built["generate_s"],
+                   "index_build_s": built["index_build_s"], "index_build_peak_mb": built.get("generate_and_build_peak_rss_mb"),
+                   "start_s": server.start_s}
+        one = load(server.port, lambda rng: "/api/search?words=sofa", clients=1, requests=20)
+        figures["search, 1 word, one client"] = one["p50_ms"]
+        for name, next_url in scenarios(photos).items():
+            cpu = server.cpu_s()
+            figures[name] = load(server.port, next_url)
+            figures[name]["server_cpu_ms"] = (server.cpu_s() - cpu) * 1000 / max(figures[name]["requests"], 1)
+        figures["server_peak_mb"] = server.peak_mb
+    finally:
+        server.close()
+    return figures
+
+
+def table(results: list[dict]) -> str:
+    sizes = [f"{r['photos']:,}" for r in results]
+    lines = [f"| figure | now (100,000) | {' | '.join(sizes)} | target |", "|---" * (2 + len(sizes)) + "|"]
+    lines.append(f"| server memory (peak RSS) | {NOW['server memory']} | "
+                 + " | ".join(f"{r['server_peak_mb']:.0f} MB" for r in results) + f" | < {TARGET_MEMORY_MB} MB |")
+    lines.append(f"| start until the first answer | {NOW['start until the first answer']} | "
+                 + " | ".join(f"{r['start_s']:.1f} s" for r in results) + f" | < {TARGET_START_S} s |")
+    lines.append(f"| search, 1 word, one client (p50) | {NOW['search, 1 word, one client']} | "
+                 + " | ".join(f"{r['search, 1 word, one client']:.1f} ms" for r in results) + " | |")
+    for name in scenarios(1):
+        cells = [f"p50 {r[name]['p50_ms']:.0f} / p95 {r[name]['p95_ms']:.0f} ms, {r[name]['per_s']:.0f}/s, "
+                 f"{r[name]['errors']} errors, {r[name]['server_cpu_ms']:.1f} ms CPU" for r in results]
+        lines.append(f"| {name}, {CLIENTS} clients | {NOW.get(name, '')} | {' | '.join(cells)} | p95 < {TARGET_P95_MS} ms |")
+    lines.append("| index build (once, tag stage) | | " + " | ".join(
+        f"{r['index_build_s']:.0f} s, {r['index_build_peak_mb'] or 0:.0f} MB" for r in results) + " | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    results = [measure(photos) for photos in SIZES]
+    print(table(results))
+    print(f"(load average while measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          "the clients run on the same machine)")
+    ROOT.mkdir(parents=True, exist_ok=True)
+    (ROOT.parent / "gallery.json").write_text(json.dumps(results, indent=2) + "\n")
+    worst = max(r[name]["p95_ms"] for r in results for name in scenarios(1))
+    print(f"  worst p95 {worst:.0f} ms; errors {sum(r[name]['errors'] for r in results for name in scenarios(1))}")
+
+
+if __name__ == "__main__":
+    main()
