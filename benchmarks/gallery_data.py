@@ -6,7 +6,8 @@ by the tag stage's own softmax per facet (logit scale 100) and selected by the t
 rule (`select_tags`, the vocabulary's top_k and min_prob). Rows are written photo by photo in
 vocabulary order, as the tag stage consolidates them, with dictionary-encoded strings.
 
-    python -m benchmarks.gallery_data 100000 runs/bench/gallery/ws-100000
+    python -m benchmarks.gallery_data 100000 runs/bench/gallery/ws-100000   # the tables
+    python -m benchmarks.gallery_data index runs/bench/gallery/ws-100000    # the word index
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image
 
 from alienstay.tagging import select_tags
 from alienstay.vocabulary import load_vocabulary
-from alienstay.web.wordindex import build_word_index
+from alienstay.web.wordindex import WordIndex, build_word_index
 from alienstay.workspace import Workspace
 
 VERSION = 1
@@ -115,27 +116,40 @@ def write_catalog(ws: Workspace, photos: int, rng: np.random.Generator) -> None:
 
 
 def generate(photos: int, root: Path, seed: int = 0) -> dict:
-    """The workspace at `root` (kept when already generated at this size and version), index built."""
+    """The workspace at `root`, kept when already generated at this size and version."""
     marker = root / "generated.json"
-    if marker.exists() and json.loads(marker.read_text()).get("key") == [VERSION, photos, seed]:
+    key = [VERSION, photos, seed]
+    if marker.exists() and json.loads(marker.read_text()).get("key") == key:
         return json.loads(marker.read_text())
     ws = Workspace(root).ensure()
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     write_tags(ws, photos, rng)
     write_catalog(ws, photos, rng)
-    generated = time.perf_counter() - start
-    start = time.perf_counter()
-    build_word_index(ws)  # what the tag stage does after consolidating
-    figures = {"key": [VERSION, photos, seed], "generate_s": generated, "index_build_s": time.perf_counter() - start,
-               "tag_rows": photos * len(load_vocabulary().words), "tags_parquet_mb": ws.tags_path.stat().st_size / 2**20}
+    figures = {"key": key, "generate_s": time.perf_counter() - start, "tag_rows": photos * len(load_vocabulary().words),
+               "tags_parquet_mb": ws.tags_path.stat().st_size / 2**20}
     marker.write_text(json.dumps(figures))
     return figures
 
 
-if __name__ == "__main__":
+def build_index(root: Path) -> dict:
+    """What the tag stage does after consolidating, timed; run in a process of its own for its peak memory."""
     import resource
 
-    result = generate(int(sys.argv[1]), Path(sys.argv[2]))
-    result["generate_and_build_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+    ws, record = Workspace(root), root / "index-build.json"
+    if record.exists() and WordIndex.open(ws) is not None:  # built by this code from these tags already
+        return json.loads(record.read_text())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    build_word_index(ws)
+    figures = {"index_build_s": time.perf_counter() - start,
+               "index_build_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_before_build_mb": before}
+    record.write_text(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "index":
+        print(json.dumps(build_index(Path(sys.argv[2]))))
+    else:
+        print(json.dumps(generate(int(sys.argv[1]), Path(sys.argv[2]))))

@@ -118,3 +118,60 @@ def test_search_by_alien_words_then_compare_restyles(page, server: str, tmp_path
 
     assert len(search_shot) > 10_000
     assert compare_shot.stat().st_size > 10_000
+
+
+def live_server(app):
+    """uvicorn in a thread on a free port; returns (url, stop)."""
+    port = free_port()
+    live = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not live.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the gallery server did not start within 20 s")
+        time.sleep(0.05)
+
+    def stop() -> None:
+        live.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def test_sample_photos_tagged_offline_are_found_and_shown(page, samples_dir: Path, tmp_path: Path) -> None:
+    """The real sample photos, tagged by the offline model: a word's results all show their photo.
+
+    With ALIENSTAY_SCREENSHOTS=1 the page is also saved, downscaled, as docs/figures/gallery.png
+    (sample photos only: Unsplash License, attribution in docs/)."""
+    import os
+
+    import pandas as pd
+    from PIL import Image
+    from tiny_models import prepared_workspace
+    from typer.testing import CliRunner
+
+    from alienstay.cli import app as cli
+
+    ws = prepared_workspace(tmp_path / "samples-ws", samples_dir)  # tmp_path/ws is the `server` fixture's
+    result = CliRunner().invoke(cli, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    tags = pd.read_parquet(ws.tags_path)
+    chosen = tags[tags["selected"]]
+    counts = chosen.groupby("tag")["image_id"].nunique()
+    common = counts[counts < counts.max()].idxmax() if (counts < counts.max()).any() else counts.idxmax()
+    url, stop = live_server(create_app(ws.root))
+    try:
+        page.goto(f"{url}/?words={common}")
+        page.wait_for_load_state("networkidle")
+        assert len(result_ids(page)) == counts[common]
+        assert images_loaded(page, "#results img")
+        if os.environ.get("ALIENSTAY_SCREENSHOTS") == "1":
+            target = Path(__file__).resolve().parents[1] / "docs" / "figures" / "gallery.png"
+            shot = tmp_path / "gallery.png"
+            page.screenshot(path=str(shot), full_page=False)
+            image = Image.open(shot).convert("RGB")
+            image.thumbnail((1000, 1000))
+            image.save(target, optimize=True)
+    finally:
+        stop()

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 import reference_search
 import webworkspace
 from alienstay.catalog import conform
+from alienstay.web import wordindex
 from alienstay.web.app import MAX_WORDS, create_app
 from alienstay.workspace import Workspace
 
@@ -70,8 +71,10 @@ QUERIES = [["pool"], ["bright"], ["light:bright"], ["pool", "night"], ["night", 
            ["place:pool", "pool"], ["pool", "bedroom", "night"]]
 
 
-@pytest.mark.parametrize("per_page", [7, 120])
-def test_planted_workspace_ranks_as_today_on_every_page(tmp_path: Path, per_page: int) -> None:
+@pytest.mark.parametrize(("per_page", "scan"), [(7, 1), (120, 1), (7, 10**9)])
+def test_planted_workspace_ranks_as_today_on_every_page(tmp_path: Path, per_page: int, scan: int, monkeypatch) -> None:
+    # scan 1: every AND narrows its rarest word's photos; 10**9: every AND scans the dense columns.
+    monkeypatch.setattr(wordindex, "DENSE_SCAN_FRACTION", scan)
     root = tmp_path / "ws"
     root.mkdir()
     tags, usable = planted(root)

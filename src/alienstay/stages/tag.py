@@ -35,5 +35,9 @@ def run(ws: Workspace, settings: TagSettings = TagSettings()) -> TagSummary:
     stage.check_engine(settings.engine)
     ws.ensure()
     require_usable_photos(ws)
+    from alienstay.web.wordindex import build_word_index
+
     with ws.lock("tag"):
-        return stage.run(ws, settings)
+        summary = stage.run(ws, settings)
+        build_word_index(ws)  # the gallery's word search (the gallery also rebuilds it if tags.parquet changes)
+        return summary

@@ -26,8 +26,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
-from alienstay.web import search_api
-from alienstay.web import tables, wordindex
+from alienstay.web import search_api, wordindex
 from alienstay.workspace import Workspace
 
 HERE = Path(__file__).parent
@@ -155,7 +154,7 @@ def create_app(workspace: Path) -> FastAPI:
             {"image_id": i, "score": round(float(s), 4), "tags": chips[i], "image": photo_url(i), "page": page_url(i)}
             for i, s in zip(ids, found.scores.tolist())
         ]
-        counts = {w: wordindex.count(gallery.index, w, gallery.usable) for w in words}
+        counts = {w: gallery.count(w) for w in words}
         return {"words": words, "unknown": unknown, "total": found.total, "counts": counts,
                 "page": page, "per_page": per_page, "pages": -(-found.total // per_page), "results": results}
 
@@ -174,10 +173,10 @@ def create_app(workspace: Path) -> FastAPI:
         found = run_search(chosen, page, per_page) if chosen else None
         meaning = search_api.page_context(similarity, gallery, text or phrase, chosen, per_page)
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")
-        browse = [] if chosen or by_meaning else tables.first_ids(gallery.catalog, per_page)
+        browse, browse_tags = ([], {}) if chosen or by_meaning else gallery.browse(per_page)
         context = {**meaning,
             "words": chosen, "dropped": [w for w in asked if w not in known], "found": found, "browse": browse,
-            "photos": len(gallery.catalog), "browse_tags": gallery.selected_tags_of(browse),
+            "photos": len(gallery.catalog), "browse_tags": browse_tags,
             "groups": g.vocabulary_groups(gallery.words, definitions),
             "facets_html": facets_html(tuple(chosen), gallery.index and gallery.index.folder.name),
             "has_tags": gallery.index is not None, "has_catalog": ws.catalog_path.exists(),

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from alienstay.web import tables
+from alienstay.web import tables, wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
 from alienstay.web.wordindex import WordIndex, build_word_index, index_root, source_stamp
 from alienstay.workspace import Workspace, read_optional
@@ -38,12 +39,14 @@ class Gallery:
     ws: Workspace
     catalog: tables.Keyed = field(init=False)  # usable photos
     index: WordIndex | None = field(init=False, default=None)  # the word index of tags.parquet
-    usable: np.ndarray | None = field(init=False, default=None)  # index ordinal -> in the catalog
-    clusters: tables.Clusters | None = field(init=False, default=None)
+    _usable: np.ndarray | bool | None = field(init=False, default=None)  # index ordinal -> in the catalog
+    _clusters: tables.Clusters | bool | None = field(init=False, default=None)
+    _counts: dict[str, int] = field(init=False, default_factory=dict)
+    _browse: dict[int, tuple] = field(init=False, default_factory=dict)
     edits: pd.DataFrame | None = field(init=False, default=None)
     edit_records: list[dict] = field(init=False, default_factory=list)  # JSON-ready, without file paths
     _stamps: dict = field(init=False, default_factory=dict)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
         self.refresh()
@@ -62,12 +65,13 @@ class Gallery:
             changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
             if "catalog" in changed:
                 self.catalog = tables.read_catalog(self.ws.catalog_path)
+                pa.default_memory_pool().release_unused()  # the decode buffers go back
             if changed & {"tags", "index"}:
                 self.index = self.current_index()
             if changed & {"catalog", "tags", "index"}:
-                self.usable = self.usable_mask()
+                self._usable, self._counts, self._browse = False, {}, {}  # worked out when first needed
             if "clusters" in changed:
-                self.clusters = tables.Clusters.read(self.ws.clusters_path)
+                self._clusters = False  # read when a photo page first needs it
             if "edits" in changed:
                 self.edits = read_optional(self.ws.edits_path)
                 self.edit_records = edit_records(self.edits)
@@ -81,10 +85,40 @@ class Gallery:
             index = WordIndex.open(self.ws)
         return index
 
-    def usable_mask(self) -> np.ndarray | None:
-        if self.index is None:
-            return None
-        return pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(zero_copy_only=False)
+    @property
+    def usable(self) -> np.ndarray | None:
+        """Per index ordinal: is the photo usable in the catalog? None when every one is (nothing to filter)."""
+        if self._usable is False:
+            with self._lock:
+                if self._usable is False:
+                    mask = None if self.index is None else pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(
+                        zero_copy_only=False)
+                    self._usable = None if mask is None or mask.all() else mask
+                    pa.default_memory_pool().release_unused()
+        return self._usable
+
+    @property
+    def clusters(self) -> tables.Clusters | None:
+        if self._clusters is False:
+            with self._lock:
+                if self._clusters is False:
+                    self._clusters = tables.Clusters.read(self.ws.clusters_path)
+                    pa.default_memory_pool().release_unused()
+        return self._clusters
+
+    def browse(self, limit: int) -> tuple[list[str], dict[str, list[dict]]]:
+        """The first photos of the catalog with their chips: the home page without words (cached)."""
+        if limit not in self._browse:
+            ids = tables.first_ids(self.catalog, limit)
+            self._browse = {**self._browse, limit: (ids, self.selected_tags_of(ids))} if len(self._browse) < 8 else {}
+            return ids, self.selected_tags_of(ids)
+        return self._browse[limit]
+
+    def count(self, word: str) -> int:
+        """Usable photos with this word selected (cached until the tables change)."""
+        if word not in self._counts:
+            self._counts[word] = wordindex.count(self.index, word, self.usable)
+        return self._counts[word]
 
     @property
     def word_names(self) -> tuple[list[str], list[str]]:
@@ -136,10 +170,10 @@ class Gallery:
         present = [(i, o) for i, o in zip(image_ids, found) if o is not None]
         if not present:
             return chips
-        owner, codes, probs, selected = self.index.rows_of([o for _, o in present])
+        owner, codes, probs = self.index.chips_of([o for _, o in present])
         facets, tags = self.word_names
         lists = [chips[i] for i, _ in present]
-        for who, code, prob in zip(owner[selected].tolist(), codes[selected].tolist(), probs[selected].tolist()):
+        for who, code, prob in zip(owner.tolist(), codes.tolist(), probs.tolist()):
             lists[who].append({"facet": facets[code], "tag": tags[code], "prob": prob})
         return chips
 
@@ -148,9 +182,9 @@ class Gallery:
         ordinal = None if self.index is None else self.index.ordinal(image_id)
         if ordinal is None:
             return []
-        codes, probs, scores, selected = self.index.rows(ordinal)
+        rows = self.index.rows(ordinal)
         words, groups = self.words, {}
-        for c, p, s, sel in zip(codes.tolist(), probs.tolist(), scores.tolist(), selected.tolist()):
+        for c, p, s, sel in zip(*(rows[f].tolist() for f in ("word", "prob", "score", "sel"))):
             groups.setdefault(words[c]["facet"], []).append({"tag": words[c]["tag"], "prob": p, "score": s, "selected": sel})
         return [
             {"facet": facet, "tags": sorted(rows, key=lambda r: -r["prob"])}  # stable: ties keep table order

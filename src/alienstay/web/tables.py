@@ -87,9 +87,11 @@ class Clusters(Keyed):
     def __init__(self, table: pa.Table) -> None:
         super().__init__(table)
         self.cluster = table.column("cluster").to_numpy(zero_copy_only=False).astype(np.int64)
-        self.xy = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in ("x", "y")])
         self.by_cluster = np.argsort(self.cluster, kind="stable")
         self.sorted_clusters = self.cluster[self.by_cluster]
+        # x, y in cluster order: a cluster's members are one contiguous slice.
+        self.sorted_xy = np.column_stack(
+            [table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)[self.by_cluster] for c in ("x", "y")])
 
     @classmethod
     def read(cls, path: Path) -> "Clusters | None":
@@ -102,7 +104,8 @@ class Clusters(Keyed):
             return []
         lo, hi = np.searchsorted(self.sorted_clusters, [self.cluster[me], self.cluster[me] + 1])
         members = self.by_cluster[lo:hi]
-        distance = np.hypot(*(self.xy[members] - self.xy[me]).T)
+        mine = np.array([float(self.table.column(c)[me].as_py()) for c in ("x", "y")])
+        distance = np.hypot(*(self.sorted_xy[lo:hi] - mine).T)
         if len(members) > limit + 1:  # the nearest few (and ties), then exact order in Python
             kth = np.partition(distance, limit)[limit]
             near = distance <= kth

@@ -14,8 +14,10 @@ rename) names the generation, so a reader sees the old build or the new one, nev
 - `post_ord.npy`, `post_prob.npy`: for every search key (`facet:tag`, and the bare `tag`) the
   photos that have it **selected**, best first (probability descending, then ordinal). A bare
   tag in several facets keeps, per photo, its highest probability.
-- `rows_*.npy` with `rows_ptr.npy`: every tag row of photo i (word code, prob, score, selected)
-  at `rows_ptr[i]:rows_ptr[i+1]`, in the table's order: the photo page and the result chips.
+- `rows.npy` with `rows_ptr.npy`: every tag row of photo i (word code, prob, score, selected,
+  packed in 11 bytes, so a photo's 70 rows are one page) at `rows_ptr[i]:rows_ptr[i+1]`, in the
+  table's order: the photo page. `chips.npy`, `chips_ptr.npy`: the selected rows only (word,
+  prob), for the chips under each result.
 - `meta.json`: the words in vocabulary order with their photo counts (the home page's chips),
   the keys' spans, and the stamp of the `tags.parquet` it was built from.
 """
@@ -23,6 +25,7 @@ rename) names the generation, so a reader sees the old build or the new one, nev
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import uuid
@@ -36,9 +39,12 @@ import pyarrow.parquet as pq
 
 from alienstay.workspace import Workspace, write_json
 
-FORMAT = 2
-ARRAYS = ("post_ord", "post_prob", "dense", "rows_ptr", "rows_word", "rows_prob", "rows_score", "rows_sel")
+FORMAT = 3
+ARRAYS = ("post_ord", "post_prob", "dense", "rows_ptr", "rows", "chips_ptr", "chips")
+ROW = np.dtype([("word", "<i2"), ("prob", "<f4"), ("score", "<f4"), ("sel", "?")])  # packed: 11 bytes
+CHIP = np.dtype([("word", "<i2"), ("prob", "<f4")])
 BATCH_ROWS = 1 << 18
+DENSE_SCAN_FRACTION = 16  # an AND whose rarest word is on more than 1/16 of the photos scans the columns
 
 
 def index_root(ws: Workspace) -> Path:
@@ -131,8 +137,7 @@ def build_word_index(ws: Workspace) -> Path | None:
     root = index_root(ws)
     building = root / f".building-{uuid.uuid4().hex[:8]}"
     building.mkdir(parents=True)
-    out = {name: np.lib.format.open_memmap(building / f"{name}.npy", mode="w+", dtype=dtype, shape=(max(total, 1),))
-           for name, dtype in (("rows_word", np.int16), ("rows_prob", np.float32), ("rows_score", np.float32), ("rows_sel", bool))}
+    out = np.lib.format.open_memmap(building / "rows.npy", mode="w+", dtype=ROW, shape=(max(total, 1),))
     filled = ptr[:-1].copy()  # the next free row of each photo
     selected: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for batch in _batches(ws.tags_path):
@@ -145,11 +150,12 @@ def build_word_index(ws: Workspace) -> Path | None:
         within = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
         position = filled[sorted_ords] + within
         filled[sorted_ords[starts]] += np.diff(np.r_[starts, len(order)])
-        for name, values in (("rows_word", word), ("rows_prob", prob), ("rows_score", score), ("rows_sel", sel)):
-            out[name][position] = values[order]
+        record = np.empty(len(order), ROW)
+        for name, values in (("word", word), ("prob", prob), ("score", score), ("sel", sel)):
+            record[name] = values[order]
+        out[position] = record
         selected.append((ords[sel].astype(np.int32), word[sel], prob[sel]))
-    for array in out.values():
-        array.flush()
+    out.flush()
     del out
 
     s_ords, s_word, s_prob = (np.concatenate(c) for c in zip(*selected)) if selected else (
@@ -159,6 +165,7 @@ def build_word_index(ws: Workspace) -> Path | None:
     post_ord, post_prob, keys = _all_postings(words, s_ords, s_word, s_prob)
     keys = _write_dense(building, keys, post_ord, post_prob, len(by_id))
     np.save(building / "rows_ptr.npy", ptr)
+    _write_chips(building, s_ords, s_word, s_prob, len(by_id))
     np.save(building / "post_ord.npy", post_ord)
     np.save(building / "post_prob.npy", post_prob)
     counts = np.bincount(s_word, minlength=len(words)) if len(s_word) else np.zeros(len(words), int)
@@ -168,6 +175,15 @@ def build_word_index(ws: Workspace) -> Path | None:
         "keys": keys,
     }
     return _publish(ws, building, provisional.take(pa.array(by_id)), meta)
+
+
+def _write_chips(building: Path, s_ords: np.ndarray, s_word: np.ndarray, s_prob: np.ndarray, photos: int) -> None:
+    """The selected rows by photo (table order within a photo: the sort is stable)."""
+    order = np.argsort(s_ords, kind="stable")
+    chips = np.empty(len(order), CHIP)
+    chips["word"], chips["prob"] = s_word[order], s_prob[order]
+    np.save(building / "chips.npy", chips)
+    np.save(building / "chips_ptr.npy", np.r_[0, np.cumsum(np.bincount(s_ords, minlength=photos))].astype(np.int64))
 
 
 def _write_dense(building: Path, keys: dict[str, list[int]], post_ord: np.ndarray, post_prob: np.ndarray, photos: int) -> dict:
@@ -233,6 +249,22 @@ def _publish(ws: Workspace, building: Path, ids: pa.Array, meta: dict) -> Path:
 
 
 # ---- read -------------------------------------------------------------------------------------
+def mapped(path: Path) -> np.ndarray:
+    """A .npy file mapped read-only, read ahead of nothing: a request touches a few scattered
+    pages, and the kernel's default read-ahead would map hundreds of kilobytes around each."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)
+        offset = handle.tell()
+        mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mm, "madvise"):
+        mm.madvise(mmap.MADV_RANDOM)
+    count = int(np.prod(shape)) if shape else 1
+    array = np.frombuffer(mm, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
 @dataclass
 class WordIndex:
     """One generation of the index, memory-mapped."""
@@ -251,7 +283,7 @@ class WordIndex:
             folder = index_root(ws) / pointer["generation"]
             meta = json.loads((folder / "meta.json").read_text())
             ids = pa.ipc.open_file(pa.memory_map(str(folder / "ids.arrow"))).read_all().column("image_id").combine_chunks()
-            arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+            arrays = {name: mapped(folder / f"{name}.npy") for name in ARRAYS}
         except (OSError, ValueError, KeyError, pa.ArrowInvalid):
             return None
         if meta.get("format") != FORMAT or meta.get("source") != source_stamp(ws.tags_path):
@@ -268,6 +300,10 @@ class WordIndex:
     def posting(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         start, end, _ = self.meta["keys"][key]
         return self.arrays["post_ord"][start:end], self.arrays["post_prob"][start:end]
+
+    def dense_column(self, key: str) -> np.ndarray:
+        """The word's probability for every photo, by ordinal; NaN where it is not selected."""
+        return self.arrays["dense"][self.meta["keys"][key][2]]
 
     def probs_of(self, key: str, ordinals: np.ndarray) -> np.ndarray:
         """The word's probability for each of these photos; NaN where it is not selected."""
@@ -290,20 +326,19 @@ class WordIndex:
                 hi = mid
         return lo if lo < len(self.ids) and self.ids[lo].as_py() == image_id else None
 
-    def rows_of(self, ordinals: list[int]) -> tuple[np.ndarray, ...]:
-        """Several photos' tag rows at once: photo position (in `ordinals`), word codes, probs, selected."""
-        ptr = self.arrays["rows_ptr"]
+    def chips_of(self, ordinals: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Several photos' selected rows at once: owner (position in `ordinals`), word codes, probs."""
+        ptr = self.arrays["chips_ptr"]
         ords = np.asarray(ordinals, np.int64)
-        starts, ends = ptr[ords], ptr[ords + 1]
-        lengths = ends - starts
+        starts, lengths = ptr[ords], ptr[ords + 1] - ptr[ords]
         owner = np.repeat(np.arange(len(ords)), lengths)
         rows = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(int(lengths.sum()))
-        return owner, self.arrays["rows_word"][rows], self.arrays["rows_prob"][rows], self.arrays["rows_sel"][rows]
+        chips = self.arrays["chips"][rows]
+        return owner, chips["word"], chips["prob"]
 
-    def rows(self, ordinal: int) -> tuple[np.ndarray, ...]:
-        """A photo's tag rows: word codes, probs, scores, selected (table order)."""
-        start, end = self.arrays["rows_ptr"][ordinal], self.arrays["rows_ptr"][ordinal + 1]
-        return tuple(np.asarray(self.arrays[n][start:end]) for n in ("rows_word", "rows_prob", "rows_score", "rows_sel"))
+    def rows(self, ordinal: int) -> np.ndarray:
+        """A photo's tag rows (fields word, prob, score, sel), in table order."""
+        return np.array(self.arrays["rows"][self.arrays["rows_ptr"][ordinal] : self.arrays["rows_ptr"][ordinal + 1]])
 
 
 # ---- search -----------------------------------------------------------------------------------
@@ -337,16 +372,29 @@ def search(index: WordIndex | None, words: list[str], usable: np.ndarray | None,
             ords, probs = ords[keep], probs[keep]
         page = slice(start, start + count)
         return Found(len(ords), np.asarray(ords[page], np.int64), np.asarray(probs[page], np.float64))
-    shortest = min(range(len(words)), key=lambda i: len(postings[i][0]))
-    candidates = np.asarray(postings[shortest][0], np.int64)
-    if usable is not None:
-        candidates = candidates[usable[candidates]]
-    values = [index.probs_of(w, candidates) for w in words]
-    keep = ~np.isnan(np.vstack(values)).any(axis=0)
-    candidates = candidates[keep]
-    scores = np.zeros(len(candidates), np.float64)
-    for v in values:  # in the words' order, as today's pandas sum adds them
-        scores += v[keep].astype(np.float64)
+    shortest = min(len(ords) for ords, _ in postings)
+    if shortest * DENSE_SCAN_FRACTION >= index.size:
+        # Common words: one pass over every photo's column, in memory order, beats looking up
+        # hundreds of thousands of scattered photos. NaN (not selected) survives the sums.
+        total = np.zeros(index.size, np.float64)
+        for w in words:  # in the words' order, as today's pandas sum adds them
+            np.add(total, index.dense_column(w), out=total)
+        hit = ~np.isnan(total)
+        if usable is not None:
+            hit &= usable
+        candidates = np.flatnonzero(hit)
+        scores = total[candidates]
+    else:
+        # A rare word: its photos, narrowed by each other word (rarest first), then summed in order.
+        order = sorted(range(len(words)), key=lambda i: len(postings[i][0]))
+        candidates = np.asarray(postings[order[0]][0], np.int64)
+        if usable is not None:
+            candidates = candidates[usable[candidates]]
+        for i in order[1:]:
+            candidates = candidates[~np.isnan(index.probs_of(words[i], candidates))]
+        scores = np.zeros(len(candidates), np.float64)
+        for w in words:
+            scores += index.probs_of(w, candidates)
     return Found(len(candidates), *_page(candidates, scores, start, count))
 
 
