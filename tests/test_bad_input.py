@@ -142,10 +142,12 @@ def test_sixteen_bit_and_grey_alpha_become_proper_rgb(decided: pd.DataFrame) -> 
 def test_links_out_of_the_folder_are_not_read_unless_asked(bad_folder: Path, tmp_path: Path) -> None:
     row = catalog_folder(bad_folder).set_index("image_id").loc["link_out.jpg"]
     assert pd.isna(row["sha256"]) and pd.isna(row["bytes"])  # not even hashed: never opened
-    followed = catalog_folder(bad_folder, follow_outside_links=True).set_index("image_id")
-    assert (followed.loc["link_out.jpg", "status"], followed.loc["link_out.jpg", "reason"]) == (cat.NEW, "")
-    decided = preprocess.preprocess_catalog(followed.reset_index(), tmp_path / "prepared2").set_index("image_id")
-    assert decided.loc["link_out.jpg", "status"] == cat.OK
+    ws = Workspace(tmp_path / "ws")
+    for command in (["ingest", "folder", str(bad_folder), "--follow-outside-links"], ["preprocess"]):
+        result = runner.invoke(app, [*command, "--workspace", str(ws.root)])
+        assert result.exit_code == 0, result.output
+    followed = ws.read_catalog().set_index("image_id").loc["link_out.jpg"]
+    assert (followed["status"], followed["reason"]) == (cat.OK, "")
 
 
 def test_odd_names_get_distinct_safe_prepared_copies(decided: pd.DataFrame) -> None:

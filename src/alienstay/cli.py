@@ -48,13 +48,17 @@ def open_workspace(path: Path) -> Workspace:
 @ingest_app.command("folder")
 def ingest_folder(
     folder: Annotated[Path, typer.Argument(help="A folder of photos, searched at any depth.")],
+    follow_outside_links: Annotated[
+        bool, typer.Option(help="Read links to files outside FOLDER (default: recorded as rejected, not read).")
+    ] = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Catalog every photo file under FOLDER (one row a file; the source is never modified)."""
     from alienstay.stages import ingest_folder as stage
 
     try:
-        summary = stage.run(open_workspace(workspace), stage.IngestFolderSettings(folder))
+        settings = stage.IngestFolderSettings(folder, follow_outside_links=follow_outside_links)
+        summary = stage.run(open_workspace(workspace), settings)
     except FileNotFoundError as error:
         fail(str(error))
     console.print(f"catalogued {summary.found} files from {folder} ({summary.new} new) -> {summary.catalog_path}")
@@ -243,13 +247,16 @@ def cluster(
     k_min: Annotated[int, typer.Option("--k-min", help="Smallest k the silhouette tries.")] = 2,
     k_max: Annotated[int, typer.Option("--k-max", help="Largest k the silhouette tries.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Seed for k-means and the 2-D map.")] = 0,
+    place_facet: Annotated[
+        str, typer.Option("--place-facet", help="The facet whose top tag is the photo's place pseudo-class.")
+    ] = "place",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Cluster the photos by tags (or embeddings) and compare clusters with hotels, chains and places."""
     from alienstay.clustering import ClusteringError
     from alienstay.stages import cluster as stage
 
-    settings = stage.ClusterSettings(features=features, k_min=k_min, k_max=k_max, seed=seed)
+    settings = stage.ClusterSettings(features=features, k_min=k_min, k_max=k_max, seed=seed, place_facet=place_facet)
     try:
         summary = stage.run(open_workspace(workspace), settings)
     except (ClusteringError, WorkspaceError) as error:

@@ -11,6 +11,7 @@ from alienstay.workspace import Workspace
 @dataclass(frozen=True)
 class IngestFolderSettings:
     folder: Path
+    follow_outside_links: bool = False  # read links to files outside the folder (default: recorded, not read)
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ def run(ws: Workspace, settings: IngestFolderSettings) -> IngestFolderSummary:
     from alienstay.sources import folder as folder_source
 
     ws.ensure()
-    found = folder_source.catalog_folder(settings.folder)
+    found = folder_source.catalog_folder(settings.folder, settings.follow_outside_links)
     with ws.lock("ingest folder"):
         existing = ws.read_catalog() if ws.catalog_path.exists() else found.iloc[0:0]
         merged = folder_source.merge_into(existing, found)
