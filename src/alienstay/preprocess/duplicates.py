@@ -33,7 +33,7 @@ def _int(value: object) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one a catalogued photo: slots keep a million of them small
 class Copy:
     """What decides which copy of a photo to keep."""
 
@@ -133,14 +133,22 @@ class DuplicateIndex:
         return None
 
 
+def _copies(rows: pd.DataFrame) -> list[Copy]:
+    # Column by column into plain lists, then one Copy a row: no dict of every column a row.
+    text = [rows[c].astype(str).tolist() for c in ("image_id", "sha256", "phash")]
+    size = [rows[c].fillna(0).astype("int64").tolist() for c in ("width", "height")]
+    fmt, nbytes = rows["format"].fillna("").astype(str).tolist(), rows["bytes"].fillna(0).astype("int64").tolist()
+    return [Copy(*values) for values in zip(*text, *size, fmt, nbytes)]
+
+
 def index_kept(catalog: pd.DataFrame, near_threshold: int) -> DuplicateIndex:
     """The groups decided by earlier chunks and runs: kept rows and the duplicates pointing to them."""
     index = DuplicateIndex(near_threshold)
-    for row in catalog[catalog["status"] == cat.OK].to_dict("records"):
-        index.add(row["image_id"], row["sha256"], row["phash"], Copy.of(row))
-    duplicates = catalog[(catalog["status"] == cat.DUPLICATE) & catalog["duplicate_of"].isin(index.members)]
-    for row in duplicates.to_dict("records"):
-        index.add_member(row["duplicate_of"], Copy.of(row))
+    for copy in _copies(catalog[catalog["status"] == cat.OK]):
+        index.add(copy.image_id, copy.sha256, copy.phash, copy)
+    duplicates = catalog[(catalog["status"] == cat.DUPLICATE) & catalog["duplicate_of"].isin(list(index.members))]
+    for kept_id, copy in zip(duplicates["duplicate_of"], _copies(duplicates)):
+        index.add_member(kept_id, copy)
     return index
 
 
