@@ -2,7 +2,8 @@
 
 Animated and multi-page files, 16-bit greyscale and LA images, WebP, a 1 x 4000 strip, a
 folder named like a photo, links out of the folder, broken and looping links, names with
-spaces, newlines, unicode and HTML; then every stage that reads the catalog runs over them.
+spaces, newlines, unicode and HTML; then every stage that reads the catalog runs over them,
+and the gallery opens every usable one.
 And of duplicates the best copy is kept, whichever comes first by name.
 """
 
@@ -168,6 +169,7 @@ def test_every_stage_runs_over_the_bad_folder(bad_folder: Path, tmp_path: Path) 
         ["stats"],
         ["tag", "--model", str(model), "--workers", "0"],
         ["cluster", "--k-max", "4"],
+        ["index"],
         ["report"],
     ):
         result = runner.invoke(app, [*command, "--workspace", str(ws.root)])
@@ -179,6 +181,20 @@ def test_every_stage_runs_over_the_bad_folder(bad_folder: Path, tmp_path: Path) 
     assert tagged == {name for name, (status, _) in EXPECTED.items() if status == cat.OK}
     assert set(pd.read_parquet(ws.clusters_path)["image_id"]) == tagged
     assert "symlink_outside_folder" in (ws.report_dir / "dataset.md").read_text()
+
+    # The gallery lists every usable photo, and each one's page, file and record open.
+    from urllib.parse import quote
+
+    from fastapi.testclient import TestClient
+
+    from alienstay.web.app import create_app
+
+    client = TestClient(create_app(ws.root))
+    home = client.get("/")
+    assert home.status_code == 200 and "<img src=x onerror" not in home.text  # the HTML name is escaped
+    for image_id in sorted(tagged):
+        for url in (f"/photo/{quote(image_id)}", f"/media/photo/{quote(image_id)}", f"/api/images/{quote(image_id)}"):
+            assert client.get(url).status_code == 200, (image_id, url)
 
 
 # ---- issue 16, item 9: the best copy of a duplicate is kept ---------------------------------
