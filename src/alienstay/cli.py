@@ -378,6 +378,25 @@ def index_(
 
 
 @app.command()
+def retrieval(
+    queries: Annotated[int, typer.Option("--queries", min=1, help="Query photos (sampled when there are more).")] = 2000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
+) -> None:
+    """Can a photo's embedding (or tag vector) find its own hotel? Top-k by hotel and chain -> report/retrieval.md."""
+    from alienstay.stages.retrieval import RetrievalSettings, run
+
+    summary = run(open_workspace(workspace), RetrievalSettings(queries=queries, seed=seed))
+    if not summary.answered:
+        reason = summary.note.split("\n\n", 1)[1].split(". ")[0].replace("**", "")
+        console.print(f"{reason}: see {Path(workspace) / 'report' / 'retrieval.md'}")
+    else:
+        hits = {name: r["hotel"][1] for name, r in summary.results.items()}
+        console.print("hotel top-1: " + ", ".join(f"{n} {100 * v:.1f} %" for n, v in hits.items())
+                      + f" ({summary.photos} photos, {summary.hotels} hotels) -> {Path(workspace) / 'report' / 'retrieval.md'}")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,

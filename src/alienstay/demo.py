@@ -69,7 +69,7 @@ def ingest(ws: Workspace, settings: DemoSettings, console: Console) -> None:
 
 
 def analysis_stages(ws: Workspace, settings: DemoSettings, console: Console, log: DemoLog) -> None:
-    from alienstay.stages import analyse, cluster, preprocess, stats, tag
+    from alienstay.stages import analyse, cluster, index, preprocess, retrieval, stats, tag
 
     steps = [
         ("preprocess", lambda: preprocess.run(ws)),
@@ -77,6 +77,8 @@ def analysis_stages(ws: Workspace, settings: DemoSettings, console: Console, log
         ("tag", lambda: tag.run(ws, tag.TagSettings(model=settings.model))),
         ("analyse", lambda: analyse.run(ws)),
         ("cluster", lambda: cluster.run(ws)),
+        ("index", lambda: index.run(ws)),
+        ("retrieval", lambda: retrieval.run(ws)),
     ]
     for name, step in steps:
         console.rule(f"[bold]{name}")

@@ -27,6 +27,7 @@ STAGE_NOTES = [
     Section("The dataset", "dataset.md", "alienstay stats"),
     Section("Tags: what an alien can search by", "tags.md", "alienstay tag && alienstay analyse"),
     Section("Clusters by tags vs the real classes", "clusters.md", "alienstay cluster"),
+    Section("The hotel question by retrieval", "retrieval.md", "alienstay retrieval"),
 ]
 
 

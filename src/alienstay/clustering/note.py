@@ -96,6 +96,7 @@ def report_note(
         f"{classes['chain'].nunique()}, place tags: {classes['place'].nunique()}.\n",
         "## Does the number of clusters match the number of classes?\n",
         answer_text(result, classes, place_facet) + "\n",
+        "Tags group room types; how often embeddings find the hotel: [retrieval.md](retrieval.md) (`alienstay retrieval`).\n",
     ]
     if len(result.comparison):
         table = result.comparison.copy()

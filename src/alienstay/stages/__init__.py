@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "analyse": "alienstay.stages.analyse",
     "cluster": "alienstay.stages.cluster",
     "index": "alienstay.stages.index",
+    "retrieval": "alienstay.stages.retrieval",
     "edit": "alienstay.stages.edit",
     "persona": "alienstay.stages.persona",
     "report": "alienstay.stages.report",

@@ -41,7 +41,13 @@ def choose_backend(settings: IndexSettings, photos: int) -> str:
     return settings.backend
 
 
-def run(ws: Workspace, settings: IndexSettings) -> IndexSummary:
+def run(ws: Workspace, settings: IndexSettings = IndexSettings()) -> IndexSummary:
+    """Raises WorkspaceError (which stage to run first) or ValueError (a bad setting)."""
+    with ws.ensure().lock("index"):
+        return _run(ws, settings)
+
+
+def _run(ws: Workspace, settings: IndexSettings) -> IndexSummary:
     start = time.perf_counter()
     vectors = Vectors.open(ws)
     if vectors is None:

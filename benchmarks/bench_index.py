@@ -1,0 +1,184 @@
+"""Search by meaning at the dataset's scale: p95 latency and recall of the embedding index.
+
+Synthetic 512-d embeddings (the width of CLIP ViT-B/32) with structure like a photo
+collection: photos around one centre a "hotel" (20 a hotel on average, unit-normalised, each
+photo's own part as large as its hotel's). For 100,000 and 1,000,000 of them, stored as the
+tag stage stores them (fp16 .npy) and indexed by `alienstay index`'s stage:
+
+- a **text query** is a vector that is no photo's (a hotel's centre plus noise, as a phrase's
+  embedding would be): the index alone;
+- a **similar-photos query** goes through the gallery's service (`Similarity.similar`: id
+  lookup, duplicate filter, k = 12);
+- **recall@10**: the approximate top-10 against exact search over the same fp16 matrix;
+- exact search's own latency, and the build's time and peak memory;
+- at 20,000 the libraries are compared (FAISS IVF-SQ8 against usearch's HNSW): the choice.
+
+`python -m benchmarks index` (sizes: ALIENSTAY_BENCH_INDEX_SIZES=100000,1000000).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import peak_rss_mb, save
+
+DIM = 512
+PER_HOTEL = 20
+QUERIES = 200
+RECALL_QUERIES = 100
+K = 10
+
+
+def synthetic(root: Path, n: int, seed: int = 0) -> np.ndarray:
+    """Write n embeddings in the tag stage's layout, in blocks (memory bounded); returns the hotel centres."""
+    import pandas as pd
+
+    from alienstay.workspace import Workspace, write_json
+
+    ws = Workspace(root).ensure()
+    ws.embeddings_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, n // PER_HOTEL), DIM), dtype=np.float32)
+    matrix = np.lib.format.open_memmap(ws.embeddings_matrix_path, mode="w+", dtype=np.float16, shape=(n, DIM))
+    for start in range(0, n, 1 << 16):
+        count = min(1 << 16, n - start)
+        rows = centres[rng.integers(0, len(centres), count)] + rng.standard_normal((count, DIM), dtype=np.float32)
+        matrix[start : start + count] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    matrix.flush()
+    del matrix
+    ids = pd.DataFrame({"image_id": pd.Series([f"p{i:07d}" for i in range(n)], dtype="string")})
+    ids.to_parquet(ws.embeddings_ids_path, index=False)
+    write_json({"model_id": "synthetic", "model_revision": "none", "dtype": "float32", "dim": DIM, "count": n,
+                "stored_as": "float16"}, ws.embeddings_meta_path)
+    return centres
+
+
+def text_queries(centres: np.ndarray, count: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q = centres[rng.integers(0, len(centres), count)] + 1.5 * rng.standard_normal((count, DIM), dtype=np.float32)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k of many queries in one pass over the matrix (ground truth for recall)."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), k), np.int64)
+    for start in range(0, len(matrix), 1 << 16):
+        block = np.asarray(matrix[start : start + (1 << 16)], np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        s = queries @ block.T
+        s_all = np.concatenate([best_s, s], axis=1)
+        i_all = np.concatenate([best_i, np.arange(start, start + len(block))[None].repeat(len(queries), 0)], axis=1)
+        top = np.argsort(-s_all, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
+    return best_i
+
+
+def p95_ms(fn, items) -> float:
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - start)
+    return float(np.percentile(times, 95) * 1e3)
+
+
+def recall(found: list[np.ndarray], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]))
+
+
+def measure(n: int, scratch: Path) -> dict:
+    from alienstay.similarity import index as ix
+    from alienstay.similarity.service import Similarity
+    from alienstay.stages.index import IndexSettings, run
+    from alienstay.workspace import Workspace
+
+    root = scratch / f"ws-{n}"
+    start = time.perf_counter()
+    centres = synthetic(root, n)
+    figures: dict = {f"{n:,}: write synthetic embeddings, s": time.perf_counter() - start}
+    ws = Workspace(root)
+    summary = run(ws, IndexSettings(backend=ix.FAISS_IVF))
+    figures[f"{n:,}: build {summary.backend} (nlist {summary.details['nlist']}), s"] = summary.seconds
+    figures[f"{n:,}: index file, MB"] = (ix.folder_of(ws) / "faiss.index").stat().st_size / 1e6
+    service = Similarity(ws)
+    vectors = service.require()
+    assert service.index.name == ix.FAISS_IVF, service.index_note
+    queries = text_queries(centres, QUERIES)
+    service.index.search(queries[0], K)  # warm: first touch of the mapped pages
+    figures[f"{n:,}: text query p95, ms"] = p95_ms(lambda q: service.index.search(q, K), queries)
+    rng = np.random.default_rng(2)
+    photo_ids = vectors.ids_of(rng.choice(n, QUERIES, replace=False))
+    figures[f"{n:,}: similar-photos query p95, ms"] = p95_ms(lambda i: service.similar(i, 12), photo_ids)
+    truth = exact_top(vectors.matrix, queries[:RECALL_QUERIES], K)
+    found = [service.index.search(q, K)[1] for q in queries[:RECALL_QUERIES]]
+    figures[f"{n:,}: recall@10 vs exact (text queries)"] = recall(found, truth)
+    rows = rng.choice(n, RECALL_QUERIES, replace=False)
+    row_queries = vectors.rows(rows)
+    truth = exact_top(vectors.matrix, row_queries, K)
+    found = [service.index.search(q, K)[1] for q in row_queries]
+    figures[f"{n:,}: recall@10 vs exact (photo queries)"] = recall(found, truth)
+    exact = ix.ExactIndex(vectors)
+    figures[f"{n:,}: exact search p95, ms"] = p95_ms(lambda q: exact.search(q, K), queries[:20])
+    figures[f"{n:,}: peak RSS so far, MB"] = peak_rss_mb()
+    shutil.rmtree(root, ignore_errors=True)
+    return figures
+
+
+def library_choice(scratch: Path, n: int = 20_000) -> dict:
+    """FAISS IVF-SQ8 (+ exact re-rank) against usearch HNSW on the same vectors: build time, p95, recall."""
+    figures: dict = {}
+    try:
+        from usearch.index import Index
+    except ImportError:
+        return {"usearch comparison": "skipped: usearch not installed (pip install 'alienstay[search]')"}
+    from alienstay.similarity import index as ix
+    from alienstay.similarity.vectors import Vectors
+    from alienstay.stages.index import IndexSettings, run
+    from alienstay.workspace import Workspace
+
+    root = scratch / "choice"
+    centres = synthetic(root, n)
+    ws = Workspace(root)
+    faiss_summary = run(ws, IndexSettings(backend=ix.FAISS_IVF))
+    vectors = Vectors.open(ws)
+    faiss_index, _ = ix.open_index(ws, vectors)
+    queries = text_queries(centres, QUERIES)
+    truth = exact_top(vectors.matrix, queries, K)
+    rows = vectors.rows(np.arange(n))
+    start = time.perf_counter()
+    hnsw = Index(ndim=DIM, metric="cos", dtype="f16", connectivity=16, expansion_add=128, expansion_search=64)
+    hnsw.add(np.arange(n), rows, threads=os.cpu_count() or 1)
+    hnsw_seconds = time.perf_counter() - start
+    figures[f"choice at {n:,}: faiss-ivf-sq8 build, s"] = faiss_summary.seconds
+    figures[f"choice at {n:,}: usearch hnsw f16 build, s"] = hnsw_seconds
+    figures[f"choice at {n:,}: faiss p95, ms"] = p95_ms(lambda q: faiss_index.search(q, K), queries)
+    figures[f"choice at {n:,}: usearch p95, ms"] = p95_ms(lambda q: hnsw.search(q, K), queries)
+    figures[f"choice at {n:,}: faiss recall@10"] = recall([faiss_index.search(q, K)[1] for q in queries], truth)
+    figures[f"choice at {n:,}: usearch recall@10"] = recall([np.asarray(hnsw.search(q, K).keys) for q in queries], truth)
+    shutil.rmtree(root, ignore_errors=True)
+    return figures
+
+
+def main() -> None:
+    sizes = [int(s) for s in os.environ.get("ALIENSTAY_BENCH_INDEX_SIZES", "100000,1000000").split(",") if s]
+    scratch = Path(tempfile.mkdtemp(prefix="alienstay-bench-index-"))
+    figures: dict = {"dimension": DIM, "photos a synthetic hotel": PER_HOTEL, "queries a figure": QUERIES}
+    try:
+        figures.update(library_choice(scratch))
+        for n in sizes:
+            figures.update(measure(n, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    figures["targets"] = "p95 < 50 ms at 1,000,000; recall@10 >= 0.95"
+    save("index", figures)
+
+
+if __name__ == "__main__":
+    main()
