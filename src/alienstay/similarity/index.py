@@ -25,12 +25,13 @@ from typing import Protocol
 
 import numpy as np
 
-from alienstay.similarity.vectors import BLOCK_ROWS, Vectors, exact_search, normalise, top_k
+from alienstay.similarity.vectors import Vectors, exact_search, normalise, top_k
 from alienstay.workspace import Workspace, atomic_path, write_json
 
 EXACT = "exact"
 FAISS_IVF = "faiss-ivf-sq8"
 INSTALL_HINT = "pip install 'alienstay[search]'"
+ADD_ROWS = 1 << 14  # rows assigned to cells at a time: the assignment matrix is ADD_ROWS x nlist floats
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,14 @@ class IndexParams:
     """How the approximate index is built and searched (defaults measured at 1,000,000 x 512)."""
 
     threshold: int = 50_000  # photos from which the approximate index is built; below, exact search
-    nlist: int = 0  # IVF cells; 0 = 2 * sqrt(N), at least 16
-    nprobe: int = 48  # cells visited a query
+    nlist: int = 0  # IVF cells; 0 = sqrt(N), at least 16
+    nprobe: int = 32  # cells visited a query
     rerank: int = 10  # candidates re-scored exactly: rerank * k
     train_per_cell: int = 40  # k-means training sample: cells * this (faiss wants >= 39)
     seed: int = 0
 
     def cells(self, n: int) -> int:
-        return self.nlist or max(16, int(2 * math.sqrt(n)))
+        return self.nlist or max(16, int(math.sqrt(n)))
 
 
 class NeighbourIndex(Protocol):
@@ -111,8 +112,8 @@ def build_faiss(vectors: Vectors, params: IndexParams, target: Path) -> dict:
     index = faiss.IndexIVFScalarQuantizer(quantizer, dim, cells, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = params.seed
     index.train(vectors.rows(sample))
-    for start in range(0, n, BLOCK_ROWS):
-        index.add(normalise(np.asarray(vectors.matrix[start : start + BLOCK_ROWS], dtype=np.float32)))
+    for start in range(0, n, ADD_ROWS):
+        index.add(normalise(np.asarray(vectors.matrix[start : start + ADD_ROWS], dtype=np.float32)))
     with atomic_path(target) as tmp:
         faiss.write_index(index, str(tmp))
     return {"nlist": cells, "trained_on": len(sample)}

@@ -14,22 +14,22 @@ import numpy as np
 
 from alienstay.models import ModelUnavailable
 
-OFFLINE_PREFIX = "offline:"
 MAX_TEXT = 300  # characters of a phrase; longer is refused (a search box, not a document)
 
 
-_LOADED: dict[tuple[str, str, str], object] = {}
+_LOADED: dict[tuple, object] = {}
 _LOADING = threading.Lock()
 
 
-def cached_encoder(spec: str, device: str = "cpu", dtype: str = "float32"):
-    """One loaded encoder a process for each (model, device, dtype): a server, or a test session, loads it once."""
-    from alienstay.encoders import load_encoder
+def cached_encoder(model: str, device: str = "cpu", dtype: str = "float32"):
+    """One loaded encoder a process for each (registry entry, model, device, dtype): loaded once."""
+    from alienstay.encoders import entry_for, load_entry
 
-    key = (spec, device, dtype)
+    entry, model_id = entry_for(model)
+    key = (entry.name, model_id if entry.takes_model else None, device, dtype)
     with _LOADING:
         if key not in _LOADED:
-            _LOADED[key] = load_encoder(spec, device=device, dtype=dtype)
+            _LOADED[key] = load_entry(entry, model_id, device, dtype)
     return _LOADED[key]
 
 
@@ -37,12 +37,23 @@ class QueryModelUnavailable(RuntimeError):
     """The model that made the embeddings cannot be loaded here; the message says what to do."""
 
 
-def encoder_spec(meta: dict) -> str:
-    """What to hand the encoder loader for the model recorded in the embeddings' meta."""
-    if meta.get("load_as"):  # written by the tag stage from the encoder registry
-        return str(meta["load_as"])
-    model_id = str(meta.get("model_id") or "")  # embeddings from before `load_as`
-    return "offline" if model_id.startswith(OFFLINE_PREFIX) else model_id
+def encoder_spec(meta: dict) -> tuple[str, str]:
+    """(what to hand the encoder registry, dtype) for the model recorded in the embeddings' meta.
+
+    `load_as` is written by the tag stage from the encoder registry; embeddings from before it
+    name their model by id, which the registry reads too (`offline:...` names the offline entry,
+    a hub id or folder the hf entry). An entry without the `search` role is refused.
+    """
+    from alienstay.encoders import entry_for
+
+    spec = str(meta.get("load_as") or meta.get("model_id") or "")
+    if not spec:
+        raise QueryModelUnavailable("the embeddings do not record which model made them: rerun `alienstay tag`.")
+    entry, _ = entry_for(spec)
+    if "search" not in entry.roles:
+        raise QueryModelUnavailable(f"the {entry.name} encoder that made the embeddings has no text side for search.")
+    dtype = str(meta.get("dtype") or "float32")
+    return spec, dtype if dtype in entry.dtypes else "float32"
 
 
 @dataclass
@@ -58,12 +69,9 @@ class QueryModel:
 
 def load_query_model(meta: dict, device: str = "cpu") -> QueryModel:
     """The recorded model, or QueryModelUnavailable saying why and that word search still works."""
-    spec = encoder_spec(meta)
-    if not spec:
-        raise QueryModelUnavailable("the embeddings do not record which model made them: rerun `alienstay tag`.")
-    dtype = str(meta.get("dtype") or "float32")
+    spec, dtype = encoder_spec(meta)
     try:
-        encoder = cached_encoder(spec, device, dtype if spec != "offline" else "float32")
+        encoder = cached_encoder(spec, device, dtype)
     except (ModelUnavailable, ImportError, OSError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise QueryModelUnavailable(
