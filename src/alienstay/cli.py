@@ -361,7 +361,7 @@ def report(workspace: WorkspaceOption = DEFAULT_WORKSPACE) -> None:
 def index_(
     backend: Annotated[str, typer.Option("--backend", help="auto (exact below --threshold photos) | exact | faiss-ivf-sq8.")] = "auto",
     threshold: Annotated[int, typer.Option("--threshold", min=1, help="Photos from which auto builds the approximate index.")] = 50_000,
-    nprobe: Annotated[int, typer.Option("--nprobe", min=1, help="IVF cells a query visits (more: slower, closer to exact).")] = 32,
+    nprobe: Annotated[int, typer.Option("--nprobe", min=0, help="IVF cells a query visits (0: max(32, cells / 16); more: slower, closer to exact).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the index matches the embeddings.")] = False,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:

@@ -40,13 +40,16 @@ class IndexParams:
 
     threshold: int = 50_000  # photos from which the approximate index is built; below, exact search
     nlist: int = 0  # IVF cells; 0 = sqrt(N), at least 16
-    nprobe: int = 32  # cells visited a query
+    nprobe: int = 0  # cells visited a query; 0 = max(32, nlist / 16): at a million, 62 of 1,000
     rerank: int = 10  # candidates re-scored exactly: rerank * k
     train_per_cell: int = 40  # k-means training sample: cells * this (faiss wants >= 39)
     seed: int = 0
 
     def cells(self, n: int) -> int:
         return self.nlist or max(16, int(math.sqrt(n)))
+
+    def probes(self, cells: int) -> int:
+        return min(cells, self.nprobe or max(32, cells // 16))
 
 
 class NeighbourIndex(Protocol):
@@ -83,10 +86,10 @@ class FaissIndex:
         want = min(len(self.vectors), max(k * self.params.rerank, k))
         if within is not None and len(within) <= self.EXACT_WITHIN:
             return exact_search(self.vectors.matrix, query, k, within)
-        search_params = faiss.SearchParametersIVF(nprobe=self.params.nprobe)
+        search_params = faiss.SearchParametersIVF(nprobe=self.params.probes(self.index.nlist))
         if within is not None:
             selector = faiss.IDSelectorBatch(np.asarray(within, dtype=np.int64))
-            search_params = faiss.SearchParametersIVF(nprobe=self.params.nprobe, sel=selector)
+            search_params = faiss.SearchParametersIVF(nprobe=self.params.probes(self.index.nlist), sel=selector)
         _, found = self.index.search(query, want, params=search_params)
         candidates = found[0][found[0] >= 0]
         if within is not None and len(candidates) < min(k, len(within)):
