@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_siglip, prepared_workspace
+from tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, prepared_workspace
 from typer.testing import CliRunner
 
 from alienstay import tagging
@@ -32,6 +32,11 @@ def tiny_clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_siglip(tmp_path_factory) -> Path:
     return build_tiny_siglip(tmp_path_factory.mktemp("models") / "tiny-siglip")
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip2(tmp_path_factory) -> Path:
+    return build_tiny_siglip2(tmp_path_factory.mktemp("models") / "tiny-siglip2")
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +110,56 @@ def test_selection_top_k_floors_and_silent_facets():
 
 
 # ---- encoders through the resolver ------------------------------------------------------
-@pytest.mark.parametrize("builder", ["tiny_clip", "tiny_siglip"])
+def test_sigmoid_probabilities_are_per_word_with_the_bias():
+    vocab = rules_vocabulary()
+    scores = np.array([[0.3, 0.1, 0.1, 0.2, 0.2, 0.0, -0.1]], dtype=np.float32)
+    probs = tagging.sigmoid_probabilities(scores, logit_scale=10.0, logit_bias=-1.0)
+    np.testing.assert_allclose(probs[0], 1 / (1 + np.exp(-(10 * scores[0] - 1))), rtol=1e-5)
+    assert probs[0, :3].sum() != pytest.approx(1)  # not a distribution over the facet's words
+    # Adding a word to a facet leaves the others' sigmoid untouched (it would move a softmax).
+    wider = tagging.sigmoid_probabilities(np.append(scores, [[0.9]], axis=1), 10.0, -1.0)
+    np.testing.assert_allclose(wider[0, :7], probs[0], rtol=1e-6)
+
+
+class StubEncoder:
+    logit_scale, logit_bias = 10.0, -2.0
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        # sigmoid(10 s - 2): a .88, b .50, c .27 | d .73, e .73, f .12, g .05 -> a; d, e
+        ("sigmoid", [["a", "d", "e"], [], ["a", "d", "e"]]),
+        # softmax within the facet: row 0 a .84 | d .48 e .48 -> a; d, e. Row 1 is flat: softmax
+        # spreads .33 a word (one: below .5; two: .25 a word passes .2) where every sigmoid is ~0;
+        # row 2: a and b share the facet (.4998 each, below .5) where each alone is a sure yes.
+        ("softmax", [["a", "d", "e"], ["d", "e"], ["d", "e"]]),
+    ],
+)
+def test_selection_on_known_scores_by_rule(rule, expected):
+    vocab = rules_vocabulary()
+    scores = np.array(
+        [
+            [0.4, 0.2, 0.1, 0.3, 0.3, 0.0, -0.1],
+            [-0.5, -0.5, -0.5, -0.5, -0.5, -0.5, -0.5],  # nothing matches: sigmoid selects nothing
+            [0.9, 0.9, 0.0, 0.9, 0.9, 0.9, 0.9],  # everything matches: top_k caps each facet
+        ],
+        dtype=np.float32,
+    )
+    encoder = StubEncoder()
+    encoder.probability = rule
+    selected = tagging.select_tags(tagging.encoder_probabilities(scores, vocab, encoder), vocab)
+    tags = np.array(vocab.tags)
+    assert [tags[row].tolist() for row in selected] == expected
+
+
+def test_the_probability_rule_follows_the_config_family(tiny_clip, tiny_siglip, tiny_siglip2):
+    assert load_hf_encoder(str(tiny_clip)).probability == "softmax"  # CLIP as before
+    assert load_hf_encoder(str(tiny_siglip)).probability == "sigmoid"  # SigLIP and SigLIP 2 FixRes
+    assert load_hf_encoder(str(tiny_siglip2)).probability == "sigmoid"  # SigLIP 2 NaFlex
+
+
+@pytest.mark.parametrize("builder", ["tiny_clip", "tiny_siglip", "tiny_siglip2"])
 def test_hf_encoder_loads_through_the_resolver(builder, request):
     folder = request.getfixturevalue(builder)
     encoder = load_encoder(str(folder))
@@ -195,10 +249,20 @@ def test_two_runs_give_identical_scores(prepared, prepared_template, tiny_clip, 
     assert_same_tags(prepared.read_tags(), third.read_tags())
 
 
-def test_siglip_runs_the_whole_stage(prepared, tiny_siglip):
-    tag_cli(prepared, tiny_siglip)
+@pytest.mark.parametrize("builder", ["tiny_siglip", "tiny_siglip2"])
+def test_siglip_runs_the_whole_stage_with_sigmoid_probabilities(prepared, builder, request):
+    folder = request.getfixturevalue(builder)
+    tag_cli(prepared, folder)
     tags = prepared.read_tags()
-    assert tags["image_id"].nunique() == 8 and set(tags["model_id"]) == {str(tiny_siglip)}
+    assert tags["image_id"].nunique() == 8 and set(tags["model_id"]) == {str(folder)}
+    encoder = load_hf_encoder(str(folder))
+    expected = 1 / (1 + np.exp(-(encoder.logit_scale * tags["score"] + encoder.logit_bias)))
+    np.testing.assert_allclose(tags["prob"], expected, rtol=1e-4, atol=1e-6)
+    vocab = load_vocabulary()
+    for facet, group in tags.groupby("facet"):  # per-word floors and top_k, as for CLIP
+        chosen = group[group["selected"]]
+        assert (chosen["prob"] >= vocab.facets[facet].min_prob).all()
+        assert (chosen.groupby("image_id").size() <= vocab.facets[facet].top_k).all()
 
 
 def test_text_embeddings_are_cached_by_model_and_vocabulary(prepared, tiny_clip):

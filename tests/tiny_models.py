@@ -103,6 +103,31 @@ def build_tiny_siglip(folder: Path, image_size: int = 32, seed: int = 0) -> Path
     return Path(folder)
 
 
+def build_tiny_siglip2(folder: Path, patch_size: int = 8, max_num_patches: int = 16, seed: int = 0) -> Path:
+    """SigLIP 2 NaFlex (``Siglip2Model``, model_type ``siglip2``). The fixed-resolution SigLIP 2
+    checkpoints (google/siglip2-so400m-patch14-384, google/siglip2-base-patch16-224) are
+    ``SiglipModel`` folders (model_type ``siglip``): :func:`build_tiny_siglip` stands in for them."""
+    from transformers import Siglip2Config, Siglip2ImageProcessor, Siglip2Model
+
+    tokenizer = tiny_tokenizer(max_length=16)
+    torch.manual_seed(seed)
+    config = Siglip2Config(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=16, pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            patch_size=patch_size, num_patches=max_num_patches,
+        ),
+    )
+    Siglip2Model(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    Siglip2ImageProcessor(patch_size=patch_size, max_num_patches=max_num_patches).save_pretrained(folder)
+    return Path(folder)
+
+
 def build_tiny_blip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
 

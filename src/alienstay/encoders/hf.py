@@ -19,6 +19,13 @@ from alienstay.models import ResolvedModel, resolve
 
 # Text towers trained with fixed-length padding (SigLIP) must see the same padding at inference.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}
+# How a family's scores become a word's probability (a rule of alienstay.tagging.scoring.
+# PROBABILITY_RULES), by the config's model_type. SigLIP (and SigLIP 2: its fixed-resolution
+# checkpoints are `siglip`, the NaFlex ones `siglip2`) was trained with a per-pair sigmoid and a
+# learned bias, so its sigmoid is a calibrated yes/no per word; CLIP was trained with a softmax
+# over the batch, so its probabilities only mean something against the other words of a facet.
+PROBABILITY_RULE = {"siglip": "sigmoid", "siglip2": "sigmoid"}
+DEFAULT_PROBABILITY_RULE = "softmax"
 
 
 def cpu_threads() -> int:
@@ -48,6 +55,39 @@ class ProcessorTransform:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
 
+    @staticmethod
+    def unpack(pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A stacked batch of this transform's outputs -> the model's get_image_features arguments."""
+        return {"pixel_values": pixels}
+
+
+@dataclass
+class NaFlexTransform(ProcessorTransform):
+    """SigLIP 2 NaFlex: RGB image -> (max_num_patches, patch dim + 3) patches at the photo's own aspect ratio.
+
+    The reader stacks one tensor per photo, so the padding mask and the patch grid (rows,
+    columns) ride along as three extra columns; :meth:`unpack` splits them again.
+    """
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        out = self.processor(images=image.convert("RGB"), return_tensors="pt")
+        patches = out["pixel_values"][0].float()
+        mask = out["pixel_attention_mask"][0].float()[:, None]
+        grid = out["spatial_shapes"][0].float().expand(len(patches), 2)
+        return torch.cat([patches, mask, grid], dim=1)
+
+    @staticmethod
+    def unpack(packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            "pixel_values": packed[..., :-3],
+            "pixel_attention_mask": packed[..., -3].round().long(),
+            "spatial_shapes": packed[:, 0, -2:].round().long(),
+        }
+
+
+# Families whose image processor makes variable-size patch sequences (model_type -> transform).
+PATCH_TRANSFORMS = {"siglip2": NaFlexTransform}
+
 
 class HFImageTextEncoder:
     """A transformers CLIP-like dual encoder behind the ImageTextEncoder interface."""
@@ -71,24 +111,25 @@ class HFImageTextEncoder:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.model_type = model.config.model_type
-        # The model's own temperature: softmax within a facet of logit_scale * cosine.
+        # The model's own temperature: logit_scale * cosine (+ logit_bias for SigLIP).
         self.logit_scale = float(model.logit_scale.detach().float().exp())
-        # SigLIP adds a bias before its sigmoid; it is the same for every word, so it
-        # cancels inside a softmax, but it is kept for anyone who wants sigmoid probabilities.
+        # SigLIP adds a learned bias before its sigmoid (it would cancel inside a softmax).
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else 0.0
+        self.probability = PROBABILITY_RULE.get(self.model_type, DEFAULT_PROBABILITY_RULE)
         self._compute_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
 
     def record(self) -> dict[str, str]:
         return {"model_id": self.model_id, "model_revision": self.revision, "dtype": self.dtype}
 
     def image_transform(self) -> ProcessorTransform:
-        return ProcessorTransform(self.image_processor)
+        return PATCH_TRANSFORMS.get(self.model_type, ProcessorTransform)(self.image_processor)
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        pixels = pixels.to(self.device, dtype=self._compute_dtype)
-        features = self.model.get_image_features(pixel_values=pixels).pooler_output
+        inputs = self.image_transform().unpack(pixels.to(self.device))
+        inputs["pixel_values"] = inputs["pixel_values"].to(self._compute_dtype)
+        features = self.model.get_image_features(**inputs).pooler_output
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu()
 
     @torch.inference_mode()

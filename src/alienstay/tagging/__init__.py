@@ -29,12 +29,15 @@ from alienstay.tagging.reader import (
     pending_images,
 )
 from alienstay.tagging.scoring import (
+    PROBABILITY_RULES,
     TAG_SCHEMA,
     TaggedBatch,
     TagMapper,
     cached_word_embeddings,
+    encoder_probabilities,
     facet_probabilities,
     select_tags,
+    sigmoid_probabilities,
     tag_rows,
     word_embeddings,
 )
@@ -55,6 +58,7 @@ __all__ = [
     "DecodeFailure", "ENGINES", "FAILURE_COLUMNS", "ImageBatch", "PreparedImages", "ShardWriter", "TAG_SCHEMA",
     "TagIdentity", "TagMapper", "TagSettings", "TagSummary", "TaggedBatch", "cached_word_embeddings",
     "collate_images", "consolidate", "consolidation_plan", "facet_probabilities", "image_batches",
+    "encoder_probabilities", "sigmoid_probabilities", "PROBABILITY_RULES",
     "pending_images", "read_embeddings", "run", "run_tagging", "select_tags", "shard_dirs", "shard_name",
     "tag_rows", "tag_shards", "tagged_ids", "word_embeddings", "write_embedding_matrix", "write_failure_shard",
     "write_shard",

@@ -6,6 +6,7 @@ functions below it are pure, on arrays, so both engines and the tests share them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ import pyarrow as pa
 import torch
 
 from alienstay.encoders import ImageTextEncoder
+from alienstay.registry import Registry
 from alienstay.tagging.settings import TagIdentity
 from alienstay.vocabulary import Vocabulary
 from alienstay.workspace import Workspace, atomic_path
@@ -66,6 +68,38 @@ def facet_probabilities(scores: np.ndarray, vocab: Vocabulary, logit_scale: floa
     return probs.numpy()
 
 
+def sigmoid_probabilities(scores: np.ndarray, logit_scale: float, logit_bias: float) -> np.ndarray:
+    """Per word, sigmoid(logit_scale * cosine + logit_bias): each word's own yes/no, facets ignored."""
+    logits = torch.from_numpy(np.asarray(scores, dtype=np.float32)) * float(logit_scale) + float(logit_bias)
+    return torch.sigmoid(logits).numpy()
+
+
+@dataclass(frozen=True)
+class ProbabilityRule:
+    """How an encoder family's cosine scores become the `prob` that selection compares to a facet's floor."""
+
+    name: str
+    apply: Callable[[np.ndarray, Vocabulary, ImageTextEncoder], np.ndarray]
+    description: str
+
+
+PROBABILITY_RULES: Registry[ProbabilityRule] = Registry("probability rule")
+PROBABILITY_RULES.register(ProbabilityRule(
+    "softmax", lambda scores, vocab, encoder: facet_probabilities(scores, vocab, encoder.logit_scale),
+    "softmax within each facet (CLIP, ConSE: trained against the other captions of a batch)",
+))
+PROBABILITY_RULES.register(ProbabilityRule(
+    "sigmoid",
+    lambda scores, vocab, encoder: sigmoid_probabilities(scores, encoder.logit_scale, getattr(encoder, "logit_bias", 0.0)),
+    "per-word sigmoid with the learned bias (SigLIP, SigLIP 2: trained on independent image-text pairs)",
+))
+
+
+def encoder_probabilities(scores: np.ndarray, vocab: Vocabulary, encoder: ImageTextEncoder) -> np.ndarray:
+    """(B, W) cosine scores -> probabilities by the encoder's rule (`probability`, softmax when it names none)."""
+    return PROBABILITY_RULES.get(getattr(encoder, "probability", "softmax")).apply(scores, vocab, encoder)
+
+
 def select_tags(probs: np.ndarray, vocab: Vocabulary) -> np.ndarray:
     """Per facet: the top_k words by probability, each only if it reaches min_prob (ties: vocabulary order)."""
     probs = np.asarray(probs)
@@ -88,7 +122,7 @@ class TaggedBatch:
     ids: list[str]
     embeddings: np.ndarray  # (B, D) float32, L2-normalised
     scores: np.ndarray  # (B, W) cosine
-    probs: np.ndarray  # (B, W) softmax within each facet
+    probs: np.ndarray  # (B, W) by the encoder's PROBABILITY_RULES entry
     selected: np.ndarray  # (B, W) bool
 
 
@@ -103,7 +137,7 @@ class TagMapper:
     def __call__(self, ids: list[str], pixels: torch.Tensor, positions: list[int] | None = None) -> TaggedBatch:
         embeddings = self.encoder.encode_images(pixels).float()
         scores = (embeddings @ self.word_embeddings.T).numpy()
-        probs = facet_probabilities(scores, self.vocab, self.encoder.logit_scale)
+        probs = encoder_probabilities(scores, self.vocab, self.encoder)
         return TaggedBatch(
             positions=list(positions) if positions is not None else list(range(len(ids))),
             ids=list(ids),
