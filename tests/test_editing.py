@@ -18,11 +18,13 @@ from typer.testing import CliRunner
 
 import tiny_pipelines
 from alienstay.cli import app
+from alienstay.editing import controls, masks, methods, selection
 from alienstay.editing import pipelines as P
-from alienstay.editing import series
 from alienstay.editing.faithfulness import Guard
+from alienstay.editing.identity import SeriesSettings
 from alienstay.editing.recipes import load_recipes
-from alienstay.editing.series import EDIT_COLUMNS, choose_photos
+from alienstay.editing.runner import EDIT_COLUMNS, run_series
+from alienstay.editing.selection import choose_photos
 from alienstay.workspace import Workspace
 
 runner = CliRunner()
@@ -99,21 +101,21 @@ def test_same_seed_gives_identical_output(tiny, samples_dir):
     assert not np.array_equal(first, other)
 
 
-def run_core_series(ws: Workspace, recipe_name: str, editor, mask_for=series.no_mask, photos: int = 2) -> pd.DataFrame:
+def run_core_series(ws: Workspace, recipe_name: str, editor, mask_for=masks.no_mask, photos: int = 2) -> pd.DataFrame:
     """The series core on two photos: the CLI test above covers the full command."""
     recipe = load_recipes().get(recipe_name)
-    chosen = series.photos_for_workspace(ws, 5).head(photos)
-    settings = series.SeriesSettings(method=editor.method, steps=2, size=64)
-    return series.run_series(ws, recipe, chosen, editor, settings, Guard(use_lpips=False), mask_for)
+    chosen = selection.photos_for_workspace(ws, 5).head(photos)
+    settings = SeriesSettings(method=editor.method, steps=2, size=64)
+    return run_series(ws, recipe, chosen, editor, settings, Guard(use_lpips=False), mask_for)
 
 
 def test_controlnet_series_records_both_models_and_a_line_map(ws, tiny, samples_dir):
-    editor = P.load_editor("controlnet", load_recipes().get("alien_style"), model=str(tiny["sd"]), controlnet=str(tiny["controlnet"]))
+    editor = methods.load_editor("controlnet", load_recipes().get("alien_style"), model=str(tiny["sd"]), controlnet=str(tiny["controlnet"]))
     table = run_core_series(ws, "alien_style", editor)
     assert len(table) == 2 * 2 and (table["method"] == "controlnet").all() and (table["strength"] == 0.6).all()
     assert table["model_id"].iloc[0] == f"{tiny['sd']} + {tiny['controlnet']}"
     assert ws.read_edits()["edit_id"].tolist() == table["edit_id"].tolist()
-    lines = P.mlsd_lines(P.fit_size(Image.open(sorted(samples_dir.glob("*.jpg"))[0]), 256))
+    lines = controls.mlsd_lines(P.fit_size(Image.open(sorted(samples_dir.glob("*.jpg"))[0]), 256))
     assert 0 < (np.asarray(lines) > 0).mean() < 0.5  # OpenCV's LSD found the room's straight lines
 
 
@@ -123,18 +125,25 @@ def test_inpainting_leaves_the_photo_untouched_outside_a_mask_file(ws, tiny, tmp
     mask_path = tmp_path / "bed_mask.png"
     Image.fromarray(mask).save(mask_path)
     recipe = load_recipes().get("bed_decoration")
-    mask_for = series.make_mask_for(recipe, "inpaint", mask_path, mask_model="unused")
+    mask_for = masks.make_mask_for(recipe, "inpaint", mask_path, mask_model="unused")
     table = run_core_series(ws, "bed_decoration", P.InpaintEditor(str(tiny["inpaint"])), mask_for)
     assert len(table) == 2 * 3
     assert (table["outside_mask_change"] == 0.0).all()  # the original pasted back by construction
     assert (table["mask_area"] > 0).all() and (table["mask_area"] < 0.35).all()
+    for row in table.itertuples():  # every pixel outside the mask is the original's, bit for bit
+        original = np.asarray(P.fit_size(Image.open(row.source_path), 64))
+        edited = np.asarray(Image.open(row.output_path).convert("RGB"))
+        outside = masks.read_mask(mask_path, (original.shape[1], original.shape[0])) < 0.5
+        assert edited.shape == original.shape and 0 < outside.mean() < 1
+        assert np.array_equal(edited[outside], original[outside])
+        assert not np.array_equal(edited[~outside], original[~outside])  # and the inside was edited
 
 
 def test_inpainting_mask_from_a_text_query_with_clipseg(ws, tiny):
     result = edit(ws, "--recipe", "bed_decoration", "--model", "/no/such/inpaint/model", "--mask-model", str(tiny["clipseg"]), *FAST)
     assert result.exit_code == 2 and "/no/such/inpaint/model is not a folder" in result.output
     recipe = load_recipes().get("bed_decoration")
-    mask_for = series.make_mask_for(recipe, "inpaint", None, mask_model=str(tiny["clipseg"]))
+    mask_for = masks.make_mask_for(recipe, "inpaint", None, mask_model=str(tiny["clipseg"]))
     table = run_core_series(ws, "bed_decoration", P.InpaintEditor(str(tiny["inpaint"])), mask_for)
     assert table["mask_area"].notna().all() and table["outside_mask_change"].notna().all()
     # a random CLIPSeg marks most of the photo: the guard must refuse to call that "local"
@@ -145,7 +154,7 @@ def test_inpainting_mask_from_a_text_query_with_clipseg(ws, tiny):
 def test_lcm_lora_switches_to_the_lcm_scheduler_and_is_recorded(tiny, samples_dir):
     from diffusers import LCMScheduler
 
-    editor = P.InstructPix2PixEditor(str(tiny["ip2p"]), speed=P.Speed(lcm_lora=str(tiny["lcm"]), attention_slicing=True))
+    editor = P.InstructPix2PixEditor(str(tiny["ip2p"]), speed=methods.Speed(lcm_lora=str(tiny["lcm"]), attention_slicing=True))
     assert isinstance(editor.pipe.scheduler, LCMScheduler)
     assert editor.model_id == f"{tiny['ip2p']} + {tiny['lcm']}"
     request = P.EditRequest(value=load_recipes().get("lights").value("on"), seed=0, steps=2, size=64,
@@ -209,6 +218,9 @@ def test_choose_photos_prefers_clusters_then_place_tags():
                          "tag": ["bedroom"] * 6 + ["pool area"] * 2})
     by_tag = choose_photos(photos, 5, tags=tags)
     assert {"p0", "p6"} <= set(by_tag["image_id"]) and by_tag["why"].str.contains("place tag").all()
+    by_light = choose_photos(photos, 5, tags=tags.assign(facet="light"), facet="light")  # the facet is a setting
+    assert by_light["why"].str.contains("light tag").all()
+    assert choose_photos(photos, 5, tags=tags.assign(facet="light"))["why"].str.startswith("spread").all()
 
 
 def test_persona_portrait_with_a_tiny_pipeline_records_prompt_and_seed(tiny, tmp_path):

@@ -23,7 +23,8 @@ from alienstay.editing.faithfulness import (
     direction_cosine,
     verdict,
 )
-from alienstay.editing.pipelines import fit_size, paste_outside_mask
+from alienstay.editing.base import fit_size
+from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.recipes import RecipeError, load_recipes
 
 SIZE = 384  # the guard's own working size is 256: this keeps the test fast and realistic
@@ -222,3 +223,33 @@ def test_a_direction_that_may_not_decide_is_recorded_but_ignored(thresholds):
     wrong_way = Metrics(pixel_change=0.1, structure_ssim=0.9, edge_ssim=0.9, clip_direction=-0.2)
     decision, reason = verdict(wrong_way, thresholds, direction_decides=False)
     assert decision == FAITHFUL and "not deciding" in reason
+
+
+@pytest.mark.parametrize("broken", ["missing", "raises"])
+def test_a_broken_lpips_install_is_recorded_with_its_reason_and_warned(photos, monkeypatch, caplog, broken):
+    import logging
+    import sys
+    import types
+
+    from alienstay.editing import faithfulness
+
+    if broken == "missing":
+        monkeypatch.setitem(sys.modules, "lpips", None)  # import lpips -> ImportError
+    else:
+        module = types.ModuleType("lpips")
+
+        def no_backbone(**_):
+            raise OSError("AlexNet weights cannot be downloaded")
+
+        module.LPIPS = no_backbone
+        monkeypatch.setitem(sys.modules, "lpips", module)
+    monkeypatch.setattr(faithfulness, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="alienstay"):
+        metrics = Guard().measure(photos[0], photos[0])
+        again = Guard().measure(photos[1], photos[1])
+    assert math.isnan(metrics.lpips) and metrics.missing.startswith("lpips not measured")
+    assert ("ModuleNotFoundError" if broken == "missing" else "OSError: AlexNet weights cannot be downloaded") in metrics.missing
+    assert again.missing == metrics.missing
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "lpips not measured" in r.getMessage()]
+    assert len(warnings) == 1  # said once, recorded on every edit
+    assert Guard(use_lpips=False).measure(photos[0], photos[0]).missing == ""

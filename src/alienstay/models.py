@@ -25,7 +25,13 @@ MODELS_DIR_ENV = "ALIENSTAY_MODELS_DIR"
 
 
 class ModelUnavailable(RuntimeError):
-    """The weights could not be found locally nor fetched; the message says how to fix it."""
+    """The model cannot be loaded (no weights, or not a model folder); the message says how to fix it."""
+
+
+class WeightsUnavailable(ModelUnavailable):
+    """A hub id whose weights are neither in the cache nor downloadable: the one failure a caller
+    may answer with a fallback (the demo, the notebook). A path that is not a model folder is a
+    plain ModelUnavailable: a typo, which must fail, not fall back."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ def _resolve_hub_id(repo_id: str, allow_patterns: list[str] | None) -> ResolvedM
         try:
             path = snapshot_download(repo_id, allow_patterns=allow_patterns)
         except Exception as error:
-            raise ModelUnavailable(missing_model_message(repo_id, error)) from error
+            raise WeightsUnavailable(missing_model_message(repo_id, error)) from error
     revision = Path(path).name  # snapshots/<commit hash>
     return ResolvedModel(model_id=repo_id, path=Path(path), revision=revision)
 

@@ -22,6 +22,8 @@ lamp changes one region, and a mean over the whole frame would dilute it away.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     import torch
 
     from alienstay.encoders import ImageTextEncoder
+
+log = logging.getLogger("alienstay")
 
 FAITHFUL = "faithful"
 TOO_STRONG = "too_strong"
@@ -59,6 +63,7 @@ class Metrics:
     outside_mask_change: float = math.nan  # NaN for edits without a mask
     mask_area: float = math.nan
     clip_direction: float = math.nan
+    missing: str = ""  # why a metric that was asked for is NaN ("" when every asked metric was measured)
 
     def record(self) -> dict[str, float]:
         return asdict(self)
@@ -190,18 +195,46 @@ def direction_cosine(image_delta: "torch.Tensor", text_delta: "torch.Tensor") ->
     return float(torch.nn.functional.cosine_similarity(image_delta.float(), text_delta.float(), dim=0))
 
 
-def lpips_distance(original: Image.Image, edited: Image.Image) -> float:
-    """LPIPS needs the `lpips` package and its pretrained backbone; without them: NaN (missing)."""
+class LpipsUnavailable(RuntimeError):
+    """LPIPS cannot be measured here; the message says why (recorded with the edit)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _lpips_metric():
+    """The LPIPS network, built once; a broken or missing install raises LpipsUnavailable."""
     try:
-        import lpips  # noqa: F401  (pulls torchvision and downloads backbone weights)
-    except Exception:
-        return math.nan
+        import lpips  # (pulls torchvision and downloads the AlexNet backbone weights)
+
+        return lpips.LPIPS(net="alex", verbose=False)
+    except Exception as error:  # an import error, a broken torchvision, weights that cannot be had
+        raise LpipsUnavailable(
+            f"lpips not measured: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            " (install the `lpips` package and make its AlexNet weights available to measure it)"
+        ) from error
+
+
+_warned: set[str] = set()
+
+
+def lpips_distance(original: Image.Image, edited: Image.Image) -> float:
+    """LPIPS needs the `lpips` package and its pretrained backbone; without them LpipsUnavailable."""
     import torch
 
-    metric = lpips.LPIPS(net="alex", verbose=False)
+    metric = _lpips_metric()
     to_tensor = lambda im: torch.from_numpy(to_float_rgb(im)).permute(2, 0, 1)[None] * 2 - 1  # noqa: E731
     with torch.no_grad():
         return float(metric(to_tensor(original), to_tensor(edited)))
+
+
+def _lpips_or_reason(original: Image.Image, edited: Image.Image) -> tuple[float, str]:
+    """(LPIPS, "") or (NaN, why): a missing metric is recorded with its reason, warned once."""
+    try:
+        return lpips_distance(original, edited), ""
+    except LpipsUnavailable as error:
+        if str(error) not in _warned:
+            _warned.add(str(error))
+            log.warning("%s; recorded in each edit's missing_metrics.", error)
+        return math.nan, str(error)
 
 
 # ---- the guard ---------------------------------------------------------------------------
@@ -240,7 +273,7 @@ class Guard:
         if self.encoder is not None and source_text and target_text:
             metrics.clip_direction = clip_direction(self.encoder, original, edited, source_text, target_text)
         if self.use_lpips:
-            metrics.lpips = lpips_distance(original, edited)
+            metrics.lpips, metrics.missing = _lpips_or_reason(original, edited)
         return metrics
 
 

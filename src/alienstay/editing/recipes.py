@@ -13,15 +13,13 @@ from typing import Any
 
 import yaml
 
+from alienstay.editing.methods import CLASSICAL, setting_names  # noqa: F401  (CLASSICAL: callers import it here)
+from alienstay.editing.registry import EDITORS
+
 PACKAGED_RECIPES = Path(__file__).with_name("recipes.yaml")
 
-DIFFUSION_METHODS = ("instruct-pix2pix", "controlnet", "inpaint")
-CLASSICAL = "classical"  # a numpy/OpenCV grade, NOT diffusion
-METHODS = (*DIFFUSION_METHODS, CLASSICAL)
-
-# Which value field each method reads.
-FIELD_OF_METHOD = {"instruct-pix2pix": "instruction", "controlnet": "prompt", "inpaint": "prompt", CLASSICAL: "grade"}
-
+# The edit methods, their recipe field and their settings come from the editor registry
+# (editing/methods.py): a new method is one entry there, and recipes may then name it.
 THRESHOLD_NAMES = (
     "change_min",
     "clip_direction_min",
@@ -31,16 +29,6 @@ THRESHOLD_NAMES = (
     "lpips_max",
     "outside_mask_max",
     "mask_area_max",
-)
-SETTING_NAMES = (
-    "steps",
-    "guidance_scale",
-    "image_guidance_scale",
-    "strength",
-    "control",
-    "conditioning_scale",
-    "mask_query",
-    "mask_threshold",
 )
 GRADE_NAMES = ("exposure", "gamma", "temperature", "saturation", "keep_lights", "glow")
 PERSONA_IDS = tuple(f"A{i}" for i in range(1, 8))
@@ -87,7 +75,8 @@ class Recipe:
 
     def check_method(self, method: str) -> None:
         if method not in self.methods:
-            honest = " (a colour grade cannot honestly make this change)" if method == CLASSICAL else ""
+            grade = method in EDITORS and not EDITORS.get(method).is_diffusion
+            honest = " (a colour grade cannot honestly make this change)" if grade else ""
             raise RecipeError(
                 f"recipe '{self.name}' does not allow method '{method}'{honest}; "
                 f"use one of {list(self.methods)} (default {self.method})."
@@ -143,7 +132,7 @@ def _recipe(name: str, body: Any, default_thresholds: dict, negative: str, where
         _require(key in body, f"{where} is missing `{key}`.")
     methods = tuple(body.get("methods") or [body["method"]])
     for method in methods:
-        _require(method in METHODS, f"{where}: unknown method '{method}'; known: {list(METHODS)}.")
+        _require(method in EDITORS, f"{where}: unknown method '{method}'; known: {EDITORS.names()}.")
     _require(body["method"] in methods, f"{where}: `method` {body['method']} must be one of `methods` {list(methods)}.")
     persona = tuple(str(p) for p in body.get("persona") or [])
     for pid in persona:
@@ -156,8 +145,10 @@ def _recipe(name: str, body: Any, default_thresholds: dict, negative: str, where
     _require(isinstance(settings, dict), f"{where}: `settings` must map a method to its defaults.")
     for method, spec in settings.items():
         _require(method in methods, f"{where}: settings for method '{method}', which is not in `methods`.")
-        unknown = set(spec or {}) - set(SETTING_NAMES)
-        _require(not unknown, f"{where}: unknown settings {sorted(unknown)} for {method}; known: {list(SETTING_NAMES)}.")
+        understood = EDITORS.get(method).settings
+        unknown = set(spec or {}) - set(understood)
+        _require(not unknown, f"{where}: settings {sorted(unknown)} are not read by {method}; it reads {list(understood)}"
+                              f" (all settings: {list(setting_names())}).")
     thresholds = {**default_thresholds, **_thresholds(body.get("thresholds") or {}, f"{where}: thresholds")}
     missing = set(THRESHOLD_NAMES) - set(thresholds)
     _require(not missing, f"{where}: thresholds {sorted(missing)} are set neither here nor in defaults.")
@@ -179,7 +170,7 @@ def _recipe(name: str, body: Any, default_thresholds: dict, negative: str, where
 def _value(name: str, spec: Any, methods: tuple[str, ...], where: str) -> Value:
     _require(isinstance(spec, dict), f"{where} must be a mapping with instruction / prompt / grade.")
     for method in methods:
-        needed = FIELD_OF_METHOD[method]
+        needed = EDITORS.get(method).reads
         _require(spec.get(needed), f"{where} needs `{needed}` for method {method}.")
     grade = spec.get("grade") or {}
     unknown = set(grade) - set(GRADE_NAMES)

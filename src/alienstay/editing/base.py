@@ -1,0 +1,52 @@
+"""What every edit method shares: the request, the output, the Editor protocol and sizes.
+
+Torch-free, so recipes, the registry and the classical grade load without a diffusion stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from alienstay.editing.recipes import Value
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit of one photo: everything that determines the output (and its resume key)."""
+
+    value: Value
+    seed: int
+    steps: int
+    size: int
+    guidance_scale: float | None = None
+    image_guidance_scale: float | None = None
+    strength: float | None = None
+    negative_prompt: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # control map kind, conditioning scale, ...
+
+
+@dataclass
+class EditOutput:
+    image: Image.Image
+    mask: np.ndarray | None = None  # 1 where the edit was allowed; None for whole-image edits
+    control_image: Image.Image | None = None
+
+
+class Editor(Protocol):
+    method: str
+    model_id: str  # every model that made the output, joined with " + "
+    is_diffusion: bool
+
+    def edit(self, image: Image.Image, request: EditRequest, mask: np.ndarray | None = None) -> EditOutput: ...
+
+
+def fit_size(image: Image.Image, size: int, multiple: int = 8) -> Image.Image:
+    """Longer side = ``size``, both sides a multiple of 8 (the VAE's downscale factor)."""
+    scale = size / max(image.size)
+    width = max(multiple, int(image.width * scale) // multiple * multiple)
+    height = max(multiple, int(image.height * scale) // multiple * multiple)
+    return image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)

@@ -1,0 +1,102 @@
+"""The edit methods, one registry entry each: what a recipe gives them and how to build them.
+
+To add a method: write its ``Editor`` class (``edit(image, request, mask) -> EditOutput``),
+then one ``EDITORS.register(...)`` below naming the recipe field it reads, the settings it
+understands and its default models. Recipes can then name it in ``methods:`` and
+``alienstay edit --method NAME`` runs it; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from alienstay.editing.registry import EDITORS, EditorSpec
+
+if TYPE_CHECKING:
+    from alienstay.editing.pipelines import Editor
+    from alienstay.editing.recipes import Recipe
+
+CLASSICAL = "classical"  # a numpy/OpenCV grade, NOT diffusion
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# The EditRequest fields; every other setting travels in EditRequest.extra (and its edit key).
+REQUEST_SETTINGS = ("steps", "guidance_scale", "image_guidance_scale", "strength")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Options that trade quality or memory for speed on small machines."""
+
+    lcm_lora: str | None = None  # hub id or folder of an LCM-LoRA: few-step sampling with LCMScheduler
+    attention_slicing: bool = False  # less peak memory, a little slower
+    cpu_offload: bool = False  # keep sub-models on the CPU until used (needs an accelerator)
+
+
+def _instruct_pix2pix(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":
+    from alienstay.editing.pipelines import InstructPix2PixEditor
+
+    return InstructPix2PixEditor(model, speed=speed)
+
+
+def _controlnet(model: str, recipe: "Recipe", speed: Speed, controlnet: str | None = None,
+                control: str | None = None, **_: Any) -> "Editor":
+    from alienstay.editing.pipelines import ControlNetEditor
+
+    control = control or str(recipe.settings_for("controlnet").get("control", "mlsd"))
+    return ControlNetEditor(model, controlnet=controlnet, control=control, speed=speed)
+
+
+def _inpaint(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":
+    from alienstay.editing.pipelines import InpaintEditor
+
+    return InpaintEditor(model, speed=speed)
+
+
+def _classical(model: str | None, recipe: "Recipe", **_: Any) -> "Editor":
+    from alienstay.editing.classical import ClassicalEditor
+
+    return ClassicalEditor()
+
+
+EDITORS.register("instruct-pix2pix", EditorSpec(
+    build=_instruct_pix2pix, reads="instruction", settings=("steps", "guidance_scale", "image_guidance_scale"),
+    default_models={"pipeline": "timbrooks/instruct-pix2pix"},
+    description="an instruction applied by InstructPix2Pix; image guidance trades faithfulness for strength",
+))
+EDITORS.register("controlnet", EditorSpec(
+    build=_controlnet, reads="prompt",
+    settings=("steps", "guidance_scale", "strength", "control", "conditioning_scale"),
+    default_models={"pipeline": SD15},  # the ControlNet itself: the control map's entry (controls.py)
+    description="SD 1.5 img2img steered by a ControlNet on the photo's own lines or edges",
+))
+EDITORS.register("inpaint", EditorSpec(
+    build=_inpaint, reads="prompt", settings=("steps", "guidance_scale", "strength", "mask_query", "mask_threshold"),
+    default_models={"pipeline": "stable-diffusion-v1-5/stable-diffusion-inpainting"}, needs_mask=True,
+    description="a local addition inside a mask; the original is pasted back outside it",
+))
+EDITORS.register(CLASSICAL, EditorSpec(
+    build=_classical, reads="grade", settings=(), is_diffusion=False,
+    description="an exposure / gamma / colour grade in numpy and OpenCV: NOT diffusion",
+))
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every setting some registered method understands (the recipe schema's settings)."""
+    names = dict.fromkeys(REQUEST_SETTINGS)
+    for method in EDITORS:
+        names.update(dict.fromkeys(EDITORS.get(method).settings))
+    return tuple(names)
+
+
+def load_editor(
+    method: str,
+    recipe: "Recipe",
+    model: str | None = None,
+    controlnet: str | None = None,
+    control: str | None = None,
+    speed: Speed = Speed(),
+) -> "Editor":
+    """The editor for ``method`` (checked against the recipe), its models through the resolver."""
+    recipe.check_method(method)
+    spec = EDITORS.get(method)
+    return spec.build(model or spec.default_models.get("pipeline"), recipe, speed=speed, controlnet=controlnet, control=control)

@@ -1,0 +1,71 @@
+"""The alien portrait: a text-to-image picture of a typical guest, from the persona's own words.
+
+The prompt and negative prompt are package data (``persona/portrait.yaml``), so an installed
+wheel has them; ``docs/aliens.md`` shows the same words under ``## Portrait prompt`` for humans
+(a test keeps the two equal). The image is saved with a json beside it: prompt, model, seed, steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from alienstay.workspace import Workspace, atomic_path, write_json
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # text-to-image, the `cpu` choice
+PROMPT_FILE = "portrait.yaml"
+
+
+@dataclass(frozen=True)
+class PortraitPrompt:
+    prompt: str
+    negative_prompt: str
+    source: str  # where the words came from
+
+
+def read_portrait_prompt() -> PortraitPrompt:
+    """The packaged portrait prompt (whitespace collapsed, as the pipeline's tokenizer sees it)."""
+    text = resources.files("alienstay.persona").joinpath(PROMPT_FILE).read_text(encoding="utf-8")
+    words = yaml.safe_load(text)
+    return PortraitPrompt(
+        prompt=" ".join(str(words["prompt"]).split()),
+        negative_prompt=" ".join(str(words.get("negative_prompt", "")).split()),
+        source=f"alienstay/persona/{PROMPT_FILE} (= docs/aliens.md ## Portrait prompt)",
+    )
+
+
+def render_portrait(
+    ws: Workspace, model: str = DEFAULT_MODEL, seed: int = 0, steps: int = 25,
+    size: int = 512, guidance_scale: float = 7.5,
+) -> Path:
+    """Generate the portrait into ws.persona_dir; raises the resolver's ModelUnavailable without weights."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from alienstay.editing.pipelines import load_pipeline
+
+    words = read_portrait_prompt()
+    pipe, model_id = load_pipeline(StableDiffusionPipeline, model)
+    started = time.perf_counter()
+    image = pipe(
+        prompt=words.prompt,
+        negative_prompt=words.negative_prompt or None,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        height=size,
+        width=size,
+        generator=torch.Generator(device="cpu").manual_seed(seed),
+    ).images[0]
+    target = ws.persona_dir / f"alien_portrait_seed{seed}.png"
+    with atomic_path(target) as tmp:
+        image.save(tmp, format="PNG")
+    write_json(
+        {**asdict(words), "model_id": model_id, "seed": seed, "steps": steps, "size": size,
+         "guidance_scale": guidance_scale, "seconds": time.perf_counter() - started, "image": target.name},
+        target.with_suffix(".json"),
+    )
+    return target
