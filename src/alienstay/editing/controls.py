@@ -1,7 +1,7 @@
 """Control maps for ControlNet, computed from the photo itself (no weights needed).
 
 To add one: a function PIL image -> PIL image (white structure on black) and one
-``CONTROL_MAPS.register(name, ControlSpec(...))`` naming the ControlNet trained on that kind
+``CONTROL_MAPS.register(ControlSpec(name=..., ...))`` naming the ControlNet trained on that kind
 of map; ``--control NAME`` and a recipe's ``control: NAME`` then use it.
 """
 
@@ -11,7 +11,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from alienstay.editing.registry import CONTROL_MAPS, ControlSpec
+from alienstay.editing.registry import ControlSpec
+from alienstay.registry import Registry
+
+CONTROL_MAPS: Registry[ControlSpec] = Registry("control map")
 
 
 def mlsd_lines(image: Image.Image) -> Image.Image:
@@ -32,11 +35,11 @@ def canny_edges(image: Image.Image, low: int = 100, high: int = 200) -> Image.Im
     return Image.fromarray(cv2.Canny(gray, low, high)).convert("RGB")
 
 
-CONTROL_MAPS.register("mlsd", ControlSpec(
-    compute=mlsd_lines, default_controlnet="lllyasviel/control_v11p_sd15_mlsd",
+CONTROL_MAPS.register(ControlSpec(
+    name="mlsd",     compute=mlsd_lines, default_controlnet="lllyasviel/control_v11p_sd15_mlsd",
     description="straight line segments (OpenCV LSD): walls, windows, furniture edges",
 ))
-CONTROL_MAPS.register("canny", ControlSpec(
-    compute=canny_edges, default_controlnet="lllyasviel/control_v11p_sd15_canny",
+CONTROL_MAPS.register(ControlSpec(
+    name="canny",     compute=canny_edges, default_controlnet="lllyasviel/control_v11p_sd15_canny",
     description="Canny edges: every edge, texture included",
 ))

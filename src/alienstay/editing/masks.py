@@ -2,7 +2,7 @@
 
 Maskers are registered by name (``MASKERS``); CLIPSeg is the built-in one. To add a
 segmenter: a class with ``mask(image, query, threshold) -> 0/1 float array`` built from a
-model id, and one ``MASKERS.register(name, MaskerSpec(...))``; ``alienstay edit --masker NAME``
+model id, and one ``MASKERS.register(MaskerSpec(name=..., ...))``; ``EditSettings(masker=NAME)``
 then uses it. Whatever made the mask, the editor pastes the original back outside it.
 """
 
@@ -16,8 +16,9 @@ import numpy as np
 from PIL import Image
 
 from alienstay.editing.recipes import Recipe
-from alienstay.editing.registry import MASKERS, MaskerSpec
+from alienstay.editing.registry import MaskerSpec
 from alienstay.models import resolve
+from alienstay.registry import Registry
 
 if TYPE_CHECKING:
     from alienstay.editing.base import EditRequest
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 CLIPSEG = "clipseg"
 DEFAULT_MASKER = CLIPSEG
 DEFAULT_MASK_MODEL = "CIDAS/clipseg-rd64-refined"
+
+MASKERS: Registry[MaskerSpec] = Registry("masker")
 
 MaskFor = Callable[[str, Image.Image, "EditRequest"], "np.ndarray | None"]
 
@@ -67,8 +70,8 @@ class ClipSegMasker:
         return cv2.dilate(mask, np.ones((7, 7), np.uint8)).astype(np.float32)
 
 
-MASKERS.register(CLIPSEG, MaskerSpec(
-    build=ClipSegMasker, default_model=DEFAULT_MASK_MODEL,
+MASKERS.register(MaskerSpec(
+    name=CLIPSEG, build=ClipSegMasker, default_model=DEFAULT_MASK_MODEL,
     description="CLIPSeg: a text query ('bed') to a mask, thresholded and dilated",
 ))
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from alienstay.editing.registry import EDITORS, EditorSpec
+from alienstay.editing.registry import EditorSpec
+from alienstay.registry import Registry
 
 if TYPE_CHECKING:
     from alienstay.editing.pipelines import Editor
@@ -21,6 +22,8 @@ CLASSICAL = "classical"  # a numpy/OpenCV grade, NOT diffusion
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # The EditRequest fields; every other setting travels in EditRequest.extra (and its edit key).
 REQUEST_SETTINGS = ("steps", "guidance_scale", "image_guidance_scale", "strength")
+
+EDITORS: Registry[EditorSpec] = Registry("edit method")
 
 
 @dataclass(frozen=True)
@@ -58,24 +61,24 @@ def _classical(model: str | None, recipe: "Recipe", **_: Any) -> "Editor":
     return ClassicalEditor()
 
 
-EDITORS.register("instruct-pix2pix", EditorSpec(
-    build=_instruct_pix2pix, reads="instruction", settings=("steps", "guidance_scale", "image_guidance_scale"),
+EDITORS.register(EditorSpec(
+    name="instruct-pix2pix", build=_instruct_pix2pix, reads="instruction", settings=("steps", "guidance_scale", "image_guidance_scale"),
     default_models={"pipeline": "timbrooks/instruct-pix2pix"},
     description="an instruction applied by InstructPix2Pix; image guidance trades faithfulness for strength",
 ))
-EDITORS.register("controlnet", EditorSpec(
-    build=_controlnet, reads="prompt",
+EDITORS.register(EditorSpec(
+    name="controlnet", build=_controlnet, reads="prompt",
     settings=("steps", "guidance_scale", "strength", "control", "conditioning_scale"),
     default_models={"pipeline": SD15},  # the ControlNet itself: the control map's entry (controls.py)
     description="SD 1.5 img2img steered by a ControlNet on the photo's own lines or edges",
 ))
-EDITORS.register("inpaint", EditorSpec(
-    build=_inpaint, reads="prompt", settings=("steps", "guidance_scale", "strength", "mask_query", "mask_threshold"),
+EDITORS.register(EditorSpec(
+    name="inpaint", build=_inpaint, reads="prompt", settings=("steps", "guidance_scale", "strength", "mask_query", "mask_threshold"),
     default_models={"pipeline": "stable-diffusion-v1-5/stable-diffusion-inpainting"}, needs_mask=True,
     description="a local addition inside a mask; the original is pasted back outside it",
 ))
-EDITORS.register(CLASSICAL, EditorSpec(
-    build=_classical, reads="grade", settings=(), is_diffusion=False,
+EDITORS.register(EditorSpec(
+    name=CLASSICAL, build=_classical, reads="grade", settings=(), is_diffusion=False,
     description="an exposure / gamma / colour grade in numpy and OpenCV: NOT diffusion",
 ))
 
@@ -83,8 +86,8 @@ EDITORS.register(CLASSICAL, EditorSpec(
 def setting_names() -> tuple[str, ...]:
     """Every setting some registered method understands (the recipe schema's settings)."""
     names = dict.fromkeys(REQUEST_SETTINGS)
-    for method in EDITORS:
-        names.update(dict.fromkeys(EDITORS.get(method).settings))
+    for spec in EDITORS:
+        names.update(dict.fromkeys(spec.settings))
     return tuple(names)
 
 

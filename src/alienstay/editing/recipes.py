@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from alienstay.editing.methods import CLASSICAL, setting_names  # noqa: F401  (CLASSICAL: callers import it here)
-from alienstay.editing.registry import EDITORS
+from alienstay.editing.methods import CLASSICAL, EDITORS, setting_names  # noqa: F401  (CLASSICAL: callers import it here)
 
 PACKAGED_RECIPES = Path(__file__).with_name("recipes.yaml")
 
