@@ -238,3 +238,28 @@ def test_persona_without_weights_fails_cleanly_with_exit_code_2(tmp_path, monkey
     result = runner.invoke(app, ["persona", "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in result.output and "hf download" in result.output
+
+
+def test_only_missing_weights_fall_back_a_real_crash_is_raised(ws, monkeypatch):
+    """The demo and the notebook run stages.edit.run_or_fallback: it must not hide a crash."""
+    from alienstay.editing import series
+    from alienstay.models import ModelUnavailable, WeightsUnavailable
+    from alienstay.stages import edit as edit_stage
+
+    real = series.edit_workspace
+    failure: list[BaseException] = []
+
+    def diffusion_fails(ws, options, **kwargs):
+        if options.method != "classical":
+            raise failure[0]
+        return real(ws, options, **kwargs)
+
+    monkeypatch.setattr(series, "edit_workspace", diffusion_fails)
+    settings = edit_stage.EditSettings(recipe="lights", images=5, size=64)
+    failure[:] = [WeightsUnavailable("model 'timbrooks/instruct-pix2pix' is not available")]
+    summary = edit_stage.run_or_fallback(ws, settings)
+    assert "classical grade, NOT diffusion" in summary.fallback and (summary.rows["method"] == "classical").all()
+    for crash in (RuntimeError("CUDA error: an illegal memory access"), ModelUnavailable("/typo is not a folder")):
+        failure[:] = [crash]
+        with pytest.raises(type(crash), match=str(crash).split(":")[0]):
+            edit_stage.run_or_fallback(ws, settings)

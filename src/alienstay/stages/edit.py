@@ -77,7 +77,7 @@ def run_or_fallback(ws: Workspace, settings: EditSettings) -> EditSummary:
     """
     from alienstay.editing import series
     from alienstay.editing.recipes import CLASSICAL, load_recipes
-    from alienstay.models import ModelUnavailable
+    from alienstay.models import WeightsUnavailable
 
     usable = len(series.usable_photos(ws))
     count = min(settings.images, usable)
@@ -86,7 +86,7 @@ def run_or_fallback(ws: Workspace, settings: EditSettings) -> EditSummary:
     settings = replace(settings, images=count)
     try:
         return run(ws, settings)
-    except ModelUnavailable as error:
+    except WeightsUnavailable as error:  # a bad folder or a crash is raised, never hidden by a fallback
         recipe = load_recipes(settings.recipes_path).get(settings.recipe)
         if CLASSICAL not in recipe.methods:
             return EditSummary(skipped=f"edit {settings.recipe}: needs diffusion weights ({first_line(error)})")

@@ -25,7 +25,7 @@ class PersonaSummary:
 
 def run(ws: Workspace, settings: PersonaSettings = PersonaSettings()) -> PersonaSummary:
     """Raises models.ModelUnavailable when the weights cannot be had."""
-    from alienstay.editing.persona import render_portrait
+    from alienstay.persona import render_portrait
 
     with ws.ensure().lock("persona"):
         target = render_portrait(ws, model=settings.model, seed=settings.seed, steps=settings.steps, size=settings.size)
