@@ -107,7 +107,7 @@ def test_the_readme_recipe_example_validates():
     from alienstay.editing.recipes import PACKAGED_RECIPES
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Add a recipe", 1)[1]
+    section = readme.split("### Extending alienstay: a recipe", 1)[1]
     example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     packaged = yaml.safe_load(PACKAGED_RECIPES.read_text(encoding="utf-8"))
     packaged["recipes"].update(example["recipes"])
