@@ -40,11 +40,20 @@ def test_auto_picks_by_hardware():
 
 
 def test_preset_allow_patterns_are_what_the_pipelines_load():
+    from alienstay import persona
     from alienstay.editing import pipelines
+    from alienstay.editing.controls import CONTROL_MAPS
+    from alienstay.editing.masks import MASKERS
+    from alienstay.editing.methods import EDITORS
 
     assert list(presets.PIPELINE_FILES) == list(pipelines.PIPELINE_FILES)
-    assert presets.members("cpu")["edit:instruct-pix2pix"].model == pipelines.DEFAULT_MODELS["instruct-pix2pix"]
-    assert presets.members("cpu")["control:mlsd"].model == pipelines.DEFAULT_CONTROLNETS["mlsd"]
+    cpu = presets.members("cpu")
+    for method in ("instruct-pix2pix", "controlnet", "inpaint"):  # the registries' defaults are the cpu preset
+        assert cpu[f"edit:{method}"].model == EDITORS.get(method).default_models["pipeline"]
+    for control in CONTROL_MAPS.names():
+        assert cpu[f"control:{control}"].model == CONTROL_MAPS.get(control).default_controlnet
+    assert cpu["masker"].model == MASKERS.get("clipseg").default_model
+    assert cpu["text-to-image"].model == persona.DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")
