@@ -45,11 +45,11 @@ def handmade() -> pd.DataFrame:
                        "c": photo("bedroom", False), "d": photo("lobby", False)})
 
 
-def test_normalised_entropy_bounds():
-    assert analysis.normalised_entropy(np.array([5, 0, 0]), 3) == 0.0
-    assert analysis.normalised_entropy(np.array([2, 2, 2]), 3) == pytest.approx(1.0)
-    assert analysis.normalised_entropy(np.array([0, 0]), 2) == 0.0
-    assert 0 < analysis.normalised_entropy(np.array([3, 1]), 2) < 1
+def test_facet_spread_bounds():
+    assert analysis.facet_spread(np.array([5, 0, 0]), 3) == 0.0
+    assert analysis.facet_spread(np.array([2, 2, 2]), 3) == pytest.approx(1.0)
+    assert analysis.facet_spread(np.array([0, 0]), 2) == 0.0
+    assert 0 < analysis.facet_spread(np.array([3, 1]), 2) < 1
 
 
 def test_frequencies_silence_and_tags_per_image(handmade):

@@ -152,3 +152,38 @@ def test_two_classical_edit_commands_at_once_keep_both_series(samples_dir: Path,
     counts = edits["recipe"].value_counts().to_dict()
     assert counts["time_of_day"] == 5 * 3 and counts["lights"] > 0
     assert edits["edit_id"].is_unique
+
+
+def test_one_of_each_entropy_and_persona_list() -> None:
+    import numpy as np
+
+    from alienstay import analysis, stats, vocabulary
+    from alienstay.editing import recipes
+
+    assert recipes.PERSONA_IDS is vocabulary.PERSONA_IDS
+    assert not hasattr(analysis, "normalised_entropy") or analysis.normalised_entropy is stats.normalised_entropy
+    # the facet spread is the same entropy over all k words, 0 instead of NaN where undefined
+    assert analysis.facet_spread(np.array([3, 1]), 4) == pytest.approx(stats.normalised_entropy([3, 1, 0, 0]))
+    assert analysis.facet_spread(np.array([0, 0]), 2) == 0.0 and np.isnan(stats.normalised_entropy([0, 0]))
+
+
+CONFTEST_PROBE = '''
+def test_needs_photos(samples_dir):
+    assert samples_dir.is_dir()
+'''
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "error"), ("", "skipped")])
+def test_missing_samples_fail_on_ci_and_skip_locally(tmp_path: Path, ci: str, outcome: str) -> None:
+    """Issue 16.4: with CI set, a missing ../shared samples folder is an error naming it."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "conftest.py").write_text((REPO / "tests" / "conftest.py").read_text())
+    (probe / "test_probe.py").write_text(CONFTEST_PROBE)
+    missing = tmp_path / "no-such-samples"
+    env = {**os.environ, "CI": ci, "ALIENSTAY_SAMPLES": str(missing)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(probe)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert f"1 {outcome}" in result.stdout, result.stdout
+    assert str(missing) in result.stdout  # the message names the folder
+    assert (result.returncode != 0) == (outcome == "error")

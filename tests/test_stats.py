@@ -94,3 +94,15 @@ def test_real_photos_ingest_preprocess_stats(samples_dir: Path, tmp_path: Path) 
     figures = {p.name for p in (ws / "report").glob("*.png")}
     assert {"dataset_images_per_hotel.png", "dataset_sizes.png"} <= figures
     assert all(f"]({name})" in note for name in figures)
+
+
+def test_without_reference_the_packaged_counts_are_used_from_any_folder(tmp_path: Path, workspace, monkeypatch) -> None:
+    from alienstay.stats import PACKAGED_REFERENCE
+
+    hotels50k_workspace(tmp_path, workspace)
+    monkeypatch.chdir(tmp_path)  # no ../shared from here: the default must not depend on the folder
+    note = build_note(workspace)
+    ref = note.balance.set_index(["classes of", "source"]).loc[("chain", "the reference TSV (full train download)")]
+    assert ref["images"] == 1_124_214  # the full train download's file count (README, section 2)
+    assert str(PACKAGED_REFERENCE) in note.path.read_text()
+    assert "alienstay/data/" in PACKAGED_REFERENCE.as_posix()

@@ -81,3 +81,85 @@ def test_a_moved_workspace_keeps_working(samples_dir, tmp_path: Path) -> None:
     assert all(Path(p).is_relative_to(moved) and Path(p).is_file() for p in edits["output_path"])
     edit_id = edits["edit_id"].iloc[0]
     assert TestClient(create_app(moved)).get(f"/media/edit/{edit_id}").status_code == 200
+
+
+# ---- damaged tables (issue 16.8) ---------------------------------------------------------
+def _damaged_catalog(samples_dir, tmp_path):
+    from alienstay.stages import ingest_folder
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    ingest_folder.run(ws, ingest_folder.IngestFolderSettings(samples_dir))
+    data = ws.catalog_path.read_bytes()
+    ws.catalog_path.write_bytes(data[: len(data) // 2])  # cut to half its bytes
+    return ws
+
+
+def test_a_damaged_catalog_is_named_by_every_stage_with_how_to_restore_it(samples_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from alienstay.cli import app
+    from alienstay.workspace import DamagedTable
+
+    ws = _damaged_catalog(samples_dir, tmp_path)
+    runner = CliRunner()
+    commands = [["tag", "--model", "offline"], ["preprocess"], ["cluster"], ["stats"], ["analyse"],
+                ["ingest", "folder", str(samples_dir)], ["edit", "--method", "classical"], ["serve", "--port", "1"]]
+    for command in commands:
+        result = runner.invoke(app, [*command, "--workspace", str(ws.root)])
+        said = result.output + (str(result.exception) if isinstance(result.exception, DamagedTable) else "")
+        said = "".join(said.split())  # the console wraps long lines
+        assert result.exit_code != 0, command
+        assert f"{ws.catalog_path}isdamaged" in said, (command, said, result.exception)
+        assert f"alienstayingestfolderDIR--workspace{ws.root}" in said, command
+        assert "magicbytes" in said or "Parquet" in said  # what is wrong, in a few words
+
+
+def test_the_console_script_names_a_damaged_table_without_a_traceback(samples_dir, tmp_path):
+    import subprocess
+    import sys
+
+    ws = _damaged_catalog(samples_dir, tmp_path)
+    result = subprocess.run([sys.executable, "-m", "alienstay.cli", "preprocess", "--workspace", str(ws.root)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2
+    assert "catalog.parquetisdamaged" in "".join((result.stdout + result.stderr).split())
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_report_names_a_damaged_table_instead_of_not_run_yet(samples_dir, tmp_path):
+    from alienstay.stages import report
+
+    ws = _damaged_catalog(samples_dir, tmp_path)
+    ws.edits_path.write_bytes(b"not parquet at all")
+    text = report.run(ws).path.read_text()
+    assert "Damaged tables" in text and f"{ws.catalog_path} is damaged" in text
+    assert f"{ws.edits_path} is damaged" in text
+    assert "Not run yet: `alienstay stats" not in text  # the dataset section names the damage instead
+    assert "Not run yet: `alienstay edit" not in text
+
+
+def test_require_names_the_stage_that_writes_a_missing_table(tmp_path):
+    ws = Workspace(tmp_path / "ws").ensure()
+    with pytest.raises(WorkspaceError, match=r"run `alienstay cluster --workspace"):
+        ws.require("clusters")
+    assert ws.read("clusters", optional=True) is None
+    assert ws.read_captions() is None
+
+
+def test_save_figure_is_atomic_and_closes_the_figure(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alienstay.workspace import save_figure
+
+    figure = plt.figure()
+    target = save_figure(figure, tmp_path / "report" / "a.png")
+    assert target.read_bytes()[:4] == b"\x89PNG" and not plt.fignum_exists(figure.number)
+    broken = plt.figure()
+    monkeypatch.setattr(broken, "savefig", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        save_figure(broken, tmp_path / "report" / "a.png")
+    assert target.read_bytes()[:4] == b"\x89PNG"  # the old figure stays whole
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]  # no temporary left behind

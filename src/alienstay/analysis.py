@@ -25,7 +25,8 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from alienstay import catalog as cat  # noqa: E402
-from alienstay.workspace import Workspace, WorkspaceError, write_text  # noqa: E402
+from alienstay.stats import normalised_entropy  # noqa: E402
+from alienstay.workspace import Workspace, WorkspaceError, save_figure, write_text  # noqa: E402
 
 TAG_COLUMNS = ["image_id", "facet", "tag", "prob", "selected", "model_id", "vocab_hash"]
 
@@ -88,7 +89,7 @@ def informativeness(tags: pd.DataFrame, thresholds: Thresholds = Thresholds()) -
     rows = []
     for facet in facet_order(tags):
         counts = selected_counts.get(facet, pd.Series(dtype=float)).to_numpy(dtype=float)
-        spread = normalised_entropy(counts, int(k[facet]))
+        spread = facet_spread(counts, int(k[facet]))
         chance = 1 / int(k[facet])
         rows.append(
             {
@@ -110,14 +111,14 @@ def informativeness(tags: pd.DataFrame, thresholds: Thresholds = Thresholds()) -
     return frame
 
 
-def normalised_entropy(counts: np.ndarray, k: int) -> float:
-    """Entropy of a count vector divided by log(k): 0 for one word only, 1 for all k equally often."""
-    counts = np.asarray(counts, dtype=float)
-    total = counts.sum()
-    if total == 0 or k < 2:
-        return 0.0
-    p = counts[counts > 0] / total
-    return max(0.0, float(-(p * np.log(p)).sum() / np.log(k)))  # max: no "-0.00" for a single word
+def facet_spread(counts: np.ndarray, k: int) -> float:
+    """How evenly a facet's k words are selected: stats.normalised_entropy over all k words.
+
+    Differs in one place: a facet with nothing selected (or one word) has no spread, 0, not NaN,
+    so the informativeness verdict can compare it with its threshold.
+    """
+    value = normalised_entropy(counts, k)
+    return 0.0 if np.isnan(value) else value
 
 
 def tags_by_chain(tags: pd.DataFrame, catalog: pd.DataFrame, top_tags: int = 15, top_chains: int = 12) -> pd.DataFrame:
@@ -141,13 +142,6 @@ def example_photos(tags: pd.DataFrame, tag: str, n: int) -> list[str]:
 
 
 # ---- figures ------------------------------------------------------------------------------
-def save_figure(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path.name
-
-
 def plot_frequencies(freq: pd.DataFrame, path: Path) -> str:
     facets = list(dict.fromkeys(freq["facet"]))
     cols = 3
@@ -164,7 +158,7 @@ def plot_frequencies(freq: pd.DataFrame, path: Path) -> str:
         ax.axis("off")
     fig.suptitle("Share of photos carrying each tag, by facet")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path).name  # the note links figures by file name
 
 
 def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, xlabel: str = "", ylabel: str = "") -> str:
@@ -176,7 +170,7 @@ def plot_heatmap(matrix: pd.DataFrame, title: str, path: Path, xlabel: str = "",
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="share of photos")
-    return save_figure(fig, path)
+    return save_figure(fig, path).name  # the note links figures by file name
 
 
 def plot_tags_per_image(counts: pd.Series, path: Path) -> str:
@@ -185,7 +179,7 @@ def plot_tags_per_image(counts: pd.Series, path: Path) -> str:
     ax.set_xlabel("tags on a photo (all facets)")
     ax.set_ylabel("photos")
     ax.set_title("Tags per photo")
-    return save_figure(fig, path)
+    return save_figure(fig, path).name  # the note links figures by file name
 
 
 def plot_informativeness(info: pd.DataFrame, path: Path) -> str:
@@ -205,7 +199,7 @@ def plot_informativeness(info: pd.DataFrame, path: Path) -> str:
     axes[0].invert_yaxis()
     fig.suptitle("Do the tags inform an alien? One row a facet")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path).name  # the note links figures by file name
 
 
 def plot_examples(tags: pd.DataFrame, catalog: pd.DataFrame, tags_to_show: list[str], n: int, path: Path) -> str | None:
@@ -227,7 +221,7 @@ def plot_examples(tags: pd.DataFrame, catalog: pd.DataFrame, tags_to_show: list[
                 ax.set_title(tag, fontsize=9, loc="left")
     fig.suptitle("Photos where each frequent tag is surest")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path).name  # the note links figures by file name
 
 
 # ---- note ---------------------------------------------------------------------------------------
@@ -326,9 +320,7 @@ def build_note(
 
 def read_tags_for_analysis(ws: Workspace) -> pd.DataFrame:
     """The tags table, only the columns the analysis needs, with its vocabulary order kept."""
-    if not ws.tags_path.exists():
-        ws.read_tags()  # raises the error that names the command that makes it
-    return pd.read_parquet(ws.tags_path, columns=TAG_COLUMNS)
+    return ws.read("tags", columns=TAG_COLUMNS)
 
 
 def run_analysis(ws: Workspace, examples_per_tag: int = 6, thresholds: Thresholds = Thresholds()) -> Path:

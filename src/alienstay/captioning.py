@@ -90,9 +90,8 @@ def load_captioner(model: str = DEFAULT_CAPTIONER, device: str = "cpu", dtype: s
 
 
 def read_captions(ws: Workspace) -> pd.DataFrame:
-    if not ws.captions_path.exists():
-        return pd.DataFrame(columns=CAPTION_COLUMNS)
-    return pd.read_parquet(ws.captions_path)
+    captions = ws.read_captions(optional=True)
+    return pd.DataFrame(columns=CAPTION_COLUMNS) if captions is None else captions
 
 
 def run_captioning(

@@ -148,8 +148,8 @@ def preprocess(
 def stats(
     reference: Annotated[
         Optional[Path],
-        typer.Option(help="Real per-chain counts (hotels50k_train_images_per_chain.tsv).  "
-                     "[default: ../shared/reference/hotels50k_train_images_per_chain.tsv]"),
+        typer.Option("--reference", help="Real per-chain counts TSV (chain_id<TAB>images).  "
+                     "[default: the packaged hotels50k_train_images_per_chain.tsv]"),
     ] = None,  # fmt: skip
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
@@ -409,6 +409,7 @@ def serve(
 
     if not Path(workspace).is_dir():
         fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
+    Workspace(workspace).check_tables()  # a damaged table is named before the gallery starts
     console.print(f"gallery of {workspace} at http://{host}:{port}/ (Ctrl+C stops it)")
     uvicorn.run(create_app(workspace), host=host, port=port, log_level="warning")
 

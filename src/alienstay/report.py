@@ -11,8 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from alienstay.workspace import Workspace, write_text
 
 
@@ -21,13 +19,14 @@ class Section:
     title: str
     note: str  # file name inside report/
     command: str  # what fills it when missing
+    inputs: tuple[str, ...] = ()  # workspace tables it is made from (a damaged one is named)
 
 
 STAGE_NOTES = [
-    Section("The dataset", "dataset.md", "alienstay stats"),
-    Section("Tags: what an alien can search by", "tags.md", "alienstay tag && alienstay analyse"),
-    Section("Clusters by tags vs the real classes", "clusters.md", "alienstay cluster"),
-    Section("The hotel question by retrieval", "retrieval.md", "alienstay retrieval"),
+    Section("The dataset", "dataset.md", "alienstay stats", ("catalog", "metadata")),
+    Section("Tags: what an alien can search by", "tags.md", "alienstay tag && alienstay analyse", ("catalog", "tags")),
+    Section("Clusters by tags vs the real classes", "clusters.md", "alienstay cluster", ("catalog", "tags", "clusters")),
+    Section("The hotel question by retrieval", "retrieval.md", "alienstay retrieval", ("catalog", "tags")),
 ]
 
 
@@ -44,8 +43,11 @@ def demote_headings(markdown: str, levels: int = 1) -> str:
     return "\n".join(lines)
 
 
-def stage_section(ws: Workspace, section: Section) -> str:
+def stage_section(ws: Workspace, section: Section, damaged: dict[str, str]) -> str:
     path = ws.report_dir / section.note
+    broken = [damaged[name] for name in section.inputs if name in damaged]
+    if broken:  # a note from before the damage would no longer match the tables: say so instead
+        return f"## {section.title}\n\n" + "".join(f"_Damaged input, not shown: {text}_\n\n" for text in broken)
     if not path.exists():
         return f"## {section.title}\n\n_Not run yet: `{section.command} --workspace {ws.root}`._\n"
     note = path.read_text(encoding="utf-8")
@@ -54,11 +56,13 @@ def stage_section(ws: Workspace, section: Section) -> str:
     return f"## {section.title}\n\n{demote_headings(note.strip())}\n"
 
 
-def edits_section(ws: Workspace) -> str:
+def edits_section(ws: Workspace, damaged: dict[str, str]) -> str:
     title = "## Restyles, and whether they still show the same room\n\n"
-    if not ws.edits_path.exists():
+    if "edits" in damaged:
+        return title + f"_Damaged, not shown: {damaged['edits']}_\n"
+    edits = ws.read("edits", optional=True)
+    if edits is None:
         return title + f"_Not run yet: `alienstay edit --recipe night --workspace {ws.root}`._\n"
-    edits = pd.read_parquet(ws.edits_path)
     parts = [title]
     methods = ", ".join(sorted(edits["method"].astype(str).unique()))
     parts.append(
@@ -118,9 +122,17 @@ def demo_notes(ws: Workspace) -> str:
     return "**Fell back or skipped on this machine:**\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
+def damaged_notes(damaged: dict[str, str]) -> str:
+    """Tables that exist but cannot be read, first: each with how to restore it."""
+    if not damaged:
+        return ""
+    return "**Damaged tables:**\n\n" + "\n".join(f"- `{name}`: {text}" for name, text in damaged.items()) + "\n"
+
+
 def build_report(ws: Workspace) -> Path:
     """Write report/REPORT.md from whatever the workspace holds now."""
-    sections = [f"# alienstay report: `{ws.root}`\n", demo_notes(ws), persona_section(ws)]
-    sections += [stage_section(ws, section) for section in STAGE_NOTES]
-    sections.append(edits_section(ws))
+    damaged = ws.damaged()
+    sections = [f"# alienstay report: `{ws.root}`\n", damaged_notes(damaged), demo_notes(ws), persona_section(ws)]
+    sections += [stage_section(ws, section, damaged) for section in STAGE_NOTES]
+    sections.append(edits_section(ws, damaged))
     return write_text("\n".join(sections), ws.report_dir / "REPORT.md")

@@ -27,10 +27,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from alienstay import catalog as cat  # noqa: E402
-from alienstay.workspace import Workspace, atomic_path, write_text  # noqa: E402
+from alienstay.workspace import Workspace, save_figure, write_text  # noqa: E402
 
-DEFAULT_REFERENCE = Path("../shared/reference/hotels50k_train_images_per_chain.tsv")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The real per-chain counts of a full train download (numbers only, 93 rows), shipped as package
+# data so `stats` finds them from any folder and from a wheel; `--reference PATH` replaces them.
+PACKAGED_REFERENCE = Path(__file__).resolve().parent / "data" / "hotels50k_train_images_per_chain.tsv"
 HOTEL_BINS = [0, 1, 5, 10, 20, 50, 100, np.inf]
 HOTEL_BIN_LABELS = ["1", "2-5", "6-10", "11-20", "21-50", "51-100", ">100"]
 NO_CHAIN = "-1"
@@ -47,13 +48,19 @@ def gini(counts) -> float:
     return float(2 * np.sum(ranks * values) / (values.size * values.sum()) - (values.size + 1) / values.size)
 
 
-def normalised_entropy(counts) -> float:
-    """Shannon entropy of the class shares divided by its maximum, log(number of classes)."""
+def normalised_entropy(counts, k: int | None = None) -> float:
+    """Shannon entropy of the shares divided by its maximum, log(k): 0 all in one class, 1 all equal.
+
+    ``k`` is the number of possible classes (default: the length of ``counts``); classes that
+    may occur but have no count lower the figure. NaN when undefined: k < 2 or nothing counted.
+    The one definition in the package (the tag analysis' `facet_spread` is built on it).
+    """
     values = np.asarray(counts, dtype=np.float64)
-    if values.size < 2 or values.sum() == 0:
-        return float("nan")  # one class: balance is not defined
+    k = values.size if k is None else int(k)
+    if k < 2 or values.sum() == 0:
+        return float("nan")  # one class, or nothing counted: balance is not defined
     shares = values[values > 0] / values.sum()
-    return float(-np.sum(shares * np.log(shares)) / np.log(values.size))
+    return max(0.0, float(-np.sum(shares * np.log(shares)) / np.log(k)))  # max: no "-0.00" for one class
 
 
 def imbalance_ratio(counts) -> float:
@@ -84,10 +91,11 @@ def describe_counts(counts: pd.Series) -> dict:
 
 # ---- inputs ------------------------------------------------------------------------------
 def resolve_reference(path: Path | None) -> Path | None:
-    """The reference TSV, looked for relative to the current folder, then to the repository."""
-    path = Path(path) if path is not None else DEFAULT_REFERENCE
-    candidates = [path] if path.is_absolute() else [Path.cwd() / path, REPO_ROOT / path]
-    return next((p.resolve() for p in candidates if p.is_file()), None)
+    """The reference TSV the user passed (None when it is not a file: the note says NOT FOUND), else the packaged one."""
+    if path is None:
+        return PACKAGED_REFERENCE if PACKAGED_REFERENCE.is_file() else None
+    path = Path(path).expanduser()
+    return path.resolve() if path.is_file() else None
 
 
 def read_reference(path: Path) -> pd.Series:
@@ -155,13 +163,6 @@ def size_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- figures -----------------------------------------------------------------------------
-def save_figure(figure: plt.Figure, target: Path) -> Path:
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return target
-
-
 def figure_per_hotel(panels: list[tuple[str, pd.Series]], target: Path) -> Path:
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
     for axis, (title, counts) in zip(axes[0], panels):
@@ -259,7 +260,7 @@ def read_inputs(ws: Workspace, reference: Path | None) -> Inputs:
         where=catalog_label(catalog),
         rows=rows,
         which_rows=which_rows,
-        metadata=pd.read_parquet(ws.metadata_path) if ws.metadata_path.exists() else None,
+        metadata=ws.read("metadata", optional=True),
         metadata_name=ws.metadata_path.name,
         reference_path=reference_path,
         reference=read_reference(reference_path) if reference_path else None,

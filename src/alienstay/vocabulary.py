@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 PACKAGED_VOCABULARY = "vocabulary.yaml"
-PERSONA_IDS = {f"A{i}" for i in range(1, 8)}
+PERSONA_IDS = frozenset(f"A{i}" for i in range(1, 8))  # the personas of docs/aliens.md; recipes use these too
 
 
 class VocabularyError(ValueError):

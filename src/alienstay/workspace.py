@@ -29,6 +29,59 @@ class WorkspaceError(RuntimeError):
     """A stage's input is missing from the workspace; the message says which stage makes it."""
 
 
+class DamagedTable(WorkspaceError):
+    """A table exists but cannot be read (cut short, overwritten); the message says how to restore it."""
+
+
+# Every table by name: its file inside the workspace and the command that writes it, so a
+# missing or damaged table names what to run. One place: readers, `require` and the report.
+TABLES: dict[str, tuple[str, str]] = {
+    "catalog": ("catalog.parquet", "ingest folder DIR"),
+    "metadata": ("hotels50k_metadata.parquet", "ingest hotels50k --metadata ARCHIVE"),
+    "tags": ("tags.parquet", "tag"),
+    "tag_failures": ("tag_failures.parquet", "tag"),
+    "embedding_ids": ("embeddings/ids.parquet", "tag"),
+    "captions": ("captions.parquet", "tag --caption"),
+    "clusters": ("clusters.parquet", "cluster"),
+    "cluster_methods": ("clusters_all_methods.parquet", "cluster"),
+    "edits": ("edits.parquet", "edit --recipe NAME"),
+}
+
+
+def table_of(path: Path) -> tuple[str, str] | None:
+    """(name, command that writes it) of a workspace table file, by where it sits."""
+    path = Path(path)
+    for name, (file, made_by) in TABLES.items():
+        if path.as_posix().endswith("/" + file):
+            return name, made_by
+    return None
+
+
+def damage_message(path: Path, error: BaseException, made_by: str | None = None) -> str:
+    known = table_of(path)
+    made_by = made_by or (known[1] if known else "the stage that writes it")
+    depth = TABLES[known[0]][0].count("/") if known else 0
+    root = Path(path).parents[depth]  # embeddings/ids.parquet sits one folder down
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    after = "; then run `alienstay preprocess` and the later stages again" if made_by.startswith("ingest") else ""
+    return (
+        f"{path} is damaged and cannot be read ({type(error).__name__}: {reason}). Restore it: move it "
+        f"aside and run `alienstay {made_by} --workspace {root}` again, which writes it anew{after}."
+    )
+
+
+def read_parquet(path: Path, columns: list[str] | None = None, made_by: str | None = None) -> pd.DataFrame:
+    """pd.read_parquet, with a damaged file named (and how to restore it) instead of pyarrow's traceback."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as error:
+        raise DamagedTable(damage_message(path, error, made_by)) from None
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
@@ -51,13 +104,27 @@ def write_parquet(df: pd.DataFrame, target: Path) -> Path:
 
 
 def read_optional(path: Path) -> pd.DataFrame | None:
-    """A table a stage may or may not have written yet; None when it has not."""
-    return pd.read_parquet(path) if path.exists() else None
+    """A table a stage may or may not have written yet; None when it has not (DamagedTable if unreadable)."""
+    return read_parquet(path) if Path(path).exists() else None
 
 
 def write_text(text: str, target: Path) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+def save_figure(figure: Any, target: Path, *, tight: bool = True, dpi: int = 110) -> Path:
+    """Write a matplotlib figure atomically (a reader never sees half a PNG), then free it.
+
+    The one way every stage saves a figure; the format follows the suffix (PNG by default).
+    """
+    import matplotlib.pyplot as plt
+
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight" if tight else None)
+    plt.close(figure)
     return target
 
 
@@ -169,12 +236,65 @@ class Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 
-    def read_table(self, path: Path, made_by: str) -> pd.DataFrame:
+    def read_table(self, path: Path, made_by: str, columns: list[str] | None = None) -> pd.DataFrame:
         if not path.exists():
             raise WorkspaceError(
                 f"{path} does not exist yet: run `alienstay {made_by} --workspace {self.root}` first."
             )
-        return pd.read_parquet(path)
+        return read_parquet(path, columns=columns, made_by=made_by)
+
+    # ---- tables by name: one `require`, one damage check ------------------------------
+    def table_path(self, table: str) -> Path:
+        return self.root / TABLES[table][0]
+
+    def require(self, table: str) -> Path:
+        """The table's path; WorkspaceError naming the stage to run when it is not there yet."""
+        path = self.table_path(table)
+        if not path.exists():
+            raise WorkspaceError(
+                f"{path} does not exist yet: run `alienstay {TABLES[table][1]} --workspace {self.root}` first."
+            )
+        return path
+
+    def read(self, table: str, columns: list[str] | None = None, optional: bool = False) -> pd.DataFrame | None:
+        """A table by name: None for a missing optional one, WorkspaceError/DamagedTable otherwise."""
+        path = self.table_path(table)
+        if optional and not path.exists():
+            return None
+        return read_parquet(self.require(table), columns=columns, made_by=TABLES[table][1])
+
+    def damaged(self, *tables: str) -> dict[str, str]:
+        """Each table (default: all) that exists but cannot be read: name -> what is wrong, how to restore it."""
+        import pyarrow.parquet as pq
+
+        found = {}
+        for name in tables or TABLES:
+            path = self.table_path(name)
+            try:
+                if path.exists():
+                    pq.read_metadata(path)  # the footer: a cut or overwritten file fails here
+            except Exception as error:  # noqa: BLE001 - any failure to read is damage to report
+                found[name] = damage_message(path, error, TABLES[name][1])
+        return found
+
+    def check_tables(self, *tables: str) -> None:
+        """Raise DamagedTable for the first damaged one of ``tables`` (default: all): a stage's inputs."""
+        for message in self.damaged(*tables).values():
+            raise DamagedTable(message)
+
+    def read_clusters(self, optional: bool = False) -> pd.DataFrame | None:
+        return self.read("clusters", optional=optional)
+
+    def write_clusters(self, primary: pd.DataFrame, every_method: pd.DataFrame | None = None) -> Path:
+        if every_method is not None:
+            write_parquet(every_method, self.ensure().cluster_methods_path)
+        return write_parquet(primary, self.ensure().clusters_path)
+
+    def read_captions(self, optional: bool = True) -> pd.DataFrame | None:
+        return self.read("captions", optional=optional)
+
+    def write_captions(self, captions: pd.DataFrame) -> Path:
+        return write_parquet(captions, self.ensure().captions_path)
 
     def read_catalog(self) -> pd.DataFrame:
         return self.located(self.read_table(self.catalog_path, "ingest folder DIR"), CATALOG_PATH_COLUMNS)
@@ -183,7 +303,7 @@ class Workspace:
         return write_parquet(self.stored(catalog, CATALOG_PATH_COLUMNS), self.ensure().catalog_path)
 
     def read_edits(self) -> pd.DataFrame | None:
-        edits = read_optional(self.edits_path)
+        edits = self.read("edits", optional=True)
         return None if edits is None else self.located(edits, EDIT_PATH_COLUMNS)
 
     def write_edits(self, edits: pd.DataFrame) -> Path:

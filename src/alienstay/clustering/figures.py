@@ -9,19 +9,12 @@ import pandas as pd
 
 from alienstay.clustering.comparison import ClusteringResult
 from alienstay.clustering.methods import NOISE, PRIMARY_METHOD
-from alienstay.workspace import atomic_path
+from alienstay.workspace import save_figure as workspace_save_figure
 
 
 def save_figure(fig, target: Path) -> Path:
-    """Write a figure atomically (a reader never sees half a PNG), then free it.
-
-    Stand-in for the workspace's single ``save_figure``: once it lands, this body becomes
-    one call to it.
-    """
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    _pyplot().close(fig)
-    return target
+    """The workspace's one atomic save_figure (untrimmed: the map keeps its margins)."""
+    return workspace_save_figure(fig, target, tight=False)
 
 
 def _pyplot():

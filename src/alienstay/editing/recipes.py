@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from alienstay.editing.methods import CLASSICAL, EDITORS, setting_names  # noqa: F401  (CLASSICAL: callers import it here)
+from alienstay.vocabulary import PERSONA_IDS  # the one persona-id list (docs/aliens.md)
 
 PACKAGED_RECIPES = Path(__file__).with_name("recipes.yaml")
 
@@ -30,7 +31,6 @@ THRESHOLD_NAMES = (
     "mask_area_max",
 )
 GRADE_NAMES = ("exposure", "gamma", "temperature", "saturation", "keep_lights", "glow")
-PERSONA_IDS = tuple(f"A{i}" for i in range(1, 8))
 
 
 class RecipeError(ValueError):
@@ -135,7 +135,7 @@ def _recipe(name: str, body: Any, default_thresholds: dict, negative: str, where
     _require(body["method"] in methods, f"{where}: `method` {body['method']} must be one of `methods` {list(methods)}.")
     persona = tuple(str(p) for p in body.get("persona") or [])
     for pid in persona:
-        _require(pid in PERSONA_IDS, f"{where}: persona id '{pid}' is not one of {list(PERSONA_IDS)} (docs/aliens.md).")
+        _require(pid in PERSONA_IDS, f"{where}: persona id '{pid}' is not one of {sorted(PERSONA_IDS)} (docs/aliens.md).")
     values_raw = body["values"]
     _require(isinstance(values_raw, dict) and len(values_raw) >= 1,
              f"{where}: `values` must map each value name to its instruction/prompt/grade.")

@@ -21,5 +21,6 @@ class AnalyseSummary:
 def run(ws: Workspace, settings: AnalyseSettings = AnalyseSettings()) -> AnalyseSummary:
     from alienstay.analysis import run_analysis
 
+    ws.check_tables("catalog", "tags")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("analyse"):
         return AnalyseSummary(run_analysis(ws, examples_per_tag=settings.examples))

@@ -28,6 +28,7 @@ def run(ws: Workspace, settings: CaptionSettings = CaptionSettings()) -> Caption
     """Raises models.ModelUnavailable when the captioner's weights cannot be had."""
     from alienstay import captioning
 
+    ws.check_tables("catalog", "captions")  # a damaged input is named before any model loads
     captioner = captioning.load_captioner(settings.model, device=settings.device)
     with ws.ensure().lock("caption"):
         written = captioning.run_captioning(ws, captioner, batch_size=settings.batch_size, workers=settings.workers)

@@ -15,5 +15,6 @@ def run(ws: Workspace, settings: ClusterSettings = ClusterSettings()) -> Cluster
     """Raises ClusteringError (what to change) or WorkspaceError (which stage to run first)."""
     from alienstay.clustering import stage
 
+    ws.check_tables("catalog", "tags", "embedding_ids")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("cluster"):
         return stage.run(ws, settings)

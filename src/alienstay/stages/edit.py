@@ -60,6 +60,7 @@ def run(
     """Raises ModelUnavailable, RecipeError, WorkspaceError or ValueError, each saying what to do."""
     from alienstay.editing import series
 
+    ws.check_tables("catalog", "tags", "clusters", "edits")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("edit"):
         return EditSummary(series.edit_workspace(ws, settings, on_edit=on_edit, on_start=on_start))
 

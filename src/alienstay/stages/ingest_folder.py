@@ -28,6 +28,7 @@ def run(ws: Workspace, settings: IngestFolderSettings) -> IngestFolderSummary:
 
     ws.ensure()
     found = folder_source.catalog_folder(settings.folder, settings.follow_outside_links)
+    ws.check_tables("catalog")  # a damaged input is named, with how to restore it
     with ws.lock("ingest folder"):
         existing = ws.read_catalog() if ws.catalog_path.exists() else found.iloc[0:0]
         merged = folder_source.merge_into(existing, found)

@@ -45,6 +45,7 @@ def run(
     from alienstay.sources import hotels50k
 
     ws.ensure()
+    ws.check_tables("catalog")  # a damaged input is named, with how to restore it
     with ws.lock("ingest hotels50k"):
         report = hotels50k.run(
             ws, settings.metadata, split=settings.split, hotels=settings.hotels, per_hotel=settings.per_hotel,

@@ -26,6 +26,7 @@ def run(ws: Workspace, settings: PreprocessSettings = PreprocessSettings(), *, s
     from alienstay import preprocess as stage
 
     decide = stage.Settings(min_side=settings.min_side, max_side=settings.max_side, near_threshold=settings.near_threshold)
+    ws.check_tables("catalog")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("preprocess"):
         table = stage.run(ws, decide, workers=settings.workers, show_progress=show_progress)
     return PreprocessSummary(table)

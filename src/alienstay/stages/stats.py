@@ -25,6 +25,7 @@ class StatsSummary:
 def run(ws: Workspace, settings: StatsSettings = StatsSettings()) -> StatsSummary:
     from alienstay.stats import build_note
 
+    ws.check_tables("catalog", "metadata")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("stats"):
         note = build_note(ws, settings.reference)
     return StatsSummary(note.path, list(note.figures), note.balance)

@@ -33,6 +33,7 @@ def run(ws: Workspace, settings: TagSettings = TagSettings()) -> TagSummary:
     from alienstay.tagging import stage
 
     stage.check_engine(settings.engine)
+    ws.check_tables("catalog", "tags")  # a damaged input is named before any model loads
     ws.ensure()
     require_usable_photos(ws)
     from alienstay.web.wordindex import build_word_index
