@@ -187,3 +187,20 @@ def test_missing_samples_fail_on_ci_and_skip_locally(tmp_path: Path, ci: str, ou
     assert f"1 {outcome}" in result.stdout, result.stdout
     assert str(missing) in result.stdout  # the message names the folder
     assert (result.returncode != 0) == (outcome == "error")
+
+
+def test_dependency_bounds_match_what_the_code_uses() -> None:
+    """Issue 16.11: the encoder reads `.pooler_output` of get_*_features and passes `dtype=`."""
+    import tomllib
+
+    import transformers
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    bound = next(d for d in project["dependencies"] if d.startswith("transformers"))
+    assert bound == "transformers>=5.0"
+    assert int(transformers.__version__.split(".")[0]) >= 5
+    hf = (REPO / "src" / "alienstay" / "encoders" / "hf.py").read_text()
+    assert ".pooler_output" in hf and "from_pretrained(resolved.path, dtype=" in hf
+    # int8 is torch's dynamic quantisation: its extra installs nothing else
+    assert project["optional-dependencies"]["int8"] == []
+    assert "quantize_dynamic" in hf and "onnx" not in hf

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from alienstay.catalog import OK, TAG_INPUT_COLUMNS
 from alienstay.devices import probe, select_device, select_dtype
 from alienstay.encoders.hf import ProcessorTransform, cpu_threads
 from alienstay.models import ResolvedModel, resolve
@@ -100,7 +101,7 @@ def run_captioning(
     """Caption every usable photo without a caption from this model; saves as it goes (resumable)."""
     existing = read_captions(ws)
     existing = existing[existing["model_id"] == captioner.resolved.model_id]
-    rows = pending_images(ws.read_catalog(), existing["image_id"].astype(str))
+    rows = pending_images(ws.read_catalog(columns=list(TAG_INPUT_COLUMNS), status=OK), existing["image_id"].astype(str))
     new: list[dict] = []
 
     def save() -> None:

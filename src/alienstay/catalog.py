@@ -37,6 +37,10 @@ COLUMNS: dict[str, str] = {
 }
 
 
+# What the tag and caption readers need of a catalog row (read alone, so a big catalog stays cheap).
+TAG_INPUT_COLUMNS = ("image_id", "status", "path", "prepared_path")
+
+
 def empty_catalog() -> pd.DataFrame:
     return conform(pd.DataFrame({name: [] for name in COLUMNS}))
 

@@ -70,12 +70,14 @@ def damage_message(path: Path, error: BaseException, made_by: str | None = None)
     )
 
 
-def read_parquet(path: Path, columns: list[str] | None = None, made_by: str | None = None) -> pd.DataFrame:
+def read_parquet(
+    path: Path, columns: list[str] | None = None, made_by: str | None = None, filters: list | None = None
+) -> pd.DataFrame:
     """pd.read_parquet, with a damaged file named (and how to restore it) instead of pyarrow's traceback."""
     import pyarrow as pa
 
     try:
-        return pd.read_parquet(path, columns=columns)
+        return pd.read_parquet(path, columns=columns, filters=filters)
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as error:
@@ -236,12 +238,12 @@ class Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 
-    def read_table(self, path: Path, made_by: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read_table(self, path: Path, made_by: str, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
         if not path.exists():
             raise WorkspaceError(
                 f"{path} does not exist yet: run `alienstay {made_by} --workspace {self.root}` first."
             )
-        return read_parquet(path, columns=columns, made_by=made_by)
+        return read_parquet(path, columns=columns, made_by=made_by, filters=filters)
 
     # ---- tables by name: one `require`, one damage check ------------------------------
     def table_path(self, table: str) -> Path:
@@ -296,8 +298,12 @@ class Workspace:
     def write_captions(self, captions: pd.DataFrame) -> Path:
         return write_parquet(captions, self.ensure().captions_path)
 
-    def read_catalog(self) -> pd.DataFrame:
-        return self.located(self.read_table(self.catalog_path, "ingest folder DIR"), CATALOG_PATH_COLUMNS)
+    def read_catalog(self, columns: list[str] | None = None, status: str | None = None) -> pd.DataFrame:
+        """The catalog; ``columns`` and ``status`` read only what a stage needs, so its memory
+        stays small on a large catalog (the filter runs in Arrow, before any pandas row exists)."""
+        filters = [("status", "==", status)] if status is not None else None
+        catalog = self.read_table(self.catalog_path, "ingest folder DIR", columns=columns, filters=filters)
+        return self.located(catalog, CATALOG_PATH_COLUMNS)
 
     def write_catalog(self, catalog: pd.DataFrame) -> Path:
         return write_parquet(self.stored(catalog, CATALOG_PATH_COLUMNS), self.ensure().catalog_path)

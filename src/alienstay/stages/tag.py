@@ -16,7 +16,7 @@ def require_usable_photos(ws: Workspace) -> None:
     """Stop before loading any model when no photo is usable, saying which step to look at."""
     from alienstay import catalog as cat
 
-    catalog = ws.read_catalog()
+    catalog = ws.read_catalog(columns=["status"])  # one column: cheap on a large catalog
     if not cat.usable(catalog).empty:
         return
     statuses = catalog["status"].value_counts().to_dict()

@@ -30,10 +30,12 @@ def run_tagging(
 
     start = time.perf_counter()
     identity = TagIdentity.of(encoder, vocab)
-    catalog = ws.read_catalog()
+    # Only the usable rows and the columns the reader needs: memory flat in catalog size.
+    catalog = ws.read_catalog(columns=list(cat.TAG_INPUT_COLUMNS), status=cat.OK)
     done = tagged_ids(ws, identity)
     rows = pending_images(catalog, done)
-    usable_ids = set(cat.usable(catalog)["image_id"].astype(str))
+    usable_ids = set(catalog["image_id"].astype(str))
+    del catalog
     mapper = TagMapper(encoder, vocab, cached_word_embeddings(ws, encoder, vocab))
     writer = ShardWriter(ws, vocab, identity, rows_per_shard=rows_per_shard)
     tagged = failed = 0

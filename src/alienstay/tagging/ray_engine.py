@@ -328,10 +328,11 @@ def run_tagging_on_ray(
 
     start = time.perf_counter()
     identity = TagIdentity.of(encoder, vocab)
-    catalog = ws.read_catalog()
+    catalog = ws.read_catalog(columns=list(cat.TAG_INPUT_COLUMNS), status=cat.OK)  # memory flat in catalog size
     done = tagged_ids(ws, identity)
     rows = pending_images(catalog, done)
-    usable_ids = set(cat.usable(catalog)["image_id"].astype(str))
+    usable_ids = set(catalog["image_id"].astype(str))
+    del catalog
     word_embeddings = cached_word_embeddings(ws, encoder, vocab)
     tagged = failed = 0
     with ray_session(ray_address, num_cpus):
