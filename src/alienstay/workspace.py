@@ -11,9 +11,7 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,113 +23,11 @@ CATALOG_PATH_COLUMNS = ("path", "prepared_path")
 EDIT_PATH_COLUMNS = ("output_path", "source_path")
 
 
-class WorkspaceError(RuntimeError):
-    """A stage's input is missing from the workspace; the message says which stage makes it."""
-
-
-class DamagedTable(WorkspaceError):
-    """A table exists but cannot be read (cut short, overwritten); the message says how to restore it."""
-
-
-# Every table by name: its file inside the workspace and the command that writes it, so a
-# missing or damaged table names what to run. One place: readers, `require` and the report.
-TABLES: dict[str, tuple[str, str]] = {
-    "catalog": ("catalog.parquet", "ingest folder DIR"),
-    "metadata": ("hotels50k_metadata.parquet", "ingest hotels50k --metadata ARCHIVE"),
-    "tags": ("tags.parquet", "tag"),
-    "tag_failures": ("tag_failures.parquet", "tag"),
-    "embedding_ids": ("embeddings/ids.parquet", "tag"),
-    "captions": ("captions.parquet", "tag --caption"),
-    "clusters": ("clusters.parquet", "cluster"),
-    "cluster_methods": ("clusters_all_methods.parquet", "cluster"),
-    "edits": ("edits.parquet", "edit --recipe NAME"),
-}
-
-
-def table_of(path: Path) -> tuple[str, str] | None:
-    """(name, command that writes it) of a workspace table file, by where it sits."""
-    path = Path(path)
-    for name, (file, made_by) in TABLES.items():
-        if path.as_posix().endswith("/" + file):
-            return name, made_by
-    return None
-
-
-def damage_message(path: Path, error: BaseException, made_by: str | None = None) -> str:
-    known = table_of(path)
-    made_by = made_by or (known[1] if known else "the stage that writes it")
-    depth = TABLES[known[0]][0].count("/") if known else 0
-    root = Path(path).parents[depth]  # embeddings/ids.parquet sits one folder down
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    after = "; then run `alienstay preprocess` and the later stages again" if made_by.startswith("ingest") else ""
-    return (
-        f"{path} is damaged and cannot be read ({type(error).__name__}: {reason}). Restore it: move it "
-        f"aside and run `alienstay {made_by} --workspace {root}` again, which writes it anew{after}."
-    )
-
-
-def read_parquet(
-    path: Path, columns: list[str] | None = None, made_by: str | None = None, filters: list | None = None
-) -> pd.DataFrame:
-    """pd.read_parquet, with a damaged file named (and how to restore it) instead of pyarrow's traceback."""
-    import pyarrow as pa
-
-    try:
-        return pd.read_parquet(path, columns=columns, filters=filters)
-    except FileNotFoundError:
-        raise
-    except (pa.ArrowException, OSError) as error:
-        raise DamagedTable(damage_message(path, error, made_by)) from None
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def write_parquet(df: pd.DataFrame, target: Path) -> Path:
-    with atomic_path(target) as tmp:
-        df.to_parquet(tmp, index=False)
-    return target
-
-
-def read_optional(path: Path) -> pd.DataFrame | None:
-    """A table a stage may or may not have written yet; None when it has not (DamagedTable if unreadable)."""
-    return read_parquet(path) if Path(path).exists() else None
-
-
-def write_text(text: str, target: Path) -> Path:
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return target
-
-
-def save_figure(figure: Any, target: Path, *, tight: bool = True, dpi: int = 110) -> Path:
-    """Write a matplotlib figure atomically (a reader never sees half a PNG), then free it.
-
-    The one way every stage saves a figure; the format follows the suffix (PNG by default).
-    """
-    import matplotlib.pyplot as plt
-
-    target = Path(target)
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight" if tight else None)
-    plt.close(figure)
-    return target
-
-
-def write_json(data: Any, target: Path) -> Path:
-    return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", target)
+# The file primitives live in storage.py; re-exported here, where every stage imports them.
+from alienstay.storage import (  # noqa: E402, F401
+    MADE_BY_FILE, TABLES, DamagedTable, WorkspaceError, atomic_path, damage_message, read_optional, read_parquet,
+    save_figure, write_json, write_parquet, write_text,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -243,11 +139,11 @@ class Workspace:
             raise WorkspaceError(
                 f"{path} does not exist yet: run `alienstay {made_by} --workspace {self.root}` first."
             )
-        return read_parquet(path, columns=columns, made_by=made_by, filters=filters)
+        return read_parquet(path, columns=columns, made_by=made_by, filters=filters, root=self.root)
 
     # ---- tables by name: one `require`, one damage check ------------------------------
     def table_path(self, table: str) -> Path:
-        return self.root / TABLES[table][0]
+        return getattr(self, TABLES[table][0])
 
     def require(self, table: str) -> Path:
         """The table's path; WorkspaceError naming the stage to run when it is not there yet."""
@@ -263,7 +159,7 @@ class Workspace:
         path = self.table_path(table)
         if optional and not path.exists():
             return None
-        return read_parquet(self.require(table), columns=columns, made_by=TABLES[table][1])
+        return read_parquet(self.require(table), columns=columns, made_by=TABLES[table][1], root=self.root)
 
     def damaged(self, *tables: str) -> dict[str, str]:
         """Each table (default: all) that exists but cannot be read: name -> what is wrong, how to restore it."""
@@ -276,7 +172,7 @@ class Workspace:
                 if path.exists():
                     pq.read_metadata(path)  # the footer: a cut or overwritten file fails here
             except Exception as error:  # noqa: BLE001 - any failure to read is damage to report
-                found[name] = damage_message(path, error, TABLES[name][1])
+                found[name] = damage_message(path, error, TABLES[name][1], self.root)
         return found
 
     def check_tables(self, *tables: str) -> None:

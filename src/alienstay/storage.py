@@ -1,0 +1,125 @@
+"""The workspace's file primitives: atomic writes, table reads that name damage, the table list.
+
+Every write goes to a temporary name in the same folder and is renamed onto its target only
+when complete (``os.replace``), so an interrupted stage never leaves half a table or half a
+figure behind. Every read of a table that exists but cannot be read raises DamagedTable
+naming the file, what is wrong and the command that writes it anew. `workspace.py`
+re-exports all of this; stages import it from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class WorkspaceError(RuntimeError):
+    """A stage's input is missing from the workspace; the message says which stage makes it."""
+
+
+class DamagedTable(WorkspaceError):
+    """A table exists but cannot be read (cut short, overwritten); the message says how to restore it."""
+
+
+# Every table by name: the Workspace property that gives its path and the command that writes
+# it, so a missing or damaged table names what to run. One place: readers, `require`, the report.
+TABLES: dict[str, tuple[str, str]] = {
+    "catalog": ("catalog_path", "ingest folder DIR"),
+    "metadata": ("metadata_path", "ingest hotels50k --metadata ARCHIVE"),
+    "tags": ("tags_path", "tag"),
+    "tag_failures": ("tag_failures_path", "tag"),
+    "embedding_ids": ("embeddings_ids_path", "tag"),
+    "captions": ("captions_path", "tag --caption"),
+    "clusters": ("clusters_path", "cluster"),
+    "cluster_methods": ("cluster_methods_path", "cluster"),
+    "edits": ("edits_path", "edit --recipe NAME"),
+}
+# File name -> command, for a reader given only a path (the tag tables live in a generation folder).
+MADE_BY_FILE = {
+    "catalog.parquet": "ingest folder DIR", "hotels50k_metadata.parquet": "ingest hotels50k --metadata ARCHIVE",
+    "tags.parquet": "tag", "tag_failures.parquet": "tag", "ids.parquet": "tag", "captions.parquet": "tag --caption",
+    "clusters.parquet": "cluster", "clusters_all_methods.parquet": "cluster", "edits.parquet": "edit --recipe NAME",
+}  # fmt: skip
+
+
+def damage_message(path: Path, error: BaseException, made_by: str | None = None, root: Path | None = None) -> str:
+    made_by = made_by or MADE_BY_FILE.get(Path(path).name, "the stage that writes it")
+    where = f" --workspace {root}" if root is not None else " (with this workspace's --workspace)"
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    after = "; then run `alienstay preprocess` and the later stages again" if made_by.startswith("ingest") else ""
+    return (
+        f"{path} is damaged and cannot be read ({type(error).__name__}: {reason}). Restore it: move it "
+        f"aside and run `alienstay {made_by}{where}` again, which writes it anew{after}."
+    )
+
+
+def read_parquet(
+    path: Path, columns: list[str] | None = None, made_by: str | None = None, filters: list | None = None,
+    root: Path | None = None,
+) -> pd.DataFrame:
+    """pd.read_parquet, with a damaged file named (and how to restore it) instead of pyarrow's traceback."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, columns=columns, filters=filters)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as error:
+        raise DamagedTable(damage_message(path, error, made_by, root)) from None
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_parquet(df: pd.DataFrame, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)
+    return target
+
+
+def read_optional(path: Path) -> pd.DataFrame | None:
+    """A table a stage may or may not have written yet; None when it has not (DamagedTable if unreadable)."""
+    return read_parquet(path) if Path(path).exists() else None
+
+
+def write_text(text: str, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+def save_figure(figure: Any, target: Path, *, tight: bool = True, dpi: int = 110) -> Path:
+    """Write a matplotlib figure atomically (a reader never sees half a PNG), then free it.
+
+    The one way every stage saves a figure; the format follows the suffix (PNG by default).
+    """
+    import matplotlib.pyplot as plt
+
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format=target.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight" if tight else None)
+    plt.close(figure)
+    return target
+
+
+def write_json(data: Any, target: Path) -> Path:
+    return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", target)
