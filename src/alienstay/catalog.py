@@ -47,7 +47,7 @@ def empty_catalog() -> pd.DataFrame:
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
     """Every catalog column present, in order, with its type; extra columns kept after them."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: columns already of their type are shared, not copied
     for name, dtype in COLUMNS.items():
         if name not in frame.columns:
             frame[name] = pd.Series([pd.NA] * len(frame), dtype=dtype, index=frame.index)
