@@ -163,3 +163,22 @@ def test_save_figure_is_atomic_and_closes_the_figure(tmp_path, monkeypatch):
         save_figure(broken, tmp_path / "report" / "a.png")
     assert target.read_bytes()[:4] == b"\x89PNG"  # the old figure stays whole
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]  # no temporary left behind
+
+
+def test_read_catalog_reads_only_the_rows_and_columns_asked_for(tmp_path):
+    """Issue 16.10: the tag and caption readers ask for the usable rows' four columns only."""
+    import inspect as _inspect
+
+    from alienstay import catalog as cat
+    from alienstay.tagging import local, ray_engine
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    ws.write_catalog(cat.conform(pd.DataFrame({
+        "image_id": ["a", "b", "c"], "status": [cat.OK, cat.REJECTED, cat.OK],
+        "prepared_path": [str(ws.prepared_dir / "a.png"), "", str(ws.prepared_dir / "c.png")], "hotel_name": "h",
+    })))  # fmt: skip
+    rows = ws.read_catalog(columns=list(cat.TAG_INPUT_COLUMNS), status=cat.OK)
+    assert list(rows.columns) == list(cat.TAG_INPUT_COLUMNS) and rows["image_id"].tolist() == ["a", "c"]
+    assert rows["prepared_path"].tolist() == [str(ws.prepared_dir / "a.png"), str(ws.prepared_dir / "c.png")]
+    for engine in (local, ray_engine):
+        assert "read_catalog(columns=list(cat.TAG_INPUT_COLUMNS), status=cat.OK)" in _inspect.getsource(engine)
