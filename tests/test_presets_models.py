@@ -21,8 +21,8 @@ DECOYS = ("flax_model.msgpack", "tf_model.h5", "v1-5-pruned-emaonly.ckpt", "safe
 
 def test_every_role_of_cpu_has_a_member_and_gpu_inherits_the_rest():
     cpu, gpu = presets.members("cpu"), presets.members("gpu")
-    assert list(cpu) == list(presets.ROLES)
-    assert set(gpu) == set(cpu)
+    assert list(cpu) == [role for role in presets.ROLES if role not in presets.GPU_ONLY_ROLES]
+    assert set(gpu) == set(cpu) | set(presets.GPU_ONLY_ROLES)
     assert gpu["tagger"].model != cpu["tagger"].model  # gpu's own entry wins
     assert gpu["edit:instruct-pix2pix"] == cpu["edit:instruct-pix2pix"]  # inherited
     assert all(member.licence for preset in presets.PRESETS.names() for member in presets.members(preset).values())
@@ -47,6 +47,13 @@ def test_preset_allow_patterns_are_what_the_pipelines_load():
     from alienstay.editing.methods import EDITORS
 
     assert list(presets.PIPELINE_FILES) == list(pipelines.PIPELINE_FILES)
+    from alienstay.editing import flux
+
+    assert presets.FLUX_FILES == flux.FLUX_FILES
+    gpu = presets.members("gpu")
+    for method in presets.GPU_ONLY_ROLES:
+        assert gpu[method].model == EDITORS.get(method.removeprefix("edit:")).default_models["pipeline"]
+    assert "NOT for commercial use" in gpu["edit:kontext"].licence and gpu["edit:qwen-image-edit"].licence == "Apache-2.0"
     cpu = presets.members("cpu")
     for method in ("instruct-pix2pix", "controlnet", "inpaint"):  # the registries' defaults are the cpu preset
         assert cpu[f"edit:{method}"].model == EDITORS.get(method).default_models["pipeline"]

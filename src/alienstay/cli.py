@@ -243,7 +243,7 @@ def edit(
 
 @app.command()
 def persona(
-    model: Annotated[str, typer.Option("--model", help="Text-to-image pipeline: hub id or local folder.")] = "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    model: Annotated[str, typer.Option("--model", help="Text-to-image: an SD 1.5 hub id or folder, or flux-schnell[:FOLDER_OR_ID] (FLUX.1 [schnell], the gpu choice).")] = "stable-diffusion-v1-5/stable-diffusion-v1-5",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: Annotated[int, typer.Option("--steps")] = 25,
     size: Annotated[int, typer.Option("--size", help="Square side, px.")] = 512,

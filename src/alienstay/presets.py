@@ -20,8 +20,12 @@ AUTO = "auto"
 # The roles a preset fills, in the order `models list` shows them.
 ROLES = (
     "tagger", "captioner", "masker", "edit:instruct-pix2pix", "edit:controlnet", "control:mlsd", "control:canny",
-    "edit:inpaint", "text-to-image", "guard:clip", "guard:dino",
+    "edit:inpaint", "text-to-image", "guard:clip", "guard:dino", "edit:qwen-image-edit", "edit:kontext",
 )  # fmt: skip
+# Roles only the `gpu` preset fills (issue 11's editors: too large for a laptop).
+GPU_ONLY_ROLES = ("edit:qwen-image-edit", "edit:kontext")
+# What a FLUX / Qwen-Image pipeline loads (= editing.flux.FLUX_FILES, a test keeps them equal).
+FLUX_FILES = ("model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors")
 
 # What a transformers model loads: configs, tokenizer files and the safetensors weights (the
 # pickled .bin, TF and Flax copies in the same repos are never read). Repos without
@@ -96,6 +100,13 @@ for member in (
         "SigLIP 2 (per-word sigmoid scores); google/siglip2-base-patch16-224 is the middle option")),
     Member("gpu", "captioner", "Salesforce/blip-image-captioning-large", "BSD-3-Clause"),
     Member("gpu", "guard:dino", "facebook/dinov2-base", "Apache-2.0"),
+    Member("gpu", "edit:qwen-image-edit", "Qwen/Qwen-Image-Edit", "Apache-2.0", FLUX_FILES,
+           "the gpu editor for every recipe; needs torchvision"),
+    Member("gpu", "edit:kontext", "black-forest-labs/FLUX.1-Kontext-dev",
+           "FLUX.1-dev Non-Commercial License: NOT for commercial use", FLUX_FILES,
+           "offered, never a default (--method kontext)"),
+    Member("gpu", "text-to-image", "black-forest-labs/FLUX.1-schnell", "Apache-2.0", FLUX_FILES,
+           "persona --model flux-schnell"),
     Member("offline", "tagger", "offline", "Apache-2.0 (EfficientNet-Lite0) + MIT (all-MiniLM-L6-v2)", None,
            "ConSE from the `offline` extra's wheels"),
     Member("offline", "edit:classical", "classical", "this project's code", None, "a colour grade, NOT diffusion"),

@@ -55,6 +55,18 @@ def _inpaint(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":
     return InpaintEditor(model, speed=speed)
 
 
+def _kontext(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":
+    from alienstay.editing.flux import KontextEditor
+
+    return KontextEditor(model, speed=speed)
+
+
+def _qwen_image_edit(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":
+    from alienstay.editing.qwen import QwenImageEditEditor
+
+    return QwenImageEditEditor(model, speed=speed)
+
+
 def _classical(model: str | None, recipe: "Recipe", **_: Any) -> "Editor":
     from alienstay.editing.classical import ClassicalEditor
 
@@ -76,6 +88,20 @@ EDITORS.register(EditorSpec(
     name="inpaint", build=_inpaint, reads="prompt", settings=("steps", "guidance_scale", "strength", "mask_query", "mask_threshold"),
     default_models={"pipeline": "stable-diffusion-v1-5/stable-diffusion-inpainting"}, needs_mask=True,
     description="a local addition inside a mask; the original is pasted back outside it",
+))
+# Current instruction editors trained to keep the rest of the image (issue 11; editing/flux.py, qwen.py).
+# `instruction_suffix`: the recipe's per-method words appended to the value's instruction.
+EDITORS.register(EditorSpec(
+    name="qwen-image-edit", build=_qwen_image_edit, reads="instruction",
+    settings=("steps", "guidance_scale", "instruction_suffix", "mask_query", "mask_threshold"), default_models={"pipeline": "Qwen/Qwen-Image-Edit"},
+    licence="Apache-2.0",
+    description="Qwen-Image-Edit: Qwen2.5-VL reads the photo and the instruction, the VAE keeps its look (the gpu editor)",
+))
+EDITORS.register(EditorSpec(
+    name="kontext", build=_kontext, reads="instruction",
+    settings=("steps", "guidance_scale", "instruction_suffix", "mask_query", "mask_threshold"), default_models={"pipeline": "black-forest-labs/FLUX.1-Kontext-dev"},
+    licence="FLUX.1-dev Non-Commercial License: NOT for commercial use",
+    description="FLUX.1 Kontext [dev]: the photo as in-context tokens; NON-COMMERCIAL weights, never a default",
 ))
 EDITORS.register(EditorSpec(
     name=CLASSICAL, build=_classical, reads="grade", settings=(), is_diffusion=False,

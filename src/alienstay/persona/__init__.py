@@ -43,28 +43,18 @@ def render_portrait(
     size: int = 512, guidance_scale: float = 7.5,
 ) -> Path:
     """Generate the portrait into ws.persona_dir; raises the resolver's ModelUnavailable without weights."""
-    import torch
-    from diffusers import StableDiffusionPipeline
-
-    from alienstay.editing.pipelines import load_pipeline
+    from alienstay.persona.text_to_image import TEXT_TO_IMAGE
 
     words = read_portrait_prompt()
-    pipe, model_id = load_pipeline(StableDiffusionPipeline, model)
+    spec, weights = TEXT_TO_IMAGE.lookup(model, default="sd15")  # "flux-schnell[:FOLDER]" or an SD 1.5 id/folder
     started = time.perf_counter()
-    image = pipe(
-        prompt=words.prompt,
-        negative_prompt=words.negative_prompt or None,
-        num_inference_steps=steps,
-        guidance_scale=guidance_scale,
-        height=size,
-        width=size,
-        generator=torch.Generator(device="cpu").manual_seed(seed),
-    ).images[0]
+    image, model_id = spec.render(weights or spec.default_model, words.prompt, words.negative_prompt, seed, steps,
+                                  size, guidance_scale)
     target = ws.persona_dir / f"alien_portrait_seed{seed}.png"
     with atomic_path(target) as tmp:
         image.save(tmp, format="PNG")
     write_json(
-        {**asdict(words), "model_id": model_id, "seed": seed, "steps": steps, "size": size,
+        {**asdict(words), "model_id": model_id, "text_to_image": spec.name, "seed": seed, "steps": steps, "size": size,
          "guidance_scale": guidance_scale, "seconds": time.perf_counter() - started, "image": target.name},
         target.with_suffix(".json"),
     )

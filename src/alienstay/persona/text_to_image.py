@@ -1,0 +1,59 @@
+"""The portrait's text-to-image models, one registry entry each (``TEXT_TO_IMAGE``).
+
+``sd15`` (Stable Diffusion 1.5, the `cpu` choice) and ``flux-schnell`` (FLUX.1 [schnell],
+Apache-2.0, the `gpu` choice: 4 timestep-distilled steps, no guidance). ``--model`` takes an
+entry's name (its default weights), ``NAME:FOLDER_OR_ID``, or a bare hub id / folder (SD 1.5's
+loader). A new model is one ``TEXT_TO_IMAGE.register(...)`` with its ``render`` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alienstay.registry import Registry
+
+
+@dataclass(frozen=True)
+class TextToImageSpec:
+    name: str
+    default_model: str
+    licence: str
+    # render(model, prompt, negative_prompt, seed, steps, size, guidance_scale) -> (PIL image, model id)
+    render: Callable[..., tuple[Any, str]]
+    description: str = ""
+
+
+TEXT_TO_IMAGE: Registry[TextToImageSpec] = Registry("text-to-image model")
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def _sd15(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,
+          guidance_scale: float) -> tuple[Any, str]:
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from alienstay.editing.pipelines import load_pipeline
+
+    pipe, model_id = load_pipeline(StableDiffusionPipeline, model)
+    image = pipe(
+        prompt=prompt, negative_prompt=negative_prompt or None, num_inference_steps=steps,
+        guidance_scale=guidance_scale, height=size, width=size,
+        generator=torch.Generator(device="cpu").manual_seed(seed),
+    ).images[0]
+    return image, model_id
+
+
+def _flux_schnell(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,
+                  guidance_scale: float) -> tuple[Any, str]:
+    from alienstay.editing.flux import flux_portrait
+
+    return flux_portrait(model, prompt, negative_prompt, seed, steps, size, guidance_scale)
+
+
+TEXT_TO_IMAGE.register(TextToImageSpec("sd15", SD15, "CreativeML OpenRAIL-M", _sd15, "Stable Diffusion 1.5 (cpu)"))
+TEXT_TO_IMAGE.register(TextToImageSpec(
+    "flux-schnell", "black-forest-labs/FLUX.1-schnell", "Apache-2.0", _flux_schnell,
+    "FLUX.1 [schnell] (gpu): 4 steps, no guidance, no negative prompt",
+))

@@ -1,0 +1,131 @@
+"""The `gpu` preset's editors and portrait (issue 11) end to end with tiny random pipelines.
+
+FLUX.1 Kontext and FLUX.1 [schnell] are built offline by tests/tiny_flux.py, saved with
+save_pretrained and loaded back through the resolver: the code path real weights take, on the
+sample photos at 64 px and 2 steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import tiny_flux
+from alienstay.cli import app
+from alienstay.editing import masks, methods, selection
+from alienstay.editing.base import fit_size
+from alienstay.editing.faithfulness import Guard
+from alienstay.editing.identity import SeriesSettings
+from alienstay.editing.recipes import load_recipes
+from alienstay.editing.runner import run_series
+from alienstay.workspace import Workspace
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def flux(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny_flux")
+    return {"kontext": tiny_flux.build_tiny_flux_kontext(root / "kontext"), "schnell": tiny_flux.build_tiny_flux(root / "schnell")}
+
+
+@pytest.fixture(scope="module")
+def prepared(samples_dir, tmp_path_factory) -> Workspace:
+    root = tmp_path_factory.mktemp("ws") / "ws"
+    for command in (["ingest", "folder", str(samples_dir)], ["preprocess"]):
+        result = runner.invoke(app, [*command, "--workspace", str(root)])
+        assert result.exit_code == 0, result.output
+    return Workspace(root)
+
+
+@pytest.fixture
+def ws(prepared, tmp_path) -> Workspace:
+    fresh = Workspace(tmp_path / "ws").ensure()
+    fresh.write_catalog(prepared.read_catalog())
+    return fresh
+
+
+def series(ws: Workspace, recipe_name: str, editor, mask_for=masks.no_mask) -> pd.DataFrame:
+    recipe = load_recipes().get(recipe_name)
+    chosen = selection.photos_for_workspace(ws, 5).head(2)
+    return run_series(ws, recipe, chosen, editor, SeriesSettings(method=editor.method, steps=2, size=64),
+                      Guard(use_lpips=False), mask_for)
+
+
+def test_every_recipe_offers_qwen_image_edit_and_kontext_with_settings_that_validate():
+    book = load_recipes()  # loading validates every method a recipe names against the registry
+    for recipe in book.recipes.values():
+        assert {"qwen-image-edit", "kontext"} <= set(recipe.methods), recipe.name
+        for method in recipe.methods:
+            assert set(recipe.settings_for(method)) <= set(methods.EDITORS.get(method).settings)
+    assert "non-commercial" in methods.EDITORS.get("kontext").licence.lower()
+    assert methods.EDITORS.get("qwen-image-edit").licence == "Apache-2.0"
+
+
+def test_kontext_series_on_the_sample_photos(ws, flux):
+    recipe = load_recipes().get("time_of_day")
+    editor = methods.load_editor("kontext", recipe, model=str(flux["kontext"]))
+    table = series(ws, "time_of_day", editor)
+    assert len(table) == 2 * 3 and (table["method"] == "kontext").all()
+    assert (table["model_id"] == str(flux["kontext"])).all()
+    for row in table.itertuples():
+        size = Image.open(row.output_path).size
+        assert max(size) == 64 and all(side % 2 == 0 for side in size)  # the tiny VAE's factor x 2x2 packing
+
+
+def test_kontext_with_a_mask_file_keeps_the_outside_bit_identical(ws, flux, tmp_path):
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[20:40, 10:40] = 255
+    mask_path = tmp_path / "bed_mask.png"
+    Image.fromarray(mask).save(mask_path)
+    recipe = load_recipes().get("bed_decoration")
+    editor = methods.load_editor("kontext", recipe, model=str(flux["kontext"]))
+    table = series(ws, "bed_decoration", editor, masks.make_mask_for(recipe, "kontext", mask_path, mask_model="unused"))
+    assert (table["outside_mask_change"] == 0.0).all()
+    assert (table["mask_area"] > 0).all() and (table["mask_area"] < 0.35).all()
+    for row in table.itertuples():
+        edited = np.asarray(Image.open(row.output_path).convert("RGB"))
+        original = np.asarray(fit_size(Image.open(row.source_path), 64))  # the runner fits to multiples of 8 first
+        outside = masks.read_mask(mask_path, (original.shape[1], original.shape[0])) < 0.5
+        assert edited.shape == original.shape and 0 < outside.mean() < 1
+        assert np.array_equal(edited[outside], original[outside])
+        assert not np.array_equal(edited[~outside], original[~outside])
+
+
+def test_flux_schnell_portrait_through_the_cli(flux, tmp_path):
+    root = tmp_path / "ws"
+    result = runner.invoke(app, ["persona", "--model", f"flux-schnell:{flux['schnell']}", "--seed", "3", "--steps", "2",
+                                 "--size", "64", "--workspace", str(root)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((Workspace(root).persona_dir / "alien_portrait_seed3.json").read_text())
+    assert record["model_id"] == str(flux["schnell"]) and record["text_to_image"] == "flux-schnell"
+    assert Image.open(Workspace(root).persona_dir / record["image"]).size == (64, 64)
+
+
+def test_qwen_image_edit_without_torchvision_stops_before_loading_with_what_to_do(monkeypatch, tmp_path):
+    """transformers' Qwen2VLProcessor cannot be built without torchvision (its video processor is
+    torchvision-only), so no tiny Qwen-Image-Edit pipeline can be made or run on this install."""
+    import importlib.util
+
+    from alienstay.editing import qwen
+    from alienstay.models import ModelUnavailable, WeightsUnavailable
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
+    with pytest.raises(ModelUnavailable, match="pip install torchvision") as error:
+        methods.load_editor("qwen-image-edit", load_recipes().get("lights"), model=str(tmp_path / "never-read"))
+    assert not isinstance(error.value, WeightsUnavailable)  # not a missing-weights fallback: a missing library
+
+
+def test_size_table_rule():
+    from benchmarks.bench_editors import fits
+
+    assert fits({"transformer": 40.9, "text_encoder": 16.6}, 80) == "all on GPU"
+    assert fits({"transformer": 40.9, "text_encoder": 16.6}, 48) == "no"  # 40.9 > 0.85 x 48
+    assert fits({"transformer": 10.2, "text_encoder": 16.6}, 24) == "CPU offload"
