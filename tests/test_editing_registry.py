@@ -26,7 +26,7 @@ def test_every_packaged_recipe_names_registered_methods_with_what_they_read():
             spec = EDITORS.get(method)
             assert all(getattr(v, spec.reads) for v in recipe.values), (recipe.name, method)
             assert set(recipe.settings_for(method)) <= set(spec.settings), (recipe.name, method)
-    assert set(EDITORS.names()) == {"instruct-pix2pix", "controlnet", "inpaint", CLASSICAL}
+    assert set(EDITORS.names()) == {"instruct-pix2pix", "controlnet", "inpaint", CLASSICAL, "qwen-image-edit", "kontext"}
     assert EDITORS.get("controlnet").default_models["pipeline"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
     assert not EDITORS.get(CLASSICAL).is_diffusion and EDITORS.get("inpaint").needs_mask
     assert CONTROL_MAPS.get("mlsd").default_controlnet == "lllyasviel/control_v11p_sd15_mlsd"
