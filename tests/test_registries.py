@@ -108,7 +108,7 @@ def test_registry_refuses_a_name_twice():
 
 
 def test_captioners_register_the_same_way(tmp_path):
-    assert CAPTIONERS.names() == ["blip"]
+    assert CAPTIONERS.names() == ["blip", "florence2"]
     blip = CAPTIONERS.get("blip")
     assert blip.default_model == "Salesforce/blip-image-captioning-base" and blip.roles == ("captioner",)
     folder = build_tiny_blip(tmp_path / "tiny-blip")

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, prepared_workspace
+from tiny_models import build_tiny_florence2
 from typer.testing import CliRunner
 
 from alienstay import tagging
@@ -406,3 +407,20 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     assert ids_a == ids_b and meta_a == meta_b
     np.testing.assert_array_equal(np.load(prepared.embeddings_matrix_path), np.load(uninterrupted.embeddings_matrix_path))
     np.testing.assert_array_equal(matrix_a, matrix_b)
+
+
+def test_florence2_detailed_captions_through_the_caption_stage(prepared, tmp_path):
+    from alienstay.captioning import FLORENCE_TASK, Florence2Captioner, load_captioner, read_captions
+    from alienstay.stages import caption as caption_stage
+
+    folder = build_tiny_florence2(tmp_path / "tiny-florence2")
+    captioner = load_captioner(str(folder))  # a bare folder: its config's model_type picks florence2
+    assert isinstance(captioner, Florence2Captioner) and FLORENCE_TASK == "<DETAILED_CAPTION>"
+    captioner.min_new_tokens = captioner.max_new_tokens = 6  # random weights: force some words out
+    assert all(isinstance(c, str) and c for c in captioner.caption(torch.stack(
+        [captioner.image_transform()(Image.new("RGB", (90, 60), c)) for c in ("red", "navy")])))
+    summary = caption_stage.run(prepared, caption_stage.CaptionSettings(model=f"florence2:{folder}"))
+    captions = read_captions(prepared)
+    assert summary.written == 8 and len(captions) == 8 and set(captions["model_id"]) == {str(folder)}
+    assert captions["caption"].map(lambda c: isinstance(c, str)).all()
+    assert caption_stage.run(prepared, caption_stage.CaptionSettings(model=str(folder))).written == 0  # resumable

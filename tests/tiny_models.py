@@ -152,6 +152,98 @@ def build_tiny_blip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
     return Path(folder)
 
 
+def build_full_size_blip(folder: Path, seed: int = 0) -> Path:
+    """BLIP-base at full size (``BlipConfig()`` defaults: ViT-B/16 at 384 px + BERT-base, random
+    weights) with the tiny tokenizer: the compute of Salesforce/blip-image-captioning-base."""
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
+
+    tokenizer = tiny_tokenizer(max_length=512)
+    torch.manual_seed(seed)
+    config = BlipConfig()
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        setattr(config.text_config, key, getattr(tokenizer, key))
+    config.text_config.sep_token_id = tokenizer.eos_token_id
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    BlipImageProcessor(size={"height": 384, "width": 384}).save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_florence2(folder: Path, image_size: int = 64, seed: int = 0) -> Path:
+    """Florence-2 (DaViT vision tower + BART) with random weights; the processor's tokenizer
+    carries the `<image>` token the real one has."""
+    from transformers import (
+        CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor,
+        PreTrainedTokenizerFast,
+    )  # fmt: skip
+
+    words = tiny_tokenizer(max_length=64).backend_tokenizer
+    words.add_special_tokens(["<image>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
+        model_max_length=64, extra_special_tokens={"image_token": "<image>"},
+    )
+    torch.manual_seed(seed)
+    config = Florence2Config(
+        vision_config=dict(
+            depths=[1, 1, 1, 1], embed_dim=[8, 16, 32, 32], num_heads=[1, 2, 2, 2], num_groups=[1, 2, 2, 2],
+            window_size=2, projection_dim=32, drop_path_rate=0.0,
+        ),
+        text_config=dict(
+            model_type="bart", vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+            max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+            forced_eos_token_id=tokenizer.eos_token_id,
+        ),
+        image_token_id=tokenizer.image_token_id,
+    )
+    Florence2ForConditionalGeneration(config).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(
+        size={"height": image_size, "width": image_size}, crop_size={"height": image_size, "width": image_size},
+        do_center_crop=False,
+    )
+    image_processor.image_seq_length = (image_size // 32) ** 2 + 1  # DaViT strides 32, plus one pooled token
+    Florence2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return Path(folder)
+
+
+def build_full_size_florence2(folder: Path, seed: int = 0) -> Path:
+    """Florence-2-base at full size (``Florence2Config()`` defaults: DaViT + BART-base, 768 px,
+    random weights) with the tiny tokenizer: the compute of Florence-2-base, for the benchmarks."""
+    from transformers import (
+        CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor,
+        PreTrainedTokenizerFast,
+    )  # fmt: skip
+
+    words = tiny_tokenizer(max_length=1024).backend_tokenizer
+    words.add_special_tokens(["<image>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
+        model_max_length=1024, extra_special_tokens={"image_token": "<image>"},
+    )
+    torch.manual_seed(seed)
+    # Florence2Config()'s text defaults are BART-large (498M in all); Florence-2-base's text model
+    # is BART-base sized (d_model 768, 6 + 6 layers) with a 51,289-token vocabulary: ~232M in all.
+    config = Florence2Config(
+        vision_config=dict(projection_dim=768),
+        text_config=dict(
+            model_type="bart", vocab_size=51289, d_model=768, encoder_layers=6, decoder_layers=6,
+            encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072,
+            max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+        ),
+        image_token_id=tokenizer.image_token_id,
+    )
+    Florence2ForConditionalGeneration(config).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(
+        size={"height": 768, "width": 768}, crop_size={"height": 768, "width": 768}, do_center_crop=False
+    )
+    image_processor.image_seq_length = 577  # 24 x 24 DaViT tokens + 1, as florence-community/Florence-2-base
+    Florence2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return Path(folder)
+
+
 def prepared_workspace(root: Path, samples: Path):
     """A workspace with the real sample photos ingested and preprocessed, through the CLI."""
     from typer.testing import CliRunner

@@ -1,13 +1,17 @@
-"""A short caption per photo (BLIP), CLIP-Interrogator style: caption + selected tags = a prompt.
+"""A caption per photo (BLIP, or Florence-2's detailed caption), CLIP-Interrogator style:
+caption + selected tags = a prompt.
 
-The restyling stage asks :func:`prompt_string` for "caption, tag, tag, ..." so an edit prompt
-starts from what the photo already shows.
+:func:`prompt_string` gives "caption, tag, tag, ..." for one photo, a text-to-image style
+prompt of what the photo already shows. No recipe uses it yet: the restyling prompts are the
+recipes' own instructions (README section 3, captions).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -31,16 +35,39 @@ class Captioner:
     image_processor: object
     device: str = "cpu"
     max_new_tokens: int = 20
+    min_new_tokens: int = 0  # the benchmark forces a fixed length, so models compare at equal work
 
     def image_transform(self) -> ProcessorTransform:
         return ProcessorTransform(self.image_processor)
 
+    def prompt_inputs(self, batch: int) -> dict[str, torch.Tensor]:
+        """What the decoder is given besides the pixels (BLIP: nothing, it captions unprompted)."""
+        return {}
+
     @torch.inference_mode()
     def caption(self, pixels: torch.Tensor) -> list[str]:
         tokens = self.model.generate(
-            pixel_values=pixels.to(self.device), max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1
+            pixel_values=pixels.to(self.device, dtype=self.model.dtype), **self.prompt_inputs(len(pixels)),
+            max_new_tokens=self.max_new_tokens, min_new_tokens=self.min_new_tokens, do_sample=False, num_beams=1,
         )
         return [text.strip() for text in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+
+
+# Florence-2 is prompted with a task token; the detailed caption (a few sentences) gives an
+# edit prompt the room's furniture and materials; <MORE_DETAILED_CAPTION> runs past the 77
+# tokens a Stable Diffusion text encoder reads.
+FLORENCE_TASK = "<DETAILED_CAPTION>"
+
+
+@dataclass
+class Florence2Captioner(Captioner):
+    """Florence-2 through transformers' own Florence2ForConditionalGeneration (no remote code)."""
+
+    prompt_ids: torch.Tensor | None = None  # (1, L): image tokens + the task's prompt, laid out by the processor
+    max_new_tokens: int = 96
+
+    def prompt_inputs(self, batch: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.prompt_ids.expand(batch, -1).to(self.device)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,7 @@ class CaptionerEntry:
     description: str
     dtypes: tuple[str, ...] = ("float32",)
     roles: tuple[str, ...] = ("captioner",)
+    model_types: tuple[str, ...] = ()  # config.json model_type values a bare hub id / folder is loaded as this kind
 
 
 CAPTIONERS: Registry[CaptionerEntry] = Registry("captioner")
@@ -74,16 +102,55 @@ def load_blip(model: str, device: str = "cpu", dtype: str = "float32") -> Captio
     )
 
 
+def load_florence2(model: str, device: str = "cpu", dtype: str = "float32") -> Florence2Captioner:
+    from PIL import Image
+    from transformers import AutoProcessor, Florence2ForConditionalGeneration
+
+    torch.set_num_threads(cpu_threads())
+    resolved = resolve(model)
+    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    network = Florence2ForConditionalGeneration.from_pretrained(resolved.path, dtype=torch_dtype).eval().to(device)
+    processor = AutoProcessor.from_pretrained(resolved.path)
+    # The processor lays out the image tokens and the task's prompt; the prompt is the same for
+    # every photo, so it is made once here (from a blank image) and the reader brings the pixels.
+    prompt = processor(text=[FLORENCE_TASK], images=[Image.new("RGB", (8, 8))], return_tensors="pt")["input_ids"]
+    return Florence2Captioner(
+        resolved=resolved, model=network, tokenizer=processor.tokenizer, image_processor=processor.image_processor,
+        device=device, prompt_ids=prompt,
+    )
+
+
 CAPTIONERS.register(CaptionerEntry(
-    name="blip", load=load_blip, default_model="Salesforce/blip-image-captioning-base",
+    name="blip", load=load_blip, default_model="Salesforce/blip-image-captioning-base", model_types=("blip",),
     description="BLIP image captioning through transformers (a hub id or a folder in the hub's layout)",
+))
+CAPTIONERS.register(CaptionerEntry(
+    name="florence2", load=load_florence2, default_model="florence-community/Florence-2-base",
+    dtypes=("float32", "bfloat16"), model_types=("florence2",),
+    description=f"Florence-2 (MIT) {FLORENCE_TASK} through transformers' Florence2 classes",
 ))
 DEFAULT_CAPTION_MODEL = CAPTIONERS.get(DEFAULT_CAPTIONER).default_model
 
 
+def entry_for(model: str) -> tuple[CaptionerEntry, str]:
+    """`NAME`, `NAME:MODEL`, or a hub id / folder: the kind its config.json's model_type names (default: blip)."""
+    entry, model_id = CAPTIONERS.lookup(model, DEFAULT_CAPTIONER)
+    if model_id != model:  # named explicitly
+        return entry, model_id
+    from alienstay.models import ModelUnavailable
+
+    folder = Path(model_id).expanduser()
+    try:  # a folder is read in place (resolve would hash its weights); a hub id through the cache
+        config = (folder if folder.is_dir() else resolve(model_id).path) / "config.json"
+        model_type = json.loads(config.read_text()).get("model_type") if config.exists() else None
+    except ModelUnavailable:
+        return entry, model_id  # the loader raises it again, with the fix
+    return next((e for e in CAPTIONERS if model_type in e.model_types), entry), model_id
+
+
 def load_captioner(model: str = DEFAULT_CAPTIONER, device: str = "cpu", dtype: str = "float32") -> Captioner:
-    """A captioner's name (its default model), `NAME:MODEL`, or a hub id / folder (loaded as the default kind)."""
-    entry, model = CAPTIONERS.lookup(model, DEFAULT_CAPTIONER)
+    """A captioner's name (its default model), `NAME:MODEL`, or a hub id / folder (the kind its config names)."""
+    entry, model = entry_for(model)
     machine = probe()
     device = select_device(device, machine)  # `auto`, or refused when the machine lacks it
     dtype = select_dtype(dtype, device, machine, entry.dtypes, f"the {entry.name} captioner")

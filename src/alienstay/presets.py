@@ -95,10 +95,11 @@ for member in (
     Member("cpu", "guard:clip", "openai/clip-vit-base-patch32", "MIT"),
     Member("cpu", "guard:dino", "facebook/dinov2-small", "Apache-2.0"),
     # gpu: larger encoders where a GPU makes them cheap; the editors stay SD 1.5-based until
-    # issue 11's entries (Florence-2, Qwen-Image-Edit) replace these lines.
+    # issue 11's entries (Qwen-Image-Edit) replace these lines.
     Member("gpu", "tagger", "google/siglip2-so400m-patch14-384", "Apache-2.0", note=(
         "SigLIP 2 (per-word sigmoid scores); google/siglip2-base-patch16-224 is the middle option")),
-    Member("gpu", "captioner", "Salesforce/blip-image-captioning-large", "BSD-3-Clause"),
+    Member("gpu", "captioner", "florence-community/Florence-2-large", "MIT", note=(
+        "Florence-2 <DETAILED_CAPTION> through transformers' own Florence2 classes (no remote code)")),
     Member("gpu", "guard:dino", "facebook/dinov2-base", "Apache-2.0"),
     Member("gpu", "edit:qwen-image-edit", "Qwen/Qwen-Image-Edit", "Apache-2.0", FLUX_FILES,
            "the gpu editor for every recipe; needs torchvision"),

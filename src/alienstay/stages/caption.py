@@ -1,4 +1,4 @@
-"""Stage `caption`: a short caption per usable photo (BLIP), resumable."""
+"""Stage `caption`: a caption per usable photo (BLIP, or Florence-2 by its config), resumable."""
 
 from __future__ import annotations
 
