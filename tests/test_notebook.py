@@ -33,7 +33,7 @@ def test_notebook_executes_every_stage_on_the_samples(samples_dir: Path, tmp_pat
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == []
     tags = Workspace(workspace).read_tags()
-    assert set(tags["model_id"]) == {"offline:efficientnet-lite0+all-MiniLM-L6-v2"}
+    assert set(tags["model_id"]) == {"offline:efficientnet-lite1+all-MiniLM-L6-v2"}
     assert tags["image_id"].nunique() == 8
     edits = pd.read_parquet(workspace / "edits.parquet")
     assert set(edits["recipe"]) >= {"time_of_day", "lights"}

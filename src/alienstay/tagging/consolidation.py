@@ -52,11 +52,18 @@ def write_tag_table(target: Path, plan: list) -> None:
     """The kept rows of every tag shard, streamed table by table into one parquet file."""
     with atomic_path(target) as tmp, pq.ParquetWriter(tmp, TAG_SCHEMA) as writer:
         for shard, ids, keep in plan:
-            table = pq.read_table(shard).cast(TAG_SCHEMA)
+            table = _with_judged(pq.read_table(shard)).cast(TAG_SCHEMA)
             if len(keep) < len(ids):
                 wanted = pa.array([ids[i] for i in keep], pa.string())
                 table = table.filter(pc.is_in(table.column("image_id"), value_set=wanted))
             writer.write_table(table)
+
+
+def _with_judged(table: pa.Table) -> pa.Table:
+    """Shards written before encoders declared their evidence judged every word."""
+    if "judged" in table.column_names:
+        return table
+    return table.append_column("judged", pa.array([True] * len(table), pa.bool_()))
 
 
 def consolidation_plan(

@@ -155,6 +155,7 @@ class EncoderActor:
             "score": scores,
             "prob": probs,
             "selected": selected,
+            "judged": np.tile(self.mapper.evidence.may_select(self.mapper.vocab), (n, 1)),
         }
 
 
@@ -179,6 +180,7 @@ def write_shard_batch(
             scores=batch["score"][ok],
             probs=batch["prob"][ok],
             selected=batch["selected"][ok].astype(bool),
+            judged=batch["judged"][ok][0].astype(bool) if "judged" in batch else None,
         )
         write_shard(tags_dir, embeddings_dir, [tagged], vocab, identity)
     failures = [

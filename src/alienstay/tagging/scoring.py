@@ -15,6 +15,8 @@ import torch
 
 from alienstay.encoders import ImageTextEncoder
 from alienstay.registry import Registry
+from alienstay.evidence import SEES_EVERYTHING, Evidence, evidence_of
+from alienstay.evidence import select_tags as evidence_select
 from alienstay.tagging.settings import TagIdentity
 from alienstay.vocabulary import Vocabulary
 from alienstay.workspace import Workspace, atomic_path
@@ -30,6 +32,7 @@ TAG_SCHEMA = pa.schema(
         ("model_id", pa.string()),
         ("model_revision", pa.string()),
         ("vocab_hash", pa.string()),
+        ("judged", pa.bool_()),  # False: the encoder has no evidence for this word (see evidence.py)
     ]
 )
 
@@ -100,19 +103,9 @@ def encoder_probabilities(scores: np.ndarray, vocab: Vocabulary, encoder: ImageT
     return PROBABILITY_RULES.get(getattr(encoder, "probability", "softmax")).apply(scores, vocab, encoder)
 
 
-def select_tags(probs: np.ndarray, vocab: Vocabulary) -> np.ndarray:
-    """Per facet: the top_k words by probability, each only if it reaches min_prob (ties: vocabulary order)."""
-    probs = np.asarray(probs)
-    selected = np.zeros(probs.shape, dtype=bool)
-    rows = np.arange(probs.shape[0])[:, None]
-    for name, part in vocab.facet_slices().items():
-        facet = vocab.facets[name]
-        block = probs[:, part]
-        ranked = np.argsort(-block, axis=1, kind="stable")[:, : facet.top_k]
-        chosen = np.zeros(block.shape, dtype=bool)
-        chosen[rows, ranked] = True
-        selected[:, part] = chosen & (block >= facet.min_prob)
-    return selected
+def select_tags(probs: np.ndarray, vocab: Vocabulary, evidence: Evidence = SEES_EVERYTHING) -> np.ndarray:
+    """Per facet: the top_k words the encoder may select, each only if it reaches its floor (see evidence.py)."""
+    return evidence_select(probs, vocab, evidence)
 
 
 # ---- mapper -----------------------------------------------------------------------------------
@@ -124,6 +117,7 @@ class TaggedBatch:
     scores: np.ndarray  # (B, W) cosine
     probs: np.ndarray  # (B, W) by the encoder's PROBABILITY_RULES entry
     selected: np.ndarray  # (B, W) bool
+    judged: np.ndarray | None = None  # (W,) bool: words the encoder may select; None: all
 
 
 class TagMapper:
@@ -133,6 +127,7 @@ class TagMapper:
         self.encoder = encoder
         self.vocab = vocab
         self.word_embeddings = torch.from_numpy(np.ascontiguousarray(word_embeddings, dtype=np.float32))
+        self.evidence = evidence_of(encoder)
 
     def __call__(self, ids: list[str], pixels: torch.Tensor, positions: list[int] | None = None) -> TaggedBatch:
         embeddings = self.encoder.encode_images(pixels).float()
@@ -144,13 +139,15 @@ class TagMapper:
             embeddings=embeddings.numpy(),
             scores=scores,
             probs=probs,
-            selected=select_tags(probs, self.vocab),
+            selected=select_tags(probs, self.vocab, self.evidence),
+            judged=self.evidence.may_select(self.vocab),
         )
 
 
 def tag_rows(batch: TaggedBatch, vocab: Vocabulary, identity: TagIdentity) -> pa.Table:
     """One row per (image, word) in the agreed tags.parquet format."""
     n_images, n_words = len(batch.ids), len(vocab.words)
+    judged = np.ones(n_words, dtype=bool) if batch.judged is None else batch.judged
     repeat = lambda value: pa.array([value] * (n_images * n_words), pa.string())  # noqa: E731
     return pa.table(
         {
@@ -163,6 +160,7 @@ def tag_rows(batch: TaggedBatch, vocab: Vocabulary, identity: TagIdentity) -> pa
             "model_id": repeat(identity.model_id),
             "model_revision": repeat(identity.model_revision),
             "vocab_hash": repeat(identity.vocab_hash),
+            "judged": pa.array(np.tile(judged, n_images), pa.bool_()),
         },
         schema=TAG_SCHEMA,
     )
