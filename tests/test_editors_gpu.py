@@ -129,3 +129,14 @@ def test_size_table_rule():
     assert fits({"transformer": 40.9, "text_encoder": 16.6}, 80) == "all on GPU"
     assert fits({"transformer": 40.9, "text_encoder": 16.6}, 48) == "no"  # 40.9 > 0.85 x 48
     assert fits({"transformer": 10.2, "text_encoder": 16.6}, 24) == "CPU offload"
+
+
+def test_models_list_gpu_names_qwen_image_edit_and_offers_kontext_with_its_licence(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    result = runner.invoke(app, ["models", "list", "--preset", "gpu"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 2}
+    assert "Qwen/Qwen-Image-Edit" in lines["edit:qwen-image-edit"] and "Apache-2.0" in lines["edit:qwen-image-edit"]
+    assert "FLUX.1-Kontext-dev" in lines["edit:kontext"] and "Non-Commercial" in lines["edit:kontext"]  # the licence column wraps
+    assert "FLUX.1-schnell" in lines["text-to-image"]
