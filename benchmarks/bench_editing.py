@@ -7,7 +7,7 @@ channels as in InstructPix2Pix): the compute is the same as with trained weights
   2 branches (ordinary classifier-free guidance) and 1 (guidance-free: LCM / guidance 1);
 - the same at 384 and 256 px; the VAE encode + decode of one photo at 256 and at 512 px (both measured);
 - from these: the 20-step default vs 4-step LCM ratio, and the 8-photo x 3-value series time on
-  this CPU for the default and the fast setting, and on a GPU from a stated published figure.
+  this CPU for the default and the fast setting (GPU figures: benchmarks/bench_gpu.py, measured).
 
 One timed step per setting keeps the run to a few minutes; read ratios, not absolute seconds
 (the machine is shared). `step_s_*` is this process's CPU time / threads (robust to other load);
@@ -26,11 +26,7 @@ from benchmarks.common import matmul_gflops, peak_rss_mb, save
 
 PHOTOS, VALUES = 8, 3
 DEFAULT_STEPS, LCM_STEPS = 20, 4
-# Assumption for the GPU estimate: SD 1.5 at 512 px in fp16 on an A100 runs ~20 denoising steps
-# per second with classifier-free guidance (batch 2), i.e. ~0.05 s a batch-2 step (diffusers'
-# published A100 fp16 timings); a batch-3 step taken as 1.5x that, batch 1 as 0.5x.
-GPU_BATCH2_STEP_SECONDS = 0.05
-GPU_VAE_SECONDS = 0.05
+# GPU figures are measured, not assumed: benchmarks/bench_gpu.py on a CUDA machine.
 
 
 def sd15_unet(in_channels: int = 8):
@@ -137,7 +133,6 @@ def estimates(f: dict) -> dict[str, float | str]:
     lcm_edit = LCM_STEPS * f["step_s_512px_1branch"] + vae  # LCM-LoRA, 4 steps, guidance-free
     lcm_edit_384 = LCM_STEPS * f["step_s_384px_1branch"] + vae * (384 / 512) ** 2
     ip2p_384_10 = 10 * f["step_s_384px_3branch"] + vae * (384 / 512) ** 2  # keeps image guidance
-    gpu_edit = DEFAULT_STEPS * 1.5 * GPU_BATCH2_STEP_SECONDS + GPU_VAE_SECONDS
     return {
         "ratio_3branch_vs_1branch_512px": f["step_s_512px_3branch"] / f["step_s_512px_1branch"],
         "ratio_2branch_vs_1branch_512px": f["step_s_512px_2branch"] / f["step_s_512px_1branch"],
@@ -150,8 +145,6 @@ def estimates(f: dict) -> dict[str, float | str]:
         "series_min_cpu_ip2p_10steps_384px": edits * ip2p_384_10 / 60,
         "series_min_cpu_lcm_4steps_512px": edits * lcm_edit / 60,
         "series_min_cpu_lcm_4steps_384px": edits * lcm_edit_384 / 60,
-        "series_min_gpu_default_ip2p_20steps_512px": edits * gpu_edit / 60,
-        "gpu_assumption": f"A100 fp16 SD1.5 512px: {GPU_BATCH2_STEP_SECONDS}s a batch-2 step, x1.5 for 3 branches",
     }
 
 

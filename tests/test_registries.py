@@ -66,7 +66,9 @@ def test_one_dtype_list_and_a_refusal_before_any_weight_is_loaded():
 
     assert hf.DTYPES is devices.DTYPES
     with pytest.raises(ValueError, match="use one of float32, bfloat16, int8"):
-        load_encoder("offline", dtype="float16")
+        load_encoder("offline", dtype="float8")
+    with pytest.raises(ValueError, match="the offline encoder runs in float32 only"):
+        load_encoder("offline", dtype="float16")  # a pipeline dtype, not one this encoder runs in
     with pytest.raises(ValueError, match="the offline encoder runs in float32 only"):
         load_encoder("offline", dtype="bfloat16")  # refused by the entry: the offline packages are not touched
 
@@ -114,5 +116,5 @@ def test_captioners_register_the_same_way(tmp_path):
     folder = build_tiny_blip(tmp_path / "tiny-blip")
     by_name, by_folder = load_captioner(f"blip:{folder}"), load_captioner(str(folder))
     assert by_name.resolved.model_id == by_folder.resolved.model_id == str(folder)
-    with pytest.raises(ValueError, match="the blip captioner runs in float32 only"):
+    with pytest.raises(ValueError, match="the blip captioner runs in float32, float16, bfloat16 only"):
         load_captioner(str(folder), dtype="int8")

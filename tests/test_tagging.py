@@ -364,10 +364,12 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     import sys
     import time
 
+    from alienstay.devices import batch_size_for, probe
     from alienstay.tagging.settings import TagSettings
 
     defaults = TagSettings()
-    assert (defaults.batch_size, defaults.rows_per_shard) == (32, 512)  # the sizes this test is about
+    batch = defaults.batch_size or batch_size_for("cpu", probe())  # 0: by device, 32 on the CPU
+    assert (batch, defaults.rows_per_shard) == (32, 512)  # the sizes this test is about
     copies = 100  # 8 photos x 100 ids = 800 rows: one full shard of 512, then a second one in the making
 
     def widen(ws: Workspace) -> None:

@@ -17,14 +17,14 @@ import pandas as pd
 import torch
 
 from alienstay.catalog import OK, TAG_INPUT_COLUMNS
-from alienstay.devices import probe, select_device, select_dtype
+from alienstay.devices import PIPELINE_DTYPES, probe, select_device, select_dtype
 from alienstay.encoders.hf import ProcessorTransform, cpu_threads
 from alienstay.models import ResolvedModel, resolve
 from alienstay.registry import Registry
 from alienstay.tagging.reader import image_batches, pending_images
 from alienstay.workspace import Workspace, write_parquet
 
-CAPTION_COLUMNS = ["image_id", "caption", "model_id", "model_revision"]
+CAPTION_COLUMNS = ["image_id", "caption", "model_id", "model_revision", "device", "dtype"]
 
 
 @dataclass
@@ -36,6 +36,10 @@ class Captioner:
     device: str = "cpu"
     max_new_tokens: int = 20
     min_new_tokens: int = 0  # the benchmark forces a fixed length, so models compare at equal work
+    dtype: str = "float32"
+
+    def record(self) -> dict[str, str]:
+        return {**self.resolved.record(), "device": self.device, "dtype": self.dtype}
 
     def image_transform(self) -> ProcessorTransform:
         return ProcessorTransform(self.image_processor)
@@ -92,13 +96,14 @@ def load_blip(model: str, device: str = "cpu", dtype: str = "float32") -> Captio
 
     torch.set_num_threads(cpu_threads())
     resolved = resolve(model)
-    network = BlipForConditionalGeneration.from_pretrained(resolved.path).eval().to(device)
+    network = BlipForConditionalGeneration.from_pretrained(resolved.path, dtype=getattr(torch, dtype)).eval().to(device)
     return Captioner(
         resolved=resolved,
         model=network,
         tokenizer=AutoTokenizer.from_pretrained(resolved.path),
         image_processor=AutoImageProcessor.from_pretrained(resolved.path),
         device=device,
+        dtype=dtype,
     )
 
 
@@ -121,7 +126,7 @@ def load_florence2(model: str, device: str = "cpu", dtype: str = "float32") -> F
 
 
 CAPTIONERS.register(CaptionerEntry(
-    name="blip", load=load_blip, default_model="Salesforce/blip-image-captioning-base", model_types=("blip",),
+    name="blip", load=load_blip, default_model="Salesforce/blip-image-captioning-base", model_types=("blip",), dtypes=PIPELINE_DTYPES,
     description="BLIP image captioning through transformers (a hub id or a folder in the hub's layout)",
 ))
 CAPTIONERS.register(CaptionerEntry(
@@ -178,11 +183,11 @@ def run_captioning(
         if batch.pixels is None:
             continue
         for image_id, text in zip(batch.ids, captioner.caption(batch.pixels)):
-            new.append({"image_id": image_id, "caption": text, **captioner.resolved.record()})
+            new.append({"image_id": image_id, "caption": text, **captioner.record()})
         if len(new) % save_every < len(batch.ids):
             save()
     save()
-    ws.log_run("caption", **captioner.resolved.record(), captioned_now=len(new))
+    ws.log_run("caption", **captioner.record(), captioned_now=len(new))
     return len(new)
 
 

@@ -18,7 +18,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(ingest_app, name="ingest")
-from alienstay.cli_models import ModelsDirOption, models_app, use_models_dir  # noqa: E402
+from alienstay.cli_models import (  # noqa: E402
+    DeviceOption, DtypeOption, ModelsDirOption, StagePresetOption, announce, models_app, use_models_dir,
+)
 
 app.add_typer(models_app, name="models")
 
@@ -94,10 +96,11 @@ def tag(
         str, typer.Option("--model", help="auto | offline | a hub id (openai/clip-vit-base-patch32) | a local folder.")
     ] = "auto",
     vocabulary: VocabularyOption = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=0, help="0: by device (32 CPU, 256 GPU).")] = 0,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes decoding photos ahead of the model.")] = 1,
-    device: Annotated[str, typer.Option("--device")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="float32 | bfloat16 | int8 (dynamic quantisation, CPU).")] = "float32",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    preset: StagePresetOption = None,
     rows_per_shard: Annotated[int, typer.Option("--rows-per-shard", min=1, help="Photos per resumable shard.")] = 512,
     engine: Annotated[str, typer.Option("--engine", help="local (this process) | ray (Ray Data: this machine or a cluster).")] = "local",
     ray_address: Annotated[str, typer.Option("--ray-address", help="With --engine ray: local (start Ray here) | auto | host:port of a cluster.")] = "local",
@@ -114,9 +117,10 @@ def tag(
     from alienstay.vocabulary import VocabularyError
 
     ws = open_workspace(workspace)
+    device = announce(device, dtype)
     settings = stage.TagSettings(
         model=model, vocabulary=vocabulary, batch_size=batch_size, workers=workers, device=device, dtype=dtype,
-        rows_per_shard=rows_per_shard, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+        rows_per_shard=rows_per_shard, engine=engine, ray_address=ray_address, ray_actors=ray_actors, preset=preset,
     )  # fmt: skip
     try:
         summary = stage.run(ws, settings)
@@ -130,7 +134,8 @@ def tag(
         f"({summary.images_per_second:.1f} photos/s)"
     )
     if caption:
-        captions = caption_stage.CaptionSettings(model=caption_model, device=device, batch_size=batch_size, workers=workers)
+        captions = caption_stage.CaptionSettings(model=caption_model, device=device, dtype="auto" if dtype == "int8" else dtype,
+                                                 batch_size=batch_size or 16, workers=workers)  # fmt: skip
         try:
             written = caption_stage.run(ws, captions)
         except ModelUnavailable as error:
@@ -199,7 +204,10 @@ def edit(
     attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
     clip: Annotated[str, typer.Option("--clip", help="Image-text encoder for the CLIP direction: none | auto | offline | id/folder.")] = "none",
-    dino: Annotated[Optional[str], typer.Option("--dino", help="DINO/ViT model for the self-similarity distance.")] = None,
+    dino: Annotated[Optional[str], typer.Option("--dino", help="DINO/ViT model for the self-similarity distance (`preset`: the preset's).")] = None,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    preset: StagePresetOption = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Restyle a few varied photos, one parameter at a time, and check each edit is still the same room."""
@@ -216,6 +224,7 @@ def edit(
         model=model, controlnet=controlnet, control=control, guidance=guidance, image_guidance=image_guidance,
         strength=strength, mask=mask, mask_model=mask_model, lcm_lora=lcm_lora,
         attention_slicing=attention_slicing, cpu_offload=cpu_offload, clip=clip, dino=dino,
+        device=device if list_only else announce(device, dtype), dtype=dtype, preset=preset,
     )  # fmt: skip
     try:
         if list_only:
@@ -247,6 +256,9 @@ def persona(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: Annotated[int, typer.Option("--steps")] = 25,
     size: Annotated[int, typer.Option("--size", help="Square side, px.")] = 512,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    preset: StagePresetOption = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """A portrait of a typical alien guest from docs/aliens.md's `## Portrait prompt` (prompt + seed saved beside it)."""
@@ -254,8 +266,10 @@ def persona(
     from alienstay.stages import persona as stage
 
     try:
-        summary = stage.run(open_workspace(workspace), stage.PersonaSettings(model=model, seed=seed, steps=steps, size=size))
-    except ModelUnavailable as error:
+        settings = stage.PersonaSettings(model=model, seed=seed, steps=steps, size=size, device=announce(device, dtype),
+                                         dtype=dtype, preset=preset)  # fmt: skip
+        summary = stage.run(open_workspace(workspace), settings)
+    except (ModelUnavailable, ValueError) as error:
         fail(str(error))
     console.print(f"alien portrait -> {summary.path} (prompt and seed in {summary.path.with_suffix('.json').name})")
 
@@ -336,13 +350,16 @@ def demo(
     per_hotel: Annotated[int, typer.Option("--per-hotel", help="Photos a sampled hotel.")] = 5,
     model: Annotated[str, typer.Option("--model", help="Tagger: auto | offline | hub id | folder.")] = "auto",
     images: Annotated[int, typer.Option("--images", help="Photos in each restyle series (5-10).")] = 8,
+    preset: StagePresetOption = None,
+    device: DeviceOption = "auto",
     workspace: WorkspaceOption = Path("runs/demo"),
 ) -> None:
     """Every stage end to end: ingest, preprocess, stats, tag, analyse, cluster, edit, persona, report."""
     from alienstay import demo as stage
     from alienstay.sources.hotels50k import MetadataError
 
-    settings = stage.DemoSettings(input=input, metadata=metadata, hotels=hotels, per_hotel=per_hotel, model=model, images=images)
+    settings = stage.DemoSettings(input=input, metadata=metadata, hotels=hotels, per_hotel=per_hotel, model=model,
+                                  images=images, preset=preset, device=announce(device, "auto"))  # fmt: skip
     ws = open_workspace(workspace)
     try:
         log = stage.run(ws, settings, console=console)

@@ -78,3 +78,29 @@ def download_models(
         raise typer.Exit(1)
     console.print(f"preset {name}: {len(results)} models in {to}. Elsewhere: `alienstay --models-dir {to} ...` "
                   f"or {MODELS_DIR_ENV}={to}.")  # fmt: skip
+
+
+# ---- what every model-loading command shares: device, precision, preset -----------------------
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps.")]
+DtypeOption = Annotated[
+    str, typer.Option("--dtype", help="auto (bf16/fp16 on a GPU where the model runs in it, fp32 on the CPU) | float32 | bfloat16 | float16 | int8 (CPU).")
+]
+StagePresetOption = Annotated[
+    Optional[str], typer.Option("--preset", help="cpu | gpu | offline | auto: the models of options left unset (`alienstay models list`).")
+]
+
+
+def announce(device: str, dtype: str) -> str:
+    """Say once what the command runs on and return the concrete device; a device this machine
+    lacks is a message naming what was found and the fix (exit 2), never a traceback."""
+    from alienstay.devices import describe_device, probe, select_device
+
+    machine = probe()
+    try:
+        chosen = select_device(device, machine)
+    except ValueError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    how = "auto: by device and model, recorded with every output" if dtype == "auto" else dtype
+    console.print(f"runs on {describe_device(chosen, machine)}; dtype {how}")
+    return chosen

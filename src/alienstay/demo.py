@@ -33,6 +33,8 @@ class DemoSettings:
     per_hotel: int = 5
     model: str = "auto"  # the tagger, also the edit guard's CLIP direction
     images: int = 8  # photos in each restyle series
+    preset: str | None = None  # cpu | gpu | offline | auto: the models of the tag, edit and persona stages
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps, for every model-loading stage
 
 
 @dataclass
@@ -74,7 +76,7 @@ def analysis_stages(ws: Workspace, settings: DemoSettings, console: Console, log
     steps = [
         ("preprocess", lambda: preprocess.run(ws)),
         ("stats", lambda: stats.run(ws)),
-        ("tag", lambda: tag.run(ws, tag.TagSettings(model=settings.model))),
+        ("tag", lambda: tag.run(ws, tag.TagSettings(model=settings.model, preset=settings.preset, device=settings.device))),
         ("analyse", lambda: analyse.run(ws)),
         ("cluster", lambda: cluster.run(ws)),
         ("index", lambda: index.run(ws)),
@@ -96,12 +98,13 @@ def summary_line(summary: object) -> str:
     return "; ".join(parts) if parts else "done"
 
 
-def run_edits(ws: Workspace, model: str, images: int, console: Console, log: DemoLog) -> None:
+def run_edits(ws: Workspace, model: str, images: int, console: Console, log: DemoLog, *,
+              preset: str | None = None, device: str = "auto") -> None:  # fmt: skip
     """Each demo recipe with its own method; without diffusion weights, its classical grade."""
     from alienstay.stages import edit
 
     for name in DEMO_RECIPES:
-        summary = edit.run_or_fallback(ws, edit.EditSettings(recipe=name, images=images, clip=model))
+        summary = edit.run_or_fallback(ws, edit.EditSettings(recipe=name, images=images, clip=model, preset=preset, device=device))
         if summary.skipped:
             log.skipped.append(summary.skipped)
             console.print(f"[yellow]skipped[/] {summary.skipped}")
@@ -115,12 +118,12 @@ def run_edits(ws: Workspace, model: str, images: int, console: Console, log: Dem
         console.print(f"edit {name}: {len(summary.rows)} edits, verdicts {summary.verdicts} -> {summary.grid_path}")
 
 
-def run_persona(ws: Workspace, console: Console, log: DemoLog) -> None:
+def run_persona(ws: Workspace, console: Console, log: DemoLog, *, preset: str | None = None, device: str = "auto") -> None:
     from alienstay.models import ModelUnavailable
     from alienstay.stages import persona
 
     try:
-        summary = persona.run(ws)
+        summary = persona.run(ws, persona.PersonaSettings(preset=preset, device=device))
     except ModelUnavailable as error:
         log.skipped.append(f"persona: needs a text-to-image model ({first_line(error)})")
         console.print(f"[yellow]skipped[/] the alien portrait: {first_line(error)}")
@@ -139,9 +142,9 @@ def run(ws: Workspace, settings: DemoSettings = DemoSettings(), *, console: Cons
     log.stages.append("ingest")
     analysis_stages(ws, settings, console, log)
     console.rule("[bold]edit")
-    run_edits(ws, settings.model, settings.images, console, log)
+    run_edits(ws, settings.model, settings.images, console, log, preset=settings.preset, device=settings.device)
     console.rule("[bold]persona")
-    run_persona(ws, console, log)
+    run_persona(ws, console, log, preset=settings.preset, device=settings.device)
     write_json(log.as_dict(), ws.report_dir / "demo.json")
     console.print(f"report -> {report.run(ws).path}")
     return log

@@ -133,6 +133,14 @@ def model_for(preset: str, role: str) -> Member | None:
     return members(pick(preset) if preset == AUTO else preset).get(role)
 
 
+def preset_model(preset: str | None, role: str) -> str | None:
+    """The hub id serving `role` in `preset`; None without a preset or where it has no fetchable model."""
+    if preset is None:
+        return None
+    member = model_for(preset, role)
+    return member.model if member is not None and member.fetchable else None
+
+
 def pick(preset: str, machine: Machine | None = None) -> str:
     """`auto`: `gpu` where CUDA is present, `cpu` otherwise; any other name is checked and returned."""
     if preset != AUTO:

@@ -166,7 +166,7 @@ def dino_self_similarity_distance(model: "torch.nn.Module", processor, original:
     """
     import torch
 
-    inputs = processor(images=[original.convert("RGB"), edited.convert("RGB")], return_tensors="pt")
+    inputs = processor(images=[original.convert("RGB"), edited.convert("RGB")], return_tensors="pt").to(model.device)
     with torch.no_grad():
         tokens = model(**inputs).last_hidden_state[:, 1:, :]  # drop the CLS token
     tokens = torch.nn.functional.normalize(tokens.float(), dim=-1)

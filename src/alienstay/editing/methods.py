@@ -33,6 +33,8 @@ class Speed:
     lcm_lora: str | None = None  # hub id or folder of an LCM-LoRA: few-step sampling with LCMScheduler
     attention_slicing: bool = False  # less peak memory, a little slower
     cpu_offload: bool = False  # keep sub-models on the CPU until used (needs an accelerator)
+    device: str = "cpu"  # a concrete device (alienstay.devices.select_device), not auto
+    dtype: str = "float32"  # float32 | float16 | bfloat16
 
 
 def _instruct_pix2pix(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":

@@ -26,13 +26,14 @@ from alienstay.editing.controls import CONTROL_MAPS
 from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.methods import Speed
 from alienstay.models import resolve
+from alienstay.placement import place_pipeline, seeded_generator
 
 log = logging.getLogger("alienstay")
 
 
 # ---- diffusion ---------------------------------------------------------------------------
 def _generator(seed: int) -> torch.Generator:
-    return torch.Generator(device="cpu").manual_seed(seed)
+    return seeded_generator(seed)
 
 
 def apply_speed(pipe: Any, speed: Speed) -> list[str]:
@@ -48,11 +49,8 @@ def apply_speed(pipe: Any, speed: Speed) -> list[str]:
         loaded.append(resolved.model_id)
     if speed.attention_slicing:
         pipe.enable_attention_slicing()
-    if speed.cpu_offload:
-        if torch.cuda.is_available():
-            pipe.enable_model_cpu_offload()
-        else:
-            log.warning("--cpu-offload needs an accelerator; on this CPU-only machine everything stays on the CPU.")
+    # Last: offload hooks must wrap the sub-models as they will run (LoRA fused, dtype set).
+    pipe.alienstay_placed = place_pipeline(pipe, speed.device, speed.dtype, speed.cpu_offload)
     return loaded
 
 

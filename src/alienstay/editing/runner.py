@@ -21,6 +21,7 @@ from alienstay.editing.faithfulness import Guard, verdict
 from alienstay.editing.identity import SeriesSettings, build_request, edit_key
 from alienstay.editing.masks import MaskFor, no_mask
 from alienstay.editing.recipes import Recipe
+from alienstay.placement import placement_of
 from alienstay.workspace import Workspace, atomic_path
 
 EDIT_COLUMNS = [
@@ -29,7 +30,7 @@ EDIT_COLUMNS = [
     "structure_ssim", "edge_ssim", "lpips", "dino_distance", "outside_mask_change", "clip_direction",
     "verdict", "verdict_reason",
     # beyond the agreed columns: what the guard also saw, and whether this was diffusion at all
-    "pixel_change", "mask_area", "is_diffusion",
+    "pixel_change", "mask_area", "is_diffusion", "device", "dtype",
     "missing_metrics",  # why a metric the guard was asked for is NaN (a broken LPIPS install, ...)
 ]
 
@@ -116,7 +117,7 @@ def _one_edit(recipe, photo, original, editor, request, guard, mask_for, key, ou
         "guidance_scale": _num(request.guidance_scale), "image_guidance_scale": _num(request.image_guidance_scale),
         "strength": _num(request.strength), "size": request.size, "seconds": seconds,
         "output_path": str(output_path), "source_path": str(photo.prepared_path),
-        **_judged(metrics, recipe, guard), "is_diffusion": editor.is_diffusion,
+        **_judged(metrics, recipe, guard), "is_diffusion": editor.is_diffusion, **placement_of(editor),
     }
 
 

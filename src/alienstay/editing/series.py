@@ -29,6 +29,8 @@ from alienstay.editing.selection import (  # noqa: F401  (the stage's API: cli a
     photos_for_workspace,
     usable_photos,
 )
+from alienstay.placement import edit_placement
+from alienstay.presets import preset_model
 from alienstay.workspace import Workspace
 
 LCM_STEPS, LCM_GUIDANCE = 4, 1.0  # what LCM-LoRA is distilled for: a few steps, no guidance branches
@@ -59,8 +61,11 @@ class EditSettings:
     lcm_lora: str | None = None
     attention_slicing: bool = False
     cpu_offload: bool = False
-    clip: str = "none"
-    dino: str | None = None
+    clip: str = "none"  # `preset`: the preset's guard:clip
+    dino: str | None = None  # `preset`: the preset's guard:dino
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    preset: str | None = None  # cpu | gpu | offline | auto: the models of unset options (alienstay.presets)
     group_facet: str = GROUP_FACET  # without clusters, photos are varied by this facet's tag
 
 
@@ -76,13 +81,15 @@ EditOptions = EditSettings  # the name callers used before the stages layer
 SeriesResult = EditSummary
 
 
-def load_guard(clip: str = "none", dino: str | None = None) -> Guard:
+def load_guard(clip: str = "none", dino: str | None = None, device: str = "cpu", preset: str | None = None) -> Guard:
     """The guard with the learned models asked for; 'none' leaves that metric recorded as missing."""
     encoder = None
+    clip, dino = (preset_model(preset, f"guard:{name}") if value == "preset" else value
+                  for name, value in (("clip", clip), ("dino", dino)))  # fmt: skip
     if clip and clip != "none":
         from alienstay.encoders import encoder_entry, load_encoder
 
-        encoder = load_encoder(clip)
+        encoder = load_encoder(clip, device=device, dtype="float32")  # the guard's thresholds were set in fp32
     dino_model = dino_processor = None
     if dino:
         from transformers import AutoImageProcessor, AutoModel
@@ -91,7 +98,7 @@ def load_guard(clip: str = "none", dino: str | None = None) -> Guard:
 
         resolved = resolve(dino)
         dino_processor = AutoImageProcessor.from_pretrained(resolved.path)
-        dino_model = AutoModel.from_pretrained(resolved.path).eval()
+        dino_model = AutoModel.from_pretrained(resolved.path).eval().to(device)
     # The encoder registry says whether an encoder's text direction may decide a verdict.
     direction_decides = encoder is None or encoder_entry(encoder).direction_decides
     if not direction_decides:
@@ -109,12 +116,16 @@ def edit_workspace(ws: Workspace, options: EditSettings, on_edit: Callable[[], N
     method = options.method or recipe.method
     recipe.check_method(method)
     photos = photos_for_workspace(ws, options.images, options.group_facet)
-    speed = Speed(lcm_lora=options.lcm_lora, attention_slicing=options.attention_slicing, cpu_offload=options.cpu_offload)
-    editor = load_editor(method, recipe, model=options.model, controlnet=options.controlnet, control=options.control, speed=speed)
-    guard = load_guard(options.clip, options.dino)
-    mask_for = make_mask_for(recipe, method, options.mask, options.mask_model, options.masker)
+    device, dtype = edit_placement(options.device, options.dtype)
+    speed = Speed(lcm_lora=options.lcm_lora, attention_slicing=options.attention_slicing, cpu_offload=options.cpu_offload,
+                  device=device, dtype=dtype)  # fmt: skip
+    model = options.model or preset_model(options.preset, f"edit:{method}")
+    editor = load_editor(method, recipe, model=model, controlnet=options.controlnet, control=options.control, speed=speed)
+    guard = load_guard(options.clip, options.dino, device, options.preset)
+    mask_model = options.mask_model or (preset_model(options.preset, "masker") if options.masker == DEFAULT_MASKER else None)
+    mask_for = make_mask_for(recipe, method, options.mask, mask_model, options.masker)
     extra = {"control": options.control} if options.control else {}
-    extra.update(mask_identity(recipe, method, options.mask, options.mask_model, options.masker))
+    extra.update(mask_identity(recipe, method, options.mask, mask_model, options.masker))
     lcm = options.lcm_lora is not None and editor.is_diffusion
     settings = SeriesSettings(
         method=method, seed=options.seed, size=options.size,

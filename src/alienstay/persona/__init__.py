@@ -40,7 +40,7 @@ def read_portrait_prompt() -> PortraitPrompt:
 
 def render_portrait(
     ws: Workspace, model: str = DEFAULT_MODEL, seed: int = 0, steps: int = 25,
-    size: int = 512, guidance_scale: float = 7.5,
+    size: int = 512, guidance_scale: float = 7.5, device: str = "auto", dtype: str = "auto",
 ) -> Path:
     """Generate the portrait into ws.persona_dir; raises the resolver's ModelUnavailable without weights."""
     from alienstay.persona.text_to_image import TEXT_TO_IMAGE
@@ -49,7 +49,7 @@ def render_portrait(
     spec, weights = TEXT_TO_IMAGE.lookup(model, default="sd15")  # "flux-schnell[:FOLDER]" or an SD 1.5 id/folder
     started = time.perf_counter()
     image, model_id = spec.render(weights or spec.default_model, words.prompt, words.negative_prompt, seed, steps,
-                                  size, guidance_scale)
+                                  size, guidance_scale, device=device, dtype=dtype)
     target = ws.persona_dir / f"alien_portrait_seed{seed}.png"
     with atomic_path(target) as tmp:
         image.save(tmp, format="PNG")

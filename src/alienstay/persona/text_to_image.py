@@ -30,24 +30,25 @@ SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
 def _sd15(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,
-          guidance_scale: float) -> tuple[Any, str]:
-    import torch
+          guidance_scale: float, device: str = "auto", dtype: str = "auto") -> tuple[Any, str]:
     from diffusers import StableDiffusionPipeline
 
     from alienstay.editing.pipelines import load_pipeline
+    from alienstay.placement import edit_placement, place_pipeline, seeded_generator
 
     pipe, model_id = load_pipeline(StableDiffusionPipeline, model)
+    place_pipeline(pipe, *edit_placement(device, dtype))
     image = pipe(
         prompt=prompt, negative_prompt=negative_prompt or None, num_inference_steps=steps,
         guidance_scale=guidance_scale, height=size, width=size,
-        generator=torch.Generator(device="cpu").manual_seed(seed),
+        generator=seeded_generator(seed),
     ).images[0]
     return image, model_id
 
 
 def _flux_schnell(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,
-                  guidance_scale: float) -> tuple[Any, str]:
-    from alienstay.editing.flux import flux_portrait
+                  guidance_scale: float, **placement: str) -> tuple[Any, str]:
+    from alienstay.editing.flux import flux_portrait  # its own placement (editing/flux.py), not yet --device
 
     return flux_portrait(model, prompt, negative_prompt, seed, steps, size, guidance_scale)
 

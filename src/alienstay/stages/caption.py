@@ -13,7 +13,8 @@ DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
 @dataclass(frozen=True)
 class CaptionSettings:
     model: str = DEFAULT_CAPTION_MODEL
-    device: str = "cpu"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto: float16/bfloat16 on a GPU, float32 on the CPU
     batch_size: int = 16
     workers: int = 1
 
@@ -29,7 +30,7 @@ def run(ws: Workspace, settings: CaptionSettings = CaptionSettings()) -> Caption
     from alienstay import captioning
 
     ws.check_tables("catalog", "captions")  # a damaged input is named before any model loads
-    captioner = captioning.load_captioner(settings.model, device=settings.device)
+    captioner = captioning.load_captioner(settings.model, device=settings.device, dtype=settings.dtype)
     with ws.ensure().lock("caption"):
         written = captioning.run_captioning(ws, captioner, batch_size=settings.batch_size, workers=settings.workers)
     return CaptionSummary(written, ws.captions_path)

@@ -16,6 +16,9 @@ class PersonaSettings:
     seed: int = 0
     steps: int = 25
     size: int = 512
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    preset: str | None = None  # with the default model: the preset's text-to-image model
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,21 @@ class PersonaSummary:
     path: Path  # the PNG; its prompt and seed are in the .json beside it
 
 
+def persona_model(settings: PersonaSettings) -> str:
+    """The model asked for; left at the default with a preset, the preset's text-to-image model."""
+    from alienstay.presets import preset_model
+
+    if settings.preset and settings.model == DEFAULT_PERSONA_MODEL:
+        return preset_model(settings.preset, "text-to-image") or settings.model
+    return settings.model
+
+
 def run(ws: Workspace, settings: PersonaSettings = PersonaSettings()) -> PersonaSummary:
     """Raises models.ModelUnavailable when the weights cannot be had."""
     from alienstay.persona import render_portrait
 
     with ws.ensure().lock("persona"):
-        target = render_portrait(ws, model=settings.model, seed=settings.seed, steps=settings.steps, size=settings.size)
+        target = render_portrait(ws, model=persona_model(settings), seed=settings.seed, steps=settings.steps,
+                                 size=settings.size, device=settings.device, dtype=settings.dtype)  # fmt: skip
     ws.log_run("persona", model=settings.model, seed=settings.seed, steps=settings.steps, size=settings.size)
     return PersonaSummary(target)

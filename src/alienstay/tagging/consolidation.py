@@ -48,11 +48,19 @@ def consolidate(
     return len(kept_ids)
 
 
+def with_schema_columns(table: pa.Table) -> pa.Table:
+    """A shard written before a column joined TAG_SCHEMA (device, dtype) gets it as nulls."""
+    for field in TAG_SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+    return table.select(TAG_SCHEMA.names)
+
+
 def write_tag_table(target: Path, plan: list) -> None:
     """The kept rows of every tag shard, streamed table by table into one parquet file."""
     with atomic_path(target) as tmp, pq.ParquetWriter(tmp, TAG_SCHEMA) as writer:
         for shard, ids, keep in plan:
-            table = _with_judged(pq.read_table(shard)).cast(TAG_SCHEMA)
+            table = with_schema_columns(_with_judged(pq.read_table(shard))).cast(TAG_SCHEMA)
             if len(keep) < len(ids):
                 wanted = pa.array([ids[i] for i in keep], pa.string())
                 table = table.filter(pc.is_in(table.column("image_id"), value_set=wanted))

@@ -54,7 +54,7 @@ def run_tagging(
     summary = TagSummary(identity, len(usable_ids), len(done & usable_ids), tagged, failed, consolidated,
                          time.perf_counter() - start)
     ws.log_run(
-        "tag", **identity.__dict__, batch_size=batch_size, workers=workers, vocabulary=vocab.source,
+        "tag", **identity.__dict__, device=str(getattr(encoder, "device", "cpu")), batch_size=batch_size, workers=workers, vocabulary=vocab.source,
         tagged_now=tagged, failed_now=failed, consolidated=consolidated,
     )
     return summary

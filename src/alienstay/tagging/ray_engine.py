@@ -156,6 +156,7 @@ class EncoderActor:
             "prob": probs,
             "selected": selected,
             "judged": np.tile(self.mapper.evidence.may_select(self.mapper.vocab), (n, 1)),
+            "device": np.full(n, str(getattr(self.mapper.encoder, "device", "cpu"))),
         }
 
 
@@ -181,6 +182,7 @@ def write_shard_batch(
             probs=batch["prob"][ok],
             selected=batch["selected"][ok].astype(bool),
             judged=batch["judged"][ok][0].astype(bool) if "judged" in batch else None,
+            device=str(batch["device"][ok][0]) if "device" in batch else "",
         )
         write_shard(tags_dir, embeddings_dir, [tagged], vocab, identity)
     failures = [

@@ -33,6 +33,8 @@ TAG_SCHEMA = pa.schema(
         ("model_revision", pa.string()),
         ("vocab_hash", pa.string()),
         ("judged", pa.bool_()),  # False: the encoder has no evidence for this word (see evidence.py)
+        ("device", pa.string()),  # where the image side ran (cpu, cuda:0...)
+        ("dtype", pa.string()),  # the precision it ran in
     ]
 )
 
@@ -118,6 +120,7 @@ class TaggedBatch:
     probs: np.ndarray  # (B, W) by the encoder's PROBABILITY_RULES entry
     selected: np.ndarray  # (B, W) bool
     judged: np.ndarray | None = None  # (W,) bool: words the encoder may select; None: all
+    device: str = ""  # where the encoder ran
 
 
 class TagMapper:
@@ -141,6 +144,7 @@ class TagMapper:
             probs=probs,
             selected=select_tags(probs, self.vocab, self.evidence),
             judged=self.evidence.may_select(self.vocab),
+            device=str(getattr(self.encoder, "device", "cpu")),
         )
 
 
@@ -161,6 +165,8 @@ def tag_rows(batch: TaggedBatch, vocab: Vocabulary, identity: TagIdentity) -> pa
             "model_revision": repeat(identity.model_revision),
             "vocab_hash": repeat(identity.vocab_hash),
             "judged": pa.array(np.tile(judged, n_images), pa.bool_()),
+            "device": repeat(batch.device),
+            "dtype": repeat(identity.dtype),
         },
         schema=TAG_SCHEMA,
     )

@@ -7,8 +7,12 @@ an engine: each engine is one entry of :data:`ENGINES`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from alienstay.encoders import ImageTextEncoder, load_encoder
+from alienstay.devices import batch_size_for, probe
+from alienstay.presets import model_for
+
+from alienstay.encoders import AUTO, ImageTextEncoder, load_encoder
 from alienstay.tagging.settings import TagSettings, TagSummary
 from alienstay.vocabulary import Vocabulary, load_vocabulary
 from alienstay.workspace import Workspace
@@ -49,5 +53,16 @@ def run(ws: Workspace, settings: TagSettings, encoder: ImageTextEncoder | None =
     check_engine(settings.engine)
     vocab = load_vocabulary(settings.vocabulary)
     if encoder is None:
-        encoder = load_encoder(settings.model, device=settings.device, dtype=settings.dtype)
+        encoder = load_encoder(tagger_model(settings), device=settings.device, dtype=settings.dtype)
+    if not settings.batch_size:
+        device = str(getattr(encoder, "device", "cpu"))
+        settings = replace(settings, batch_size=batch_size_for(device, probe()))
     return ENGINES[settings.engine](ws, encoder, vocab, settings)
+
+
+def tagger_model(settings: TagSettings) -> str:
+    """`--model auto` with a preset: the preset's tagger; anything else as given."""
+    if settings.preset is None or settings.model != AUTO:
+        return settings.model
+    member = model_for(settings.preset, "tagger")
+    return member.model if member is not None else settings.model
