@@ -67,8 +67,8 @@ def test_one_dtype_list_and_a_refusal_before_any_weight_is_loaded():
     assert hf.DTYPES is devices.DTYPES
     with pytest.raises(ValueError, match="use one of float32, bfloat16, int8"):
         load_encoder("offline", dtype="float8")
-    with pytest.raises(ValueError, match="the offline encoder runs in float32 only"):
-        load_encoder("offline", dtype="float16")  # a pipeline dtype, not one this encoder runs in
+    with pytest.raises(ValueError, match="runs in float32, bfloat16, int8 only"):
+        load_encoder("offline", dtype="float16")  # a pipeline dtype, not one an encoder runs in
     with pytest.raises(ValueError, match="the offline encoder runs in float32 only"):
         load_encoder("offline", dtype="bfloat16")  # refused by the entry: the offline packages are not touched
 
