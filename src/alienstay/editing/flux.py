@@ -25,6 +25,7 @@ from alienstay.editing.base import EditOutput, EditRequest, fit_size
 from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.methods import Speed
 from alienstay.models import resolve
+from alienstay.placement import place_pipeline
 
 KONTEXT = "black-forest-labs/FLUX.1-Kontext-dev"
 SCHNELL = "black-forest-labs/FLUX.1-schnell"
@@ -36,13 +37,6 @@ FLUX_FILES = (
     "model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors",
 )  # fmt: skip
 QUANTIZE = ("4bit", "8bit")
-
-
-def _dtype() -> Any:
-    """bf16 on a GPU (what these models are trained and shipped in), fp32 on the CPU (bf16 matmuls are slow there)."""
-    import torch
-
-    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
 
 
 def _quantized_transformer(transformer_class: Any, path: str, quantize: str) -> Any:
@@ -70,11 +64,11 @@ def load_flux_family(pipeline_class: Any, model: str, speed: Speed = Speed(), qu
     components = {}
     if quantize:
         components["transformer"] = _quantized_transformer(transformer_class, str(resolved.path), quantize)
-    pipe = pipeline_class.from_pretrained(str(resolved.path), dtype=_dtype(), **components)
+    # speed.device/dtype are concrete (series resolves --device/--dtype auto: bf16 on a GPU that
+    # computes in it, fp32 on the CPU); offload switches on by itself when the card is too small.
+    pipe = pipeline_class.from_pretrained(str(resolved.path), dtype=getattr(torch, speed.dtype), **components)
     pipe.set_progress_bar_config(disable=True)
-    if torch.cuda.is_available():
-        # Offload keeps one part on the GPU at a time: a 24 GB card holds the transformer alone.
-        pipe.enable_model_cpu_offload() if speed.cpu_offload else pipe.to("cuda")
+    pipe.alienstay_placed = place_pipeline(pipe, speed.device, speed.dtype, speed.cpu_offload)
     return pipe, resolved.model_id
 
 

@@ -47,10 +47,14 @@ def _sd15(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, 
 
 
 def _flux_schnell(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,
-                  guidance_scale: float, **placement: str) -> tuple[Any, str]:
-    from alienstay.editing.flux import flux_portrait  # its own placement (editing/flux.py), not yet --device
+                  guidance_scale: float, device: str = "auto", dtype: str = "auto") -> tuple[Any, str]:
+    from alienstay.editing.flux import flux_portrait
+    from alienstay.editing.methods import Speed
+    from alienstay.placement import edit_placement
 
-    return flux_portrait(model, prompt, negative_prompt, seed, steps, size, guidance_scale)
+    chosen, chosen_dtype = edit_placement(device, dtype)
+    return flux_portrait(model, prompt, negative_prompt, seed, steps, size, guidance_scale,
+                         Speed(device=chosen, dtype=chosen_dtype))
 
 
 TEXT_TO_IMAGE.register(TextToImageSpec("sd15", SD15, "CreativeML OpenRAIL-M", _sd15, "Stable Diffusion 1.5 (cpu)"))
