@@ -15,7 +15,6 @@ to check and normalise what it downloads (Hotels-50K re-encodes images; see ``in
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from alienstay.catalog import sha256_of
 from alienstay.workspace import atomic_path
 
 Transform = Callable[[bytes], bytes]
@@ -58,14 +58,6 @@ class Fetched:
     attempts: int = 0  # requests made (0: the file was already on disk)
     bytes: int | None = None
     sha256: str | None = None
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def http_failure(status_code: int) -> Failure:
