@@ -44,6 +44,9 @@ FAITHFUL = "faithful"
 TOO_STRONG = "too_strong"
 NOT_APPLIED = "not_applied"
 VERDICTS = (FAITHFUL, TOO_STRONG, NOT_APPLIED)
+# Why a masked edit with an empty mask changed nothing (the runner does not even run the editor).
+EMPTY_MASK = ("the mask is empty: nothing matched the mask query (or the mask file is black), so nothing was edited; "
+              "lower the masker's threshold (mask_threshold / mask_score_min) or pass --mask")
 
 WORK_SIDE = 256  # structure is compared at this longer side: fine detail is the diffusion's noise
 TILES = 4  # the frame is cut into TILES x TILES regions; the worst one counts
@@ -279,6 +282,8 @@ class Guard:
 
 def verdict(metrics: Metrics, thresholds: dict[str, float], direction_decides: bool = True) -> tuple[str, str]:
     """(verdict, reason). Missing (NaN) metrics never decide anything."""
+    if metrics.mask_area == 0.0:  # NaN (no mask) is not 0: only a masked edit whose mask is empty
+        return NOT_APPLIED, EMPTY_MASK
     if metrics.pixel_change < thresholds["change_min"]:
         return NOT_APPLIED, f"pixel change {metrics.pixel_change:.4f} < {thresholds['change_min']}"
     failures = [
