@@ -19,11 +19,11 @@ from alienstay.registry import Registry
 AUTO = "auto"
 # The roles a preset fills, in the order `models list` shows them.
 ROLES = (
-    "tagger", "captioner", "masker", "edit:instruct-pix2pix", "edit:controlnet", "control:mlsd", "control:canny",
+    "tagger", "captioner", "masker", "masker:segmenter", "edit:instruct-pix2pix", "edit:controlnet", "control:mlsd", "control:canny",
     "edit:inpaint", "text-to-image", "guard:clip", "guard:dino", "edit:qwen-image-edit", "edit:kontext",
 )  # fmt: skip
-# Roles only the `gpu` preset fills (issue 11's editors: too large for a laptop).
-GPU_ONLY_ROLES = ("edit:qwen-image-edit", "edit:kontext")
+# Roles only the `gpu` preset fills (issue 11's editors: too large for a laptop; the owlv2-sam masker's SAM).
+GPU_ONLY_ROLES = ("edit:qwen-image-edit", "edit:kontext", "masker:segmenter")
 # What a FLUX / Qwen-Image pipeline loads (= editing.flux.FLUX_FILES, a test keeps them equal).
 FLUX_FILES = ("model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors")
 
@@ -63,6 +63,7 @@ class Member:
     licence: str
     files: tuple[str, ...] | None = TRANSFORMERS_FILES  # allow-patterns; None: nothing to fetch (packaged)
     note: str = ""
+    entry: str = ""  # the registry entry that loads it, where the role does not say (a masker: "owlv2-sam")
 
     @property
     def name(self) -> str:
@@ -101,6 +102,11 @@ for member in (
     Member("gpu", "captioner", "florence-community/Florence-2-large", "MIT", note=(
         "Florence-2 <DETAILED_CAPTION> through transformers' own Florence2 classes (no remote code)")),
     Member("gpu", "guard:dino", "facebook/dinov2-base", "Apache-2.0"),
+    # the owlv2-sam masker (editing/owlsam.py): two models, one role each, both fetched by `models download`
+    Member("gpu", "masker", "google/owlv2-large-patch14-ensemble", "Apache-2.0", entry="owlv2-sam",
+           note="owlv2-sam: OWLv2 finds every box of the mask query"),
+    Member("gpu", "masker:segmenter", "facebook/sam-vit-huge", "Apache-2.0", entry="owlv2-sam",
+           note="owlv2-sam: SAM masks the boxes at full resolution"),
     Member("gpu", "edit:qwen-image-edit", "Qwen/Qwen-Image-Edit", "Apache-2.0", FLUX_FILES,
            "the gpu editor for every recipe; needs torchvision"),
     Member("gpu", "edit:kontext", "black-forest-labs/FLUX.1-Kontext-dev",

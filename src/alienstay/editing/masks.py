@@ -1,20 +1,23 @@
 """Masks for local edits: a mask file, a folder of masks, or a segmenter on the recipe's query.
 
-Maskers are registered by name (``MASKERS``); CLIPSeg is the built-in one. To add a
-segmenter: a class with ``mask(image, query, threshold) -> 0/1 float array`` built from a
-model id, and one ``MASKERS.register(MaskerSpec(name=..., ...))``; ``EditSettings(masker=NAME)``
-then uses it. Whatever made the mask, the editor pastes the original back outside it.
+Maskers are registered by name (``MASKERS``): ``clipseg`` (the `cpu` preset's) and ``owlv2-sam``
+(OWLv2 boxes -> SAM masks, the `gpu` preset's; editing/owlsam.py). To add a segmenter: a class
+with ``mask(image, query, threshold) -> (H, W) mask`` (bool, or 0/1 floats) built from its
+models, and one ``MASKERS.register(MaskerSpec(name=..., ...))``; ``EditSettings(masker=NAME)``
+(``--masker NAME``) then uses it, and a preset chooses it with a member whose ``entry`` names
+it. Whatever made the mask, the editor pastes the original back outside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
+from alienstay.editing import owlsam
 from alienstay.editing.recipes import Recipe
 from alienstay.editing.registry import MaskerSpec
 from alienstay.models import resolve
@@ -23,7 +26,7 @@ from alienstay.registry import Registry
 if TYPE_CHECKING:
     from alienstay.editing.base import EditRequest
 
-CLIPSEG = "clipseg"
+CLIPSEG, OWLV2_SAM = "clipseg", "owlv2-sam"
 DEFAULT_MASKER = CLIPSEG
 DEFAULT_MASK_MODEL = "CIDAS/clipseg-rd64-refined"
 
@@ -70,9 +73,18 @@ class ClipSegMasker:
         return cv2.dilate(mask, np.ones((7, 7), np.uint8)).astype(np.float32)
 
 
+# CLIPSeg is small: it stays on the CPU, so the cpu preset's masks do not depend on the device.
 MASKERS.register(MaskerSpec(
-    name=CLIPSEG, build=ClipSegMasker, default_model=DEFAULT_MASK_MODEL,
-    description="CLIPSeg: a text query ('bed') to a mask, thresholded and dilated",
+    name=CLIPSEG, build=lambda models, device="cpu": ClipSegMasker(models["masker"]),
+    models={"masker": DEFAULT_MASK_MODEL}, threshold=("mask_threshold", 0.4), licence="Apache-2.0",
+    description="CLIPSeg: a text query ('bed') to a 352 px heat map, upsampled, thresholded and dilated",
+))
+MASKERS.register(MaskerSpec(
+    name=OWLV2_SAM,
+    build=lambda models, device="cpu": owlsam.OwlSamMasker(models[owlsam.DETECTOR_ROLE], models[owlsam.SEGMENTER_ROLE], device),
+    models={owlsam.DETECTOR_ROLE: owlsam.DEFAULT_DETECTOR, owlsam.SEGMENTER_ROLE: owlsam.DEFAULT_SEGMENTER},
+    threshold=(owlsam.SCORE_SETTING, owlsam.DEFAULT_SCORE_MIN), licence="Apache-2.0 (OWLv2) + Apache-2.0 (SAM)",
+    description="OWLv2 boxes of the query above a score floor -> SAM masks at full resolution, their union",
 ))
 
 
@@ -80,8 +92,35 @@ def no_mask(image_id: str, image: Image.Image, request: "EditRequest") -> None:
     return None
 
 
+def choose_masker(masker: str | None = None, preset: str | None = None,
+                  overrides: Mapping[str, str | None] | None = None) -> tuple[str, dict[str, str]]:
+    """(masker name, role -> model): the named masker, else the preset's (its `masker` member's
+    entry), else CLIPSeg; each role's model from `overrides` (--mask-model is role "masker"), else
+    the preset's member for that role when it serves this masker, else the masker's default."""
+    from alienstay.presets import model_for
+
+    head = model_for(preset, "masker") if preset else None
+    name = masker or (head.entry if head is not None and head.entry else DEFAULT_MASKER)
+    spec = MASKERS.get(name)
+    models = {}
+    for role, default in spec.models.items():
+        member = model_for(preset, role) if preset else None
+        serves = member is not None and member.fetchable and (member.entry or DEFAULT_MASKER) == name
+        models[role] = (overrides or {}).get(role) or (member.model if serves else None) or default
+    return name, models
+
+
+def masker_models(masker: str, mask_model: str | None = None, models: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every role's model of `masker`: `models` where given, `mask_model` for the first role, else the defaults."""
+    spec = MASKERS.get(masker)
+    chosen = {**spec.models, **(models or {})}
+    if mask_model:
+        chosen[next(iter(spec.models))] = mask_model
+    return chosen
+
+
 def make_mask_for(recipe: Recipe, method: str, mask: Path | None, mask_model: str | None = None,
-                  masker: str = DEFAULT_MASKER) -> MaskFor:
+                  masker: str = DEFAULT_MASKER, models: Mapping[str, str] | None = None, device: str = "cpu") -> MaskFor:
     """Masks for a masked recipe: a file, a folder of <stem>.png, or the masker on the recipe's query."""
     query = recipe.settings_for(method).get("mask_query")
     if mask is None and not query:
@@ -89,10 +128,11 @@ def make_mask_for(recipe: Recipe, method: str, mask: Path | None, mask_model: st
     if mask is not None:
         return _from_file(Path(mask))
     spec = MASKERS.get(masker)
-    segmenter = spec.build(mask_model or spec.default_model)
+    segmenter = spec.build(masker_models(masker, mask_model, models), device=device)
+    setting, default = spec.threshold
 
     def from_query(image_id: str, image: Image.Image, request: "EditRequest") -> np.ndarray:
-        return segmenter.mask(image, str(request.extra.get("mask_query", query)), float(request.extra.get("mask_threshold", 0.4)))
+        return segmenter.mask(image, str(request.extra.get("mask_query", query)), float(request.extra.get(setting, default)))
 
     return from_query
 
@@ -110,15 +150,20 @@ def _from_file(mask: Path) -> MaskFor:
     return from_file
 
 
-def mask_identity(recipe: Recipe, method: str, mask: Path | None, mask_model: str | None,
-                  masker: str = DEFAULT_MASKER) -> dict[str, str]:
-    """What decides a masked edit's mask, so a new mask file or mask model is a new edit."""
+def mask_identity(recipe: Recipe, method: str, mask: Path | None, mask_model: str | None = None,
+                  masker: str = DEFAULT_MASKER, models: Mapping[str, str] | None = None) -> dict[str, object]:
+    """What decides a masked edit's mask, so a new mask file, masker or mask model is a new edit."""
     if mask is not None:
         mask = Path(mask)
         stamp = mask.stat().st_mtime_ns if mask.exists() else "missing"
         return {"mask_file": f"{mask.resolve()}@{stamp}"}
-    if recipe.settings_for(method).get("mask_query"):
-        identity = {"mask_model": mask_model or MASKERS.get(masker).default_model}
-        # The default masker is left out so the edit keys of existing workspaces stay valid.
-        return identity if masker == DEFAULT_MASKER else {**identity, "masker": masker}
-    return {}
+    settings = recipe.settings_for(method)
+    if not settings.get("mask_query"):
+        return {}
+    chosen = masker_models(masker, mask_model, models)
+    identity: dict[str, object] = {"mask_model": chosen[next(iter(chosen))]}
+    if masker == DEFAULT_MASKER:
+        return identity  # CLIPSeg's identity is as it always was, so existing workspaces' edit keys stay valid
+    # Another masker: its name, every model it loads and the floor it applies (the recipe's, else its default).
+    setting, default = MASKERS.get(masker).threshold
+    return {**identity, "masker": masker, "mask_models": chosen, setting: settings.get(setting, default)}

@@ -22,6 +22,9 @@ CLASSICAL = "classical"  # a numpy/OpenCV grade, NOT diffusion
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # The EditRequest fields; every other setting travels in EditRequest.extra (and its edit key).
 REQUEST_SETTINGS = ("steps", "guidance_scale", "image_guidance_scale", "strength")
+# What a masked method's recipe may say about its text-query mask: the query, CLIPSeg's pixel
+# threshold and owlv2-sam's box score floor (editing/masks.py reads the one its masker names).
+MASK_SETTINGS = ("mask_query", "mask_threshold", "mask_score_min")
 
 EDITORS: Registry[EditorSpec] = Registry("edit method")
 
@@ -87,7 +90,7 @@ EDITORS.register(EditorSpec(
     description="SD 1.5 img2img steered by a ControlNet on the photo's own lines or edges",
 ))
 EDITORS.register(EditorSpec(
-    name="inpaint", build=_inpaint, reads="prompt", settings=("steps", "guidance_scale", "strength", "mask_query", "mask_threshold"),
+    name="inpaint", build=_inpaint, reads="prompt", settings=("steps", "guidance_scale", "strength", *MASK_SETTINGS),
     default_models={"pipeline": "stable-diffusion-v1-5/stable-diffusion-inpainting"}, needs_mask=True,
     description="a local addition inside a mask; the original is pasted back outside it",
 ))
@@ -95,13 +98,13 @@ EDITORS.register(EditorSpec(
 # `instruction_suffix`: the recipe's per-method words appended to the value's instruction.
 EDITORS.register(EditorSpec(
     name="qwen-image-edit", build=_qwen_image_edit, reads="instruction",
-    settings=("steps", "guidance_scale", "instruction_suffix", "mask_query", "mask_threshold"), default_models={"pipeline": "Qwen/Qwen-Image-Edit"},
+    settings=("steps", "guidance_scale", "instruction_suffix", *MASK_SETTINGS), default_models={"pipeline": "Qwen/Qwen-Image-Edit"},
     licence="Apache-2.0",
     description="Qwen-Image-Edit: Qwen2.5-VL reads the photo and the instruction, the VAE keeps its look (the gpu editor)",
 ))
 EDITORS.register(EditorSpec(
     name="kontext", build=_kontext, reads="instruction",
-    settings=("steps", "guidance_scale", "instruction_suffix", "mask_query", "mask_threshold"), default_models={"pipeline": "black-forest-labs/FLUX.1-Kontext-dev"},
+    settings=("steps", "guidance_scale", "instruction_suffix", *MASK_SETTINGS), default_models={"pipeline": "black-forest-labs/FLUX.1-Kontext-dev"},
     licence="FLUX.1-dev Non-Commercial License: NOT for commercial use",
     description="FLUX.1 Kontext [dev]: the photo as in-context tokens; NON-COMMERCIAL weights, never a default",
 ))

@@ -36,12 +36,25 @@ class EditorSpec:
 
 @dataclass(frozen=True)
 class MaskerSpec:
-    """A segmenter that turns a text query into a mask: ``build(model)`` has ``.mask(image, query, threshold)``."""
+    """A segmenter that turns a text query into a mask: ``build(models, device)`` has ``.mask(image, query, threshold)``.
 
-    name: str  # what EditSettings(masker=...) says
-    build: Callable[[str], Any]
-    default_model: str
+    ``models`` maps a preset role to its default hub id, so a masker of two models (a detector
+    and a segmenter) names both and a preset's members for those roles replace them; the first
+    role is the one ``--mask-model`` replaces. ``threshold`` is the recipe setting the masker
+    reads and its default: a probability for CLIPSeg, a box score floor for a detector.
+    """
+
+    name: str  # what EditSettings(masker=...) and a preset member's `entry` say
+    build: Callable[..., Any]
+    models: dict[str, str]  # preset role -> default hub id ("masker" first)
+    threshold: tuple[str, float] = ("mask_threshold", 0.4)
+    licence: str = ""
     description: str = ""
+
+    @property
+    def default_model(self) -> str:
+        """The hub id of the first role: what ``--mask-model`` replaces."""
+        return next(iter(self.models.values()))
 
 
 @dataclass(frozen=True)
