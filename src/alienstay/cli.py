@@ -199,7 +199,9 @@ def edit(
     image_guidance: Annotated[Optional[float], typer.Option("--image-guidance", help="InstructPix2Pix image guidance: higher = more faithful.")] = None,
     strength: Annotated[Optional[float], typer.Option("--strength", help="img2img / inpaint strength (0-1).")] = None,
     mask: Annotated[Optional[Path], typer.Option("--mask", help="Mask file, or folder of <image stem>.png masks (white = edit).")] = None,
-    mask_model: Annotated[str, typer.Option("--mask-model", help="CLIPSeg model for text-query masks.")] = "CIDAS/clipseg-rd64-refined",
+    masker: Annotated[Optional[str], typer.Option("--masker", help="Text-query masks: clipseg | owlv2-sam (OWLv2 boxes -> SAM masks); default: the preset's, else clipseg.")] = None,
+    mask_model: Annotated[Optional[str], typer.Option("--mask-model", help="The masker's model (owlv2-sam: the OWLv2 detector); default: the preset's, else CIDAS/clipseg-rd64-refined.")] = None,
+    mask_segmenter: Annotated[Optional[str], typer.Option("--mask-segmenter", help="owlv2-sam's SAM model; default: the preset's, else facebook/sam-vit-base.")] = None,
     lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="LCM-LoRA id or folder: few-step sampling with LCMScheduler (then default 4 steps, guidance 1).")] = None,
     attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
@@ -222,7 +224,7 @@ def edit(
     settings = stage.EditSettings(
         recipe=recipe, images=images, method=method, steps=steps, size=size, seed=seed, recipes_path=recipes,
         model=model, controlnet=controlnet, control=control, guidance=guidance, image_guidance=image_guidance,
-        strength=strength, mask=mask, mask_model=mask_model, lcm_lora=lcm_lora,
+        strength=strength, mask=mask, mask_model=mask_model, masker=masker, mask_segmenter=mask_segmenter, lcm_lora=lcm_lora,
         attention_slicing=attention_slicing, cpu_offload=cpu_offload, clip=clip, dino=dino,
         device=device if list_only else announce(device, dtype), dtype=dtype, preset=preset,
     )  # fmt: skip

@@ -19,7 +19,7 @@ import pandas as pd
 from alienstay.editing.faithfulness import Guard
 from alienstay.editing.grid import draw_grid
 from alienstay.editing.identity import SeriesSettings
-from alienstay.editing.masks import DEFAULT_MASKER, make_mask_for, mask_identity
+from alienstay.editing.masks import choose_masker, make_mask_for, mask_identity
 from alienstay.editing.recipes import Recipe
 from alienstay.editing.runner import run_series
 from alienstay.editing.selection import (  # noqa: F401  (the stage's API: cli and demo use these)
@@ -56,8 +56,9 @@ class EditSettings:
     image_guidance: float | None = None
     strength: float | None = None
     mask: Path | None = None
-    mask_model: str | None = None  # None: the masker's default model
-    masker: str = DEFAULT_MASKER
+    mask_model: str | None = None  # the masker's first model (role "masker"); None: the preset's, else the masker's default
+    masker: str | None = None  # None: the preset's masker (owlv2-sam for gpu), else clipseg
+    mask_segmenter: str | None = None  # owlv2-sam's SAM (role "masker:segmenter"); None: the preset's, else the default
     lcm_lora: str | None = None
     attention_slicing: bool = False
     cpu_offload: bool = False
@@ -122,10 +123,11 @@ def edit_workspace(ws: Workspace, options: EditSettings, on_edit: Callable[[], N
     model = options.model or preset_model(options.preset, f"edit:{method}")
     editor = load_editor(method, recipe, model=model, controlnet=options.controlnet, control=options.control, speed=speed)
     guard = load_guard(options.clip, options.dino, device, options.preset)
-    mask_model = options.mask_model or (preset_model(options.preset, "masker") if options.masker == DEFAULT_MASKER else None)
-    mask_for = make_mask_for(recipe, method, options.mask, mask_model, options.masker)
+    masker, mask_models = choose_masker(options.masker, options.preset,
+                                        {"masker": options.mask_model, "masker:segmenter": options.mask_segmenter})  # fmt: skip
+    mask_for = make_mask_for(recipe, method, options.mask, masker=masker, models=mask_models, device=device)
     extra = {"control": options.control} if options.control else {}
-    extra.update(mask_identity(recipe, method, options.mask, mask_model, options.masker))
+    extra.update(mask_identity(recipe, method, options.mask, masker=masker, models=mask_models))
     lcm = options.lcm_lora is not None and editor.is_diffusion
     settings = SeriesSettings(
         method=method, seed=options.seed, size=options.size,
