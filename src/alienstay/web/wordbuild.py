@@ -164,7 +164,8 @@ def _write_chips(building: Path, s_ords: np.ndarray, s_word: np.ndarray, s_prob:
 
 
 def _write_dense(building: Path, keys: dict[str, list[int]], post_ord: np.ndarray, post_prob: np.ndarray, photos: int) -> dict:
-    """Per posting list, a column of every photo's probability (NaN: not selected): an AND looks a photo up in O(1).
+    """Per posting list, a column of every photo's probability (NaN: not selected) and one of
+    bits (set: selected), so an AND is a byte-wise AND and a photo's probability one lookup.
 
     Returns the keys as [start, end, column]."""
     spans = sorted({tuple(span) for span in keys.values()})
@@ -173,6 +174,10 @@ def _write_dense(building: Path, keys: dict[str, list[int]], post_ord: np.ndarra
         dense[column] = np.nan
         dense[column, post_ord[start:end]] = post_prob[start:end]
     dense.flush()
+    bits = np.lib.format.open_memmap(building / "bits.npy", mode="w+", dtype=np.uint8, shape=(dense.shape[0], -(-max(photos, 1) // 8)))
+    for column in range(len(spans)):
+        bits[column] = np.packbits(~np.isnan(dense[column]))
+    bits.flush()
     column_of = {span: column for column, span in enumerate(spans)}
     return {key: [*span, column_of[tuple(span)]] for key, span in keys.items()}
 
