@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -328,18 +329,26 @@ def retrieval(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help=(
+        "Server processes (one per core for a large workspace: one process answers on one core).")
+    )] = 1,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """The web gallery: search photos by alien words, see their tags, compare restyles."""
     import uvicorn
 
-    from alienstay.web.app import create_app
+    from alienstay.web.app import WORKSPACE_ENV
+    from alienstay.web.gallery import current_index
 
     if not Path(workspace).is_dir():
         fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
-    Workspace(workspace).check_tables()  # a damaged table is named before the gallery starts
-    console.print(f"gallery of {workspace} at http://{host}:{port}/ (Ctrl+C stops it)")
-    uvicorn.run(create_app(workspace), host=host, port=port, log_level="warning")
+    ws = Workspace(workspace)
+    ws.check_tables()  # a damaged table is named before the gallery starts
+    current_index(ws)  # built once here, not once a worker
+    console.print(f"gallery of {workspace} at http://{host}:{port}/ ({workers} worker(s); Ctrl+C stops it)")
+    os.environ[WORKSPACE_ENV] = str(ws.root.resolve())
+    uvicorn.run("alienstay.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
 
 
 @app.command()

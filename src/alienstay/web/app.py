@@ -1,27 +1,34 @@
 """The web gallery: search photos by alien words, see a photo's tags, compare its restyles.
 
 `create_app(workspace)` builds a FastAPI app over one workspace; `alienstay serve` runs it with
-uvicorn. Pages are server-rendered Jinja2 (they work without JavaScript; the small script only
+uvicorn (several worker processes with `--workers`: each maps the same index files). Pages are server-rendered Jinja2 (they work without JavaScript; the small script only
 adds type-ahead and the before/after slider). The same data is served as JSON under /api.
 
 Images are served by id only: /media/photo/{image_id} looks the photo up in the catalog and
 /media/edit/{edit_id} in the edits table, and a file is sent only if it lies inside the
 workspace. A URL can never name a file path, so there is nothing to traverse.
+
+The word-search routes are `async`: their work is a few milliseconds of CPU, which a worker
+thread would only add GIL hand-offs to, so they run on the event loop one after another. What
+may take long goes to the thread pool: re-reading a table that changed, search by meaning (a
+model forward), "more like this" (an embedding index that loads on first use).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Query, Request
 import orjson
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
 from alienstay.similarity.service import Similarity
@@ -115,6 +122,14 @@ def words_or_422(text: str) -> list[str]:
     return words
 
 
+WORKSPACE_ENV = "ALIENSTAY_GALLERY_WORKSPACE"  # how `alienstay serve --workers N` names the workspace to each worker
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory uvicorn's worker processes call (`alienstay serve --workers N`)."""
+    return create_app(Path(os.environ[WORKSPACE_ENV]))
+
+
 def create_app(workspace: Path) -> FastAPI:
     """A gallery over ``workspace``; the tables are read now and re-read when they change."""
     ws = Workspace(Path(workspace))
@@ -140,10 +155,15 @@ def create_app(workspace: Path) -> FastAPI:
         data.refresh()
         return data
 
+    async def current() -> g.Gallery:
+        """The gallery as the files are now; a changed table is re-read in the thread pool."""
+        if data.stale():
+            await run_in_threadpool(data.refresh)
+        return data
+
     app.include_router(search_api.router(similarity, fresh))
 
-    def run_search(words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN) -> dict:
-        gallery = fresh()
+    def run_search(gallery: g.Gallery, words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN) -> dict:
         known = gallery.known_words()
         unknown = [w for w in words if w not in known]
         found = wordindex.search(gallery.index, words, gallery.usable, (page - 1) * per_page, per_page)
@@ -160,18 +180,19 @@ def create_app(workspace: Path) -> FastAPI:
 
     # ---- pages ------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
-    def index(
+    async def index(
         request: Request, words: str = "", page: int = Query(1, ge=1, le=MAX_PAGE),
         per_page: int = Query(RESULTS_SHOWN, ge=1, le=500),
         q: str = Query("", max_length=search_api.MAX_TEXT), text: str = Query("", max_length=search_api.MAX_TEXT),
     ) -> HTMLResponse:
-        gallery = fresh()
+        gallery = await current()
         known = gallery.known_words()
         typed_word, phrase = search_api.split_query(q, known)  # the search box: a word, or a phrase
         asked = list(dict.fromkeys(words_or_422(words) + typed_word))
         chosen = [w for w in asked if w in known]  # unknown words are dropped, and said so
-        found = run_search(chosen, page, per_page) if chosen else None
-        meaning = search_api.page_context(similarity, gallery, text or phrase, chosen, per_page)
+        found = run_search(gallery, chosen, page, per_page) if chosen else None
+        meaning = ({"meaning": None} if not (text or phrase).strip() else await run_in_threadpool(
+            search_api.page_context, similarity, gallery, text or phrase, chosen, per_page))
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")
         browse, browse_tags = ([], {}) if chosen or by_meaning else gallery.browse(per_page)
         context = {**meaning,
@@ -184,9 +205,11 @@ def create_app(workspace: Path) -> FastAPI:
         return templates.TemplateResponse(request, "index.html", context)
 
     @app.get("/photo/{image_id:id}", response_class=HTMLResponse)
-    def photo(request: Request, image_id: str, view: View = "guest") -> HTMLResponse:
-        context = {"title": image_id, "view": view, **photo_record(image_id, view == "staff"),
-                   "similar": search_api.similar_strip(similarity, fresh(), image_id)}
+    async def photo(request: Request, image_id: str, view: View = "guest") -> HTMLResponse:
+        gallery = await current()
+        record = photo_record(gallery, image_id, view == "staff")
+        similar = await run_in_threadpool(search_api.similar_strip, similarity, gallery, image_id)
+        context = {"title": image_id, "view": view, **record, "similar": similar}
         return templates.TemplateResponse(request, "photo.html", context)
 
     @app.get("/edits", response_class=HTMLResponse)
@@ -219,29 +242,29 @@ def create_app(workspace: Path) -> FastAPI:
 
     # ---- JSON API (answers built as plain JSON: no per-field encoder walk) -----------------
     @app.get("/api/tags")
-    def api_tags() -> JSONResponse:
-        return JSONResponse({"facets": g.vocabulary_groups(fresh().words, definitions)})
+    async def api_tags() -> JSONResponse:
+        return JSONResponse({"facets": g.vocabulary_groups((await current()).words, definitions)})
 
     @app.get("/api/search")
-    def api_search(
+    async def api_search(
         words: str = "", page: int = Query(1, ge=1, le=MAX_PAGE), per_page: int = Query(RESULTS_SHOWN, ge=1, le=10_000),
         limit: int | None = Query(None, ge=1, le=10_000, description="old name of per_page"),
         text: str = Query("", max_length=search_api.MAX_TEXT, description="a phrase: ranked by meaning within the words' photos"),
     ) -> JSONResponse:
+        asked, gallery = words_or_422(words), await current()
         if text.strip():
-            return search_api.api_text_search(similarity, fresh(), text, words_or_422(words), limit or per_page)
-        return JSONResponse(run_search(words_or_422(words), page, limit or per_page))
+            return await run_in_threadpool(search_api.api_text_search, similarity, gallery, text, asked, limit or per_page)
+        return JSONResponse(run_search(gallery, asked, page, limit or per_page))
 
     @app.get("/api/images/{image_id:id}")
-    def api_image(image_id: str, view: View = "guest") -> JSONResponse:
-        return JSONResponse(photo_record(image_id, view == "staff"))
+    async def api_image(image_id: str, view: View = "guest") -> JSONResponse:
+        return JSONResponse(photo_record(await current(), image_id, view == "staff"))
 
     @app.get("/api/edits")
     def api_edits(recipe: str | None = None, image: str | None = None, view: View = "guest") -> JSONResponse:
         return JSONResponse({"edits": with_media(g.edits_rows(fresh().edit_records, recipe, image, staff=view == "staff"))})
 
-    def photo_record(image_id: str, staff: bool = False) -> dict:
-        gallery = fresh()
+    def photo_record(gallery: g.Gallery, image_id: str, staff: bool = False) -> dict:
         if image_id not in gallery.catalog:
             raise HTTPException(404, f"{image_id!r} is not a usable photo of this workspace")
         return {

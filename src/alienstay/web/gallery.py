@@ -39,8 +39,8 @@ class Gallery:
     ws: Workspace
     catalog: tables.Keyed = field(init=False)  # usable photos
     index: WordIndex | None = field(init=False, default=None)  # the word index of tags.parquet
-    _usable: np.ndarray | bool | None = field(init=False, default=None)  # index ordinal -> in the catalog
-    _clusters: tables.Clusters | bool | None = field(init=False, default=None)
+    usable: np.ndarray | None = field(init=False, default=None)  # index ordinal -> in the catalog (None: all are)
+    clusters: tables.Clusters | None = field(init=False, default=None)
     _counts: dict[str, int] = field(init=False, default_factory=dict)
     _browse: dict[int, tuple] = field(init=False, default_factory=dict)
     edits: pd.DataFrame | None = field(init=False, default=None)
@@ -56,9 +56,13 @@ class Gallery:
                  "edits": self.ws.edits_path, "index": index_root(self.ws) / "current.json"}
         return {name: source_stamp(path) for name, path in paths.items()}
 
+    def stale(self) -> bool:
+        """Has a table changed on disk since the last read? (a stat per file)"""
+        return self.stamps() != self._stamps
+
     def refresh(self) -> None:
         """Re-read each table that changed since the last read (a stat per file when none did)."""
-        if self.stamps() == self._stamps:
+        if not self.stale():
             return
         with self._lock:
             now = self.stamps()
@@ -69,9 +73,10 @@ class Gallery:
             if changed & {"tags", "index"}:
                 self.index = self.current_index()
             if changed & {"catalog", "tags", "index"}:
-                self._usable, self._counts, self._browse = False, {}, {}  # worked out when first needed
+                self.usable, self._counts, self._browse = self.usable_mask(), {}, {}
             if "clusters" in changed:
-                self._clusters = False  # read when a photo page first needs it
+                self.clusters = tables.Clusters.read(self.ws.clusters_path)
+                pa.default_memory_pool().release_unused()
             if "edits" in changed:
                 self.edits = read_optional(self.ws.edits_path)
                 self.edit_records = edit_records(self.edits)
@@ -79,32 +84,14 @@ class Gallery:
 
     def current_index(self) -> WordIndex | None:
         """The index of tags.parquet as it is now: built here when missing or stale."""
-        index = WordIndex.open(self.ws)
-        if index is None and self.ws.tags_path.exists():
-            build_word_index(self.ws)
-            index = WordIndex.open(self.ws)
-        return index
+        return current_index(self.ws)
 
-    @property
-    def usable(self) -> np.ndarray | None:
+    def usable_mask(self) -> np.ndarray | None:
         """Per index ordinal: is the photo usable in the catalog? None when every one is (nothing to filter)."""
-        if self._usable is False:
-            with self._lock:
-                if self._usable is False:
-                    mask = None if self.index is None else pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(
-                        zero_copy_only=False)
-                    self._usable = None if mask is None or mask.all() else mask
-                    pa.default_memory_pool().release_unused()
-        return self._usable
-
-    @property
-    def clusters(self) -> tables.Clusters | None:
-        if self._clusters is False:
-            with self._lock:
-                if self._clusters is False:
-                    self._clusters = tables.Clusters.read(self.ws.clusters_path)
-                    pa.default_memory_pool().release_unused()
-        return self._clusters
+        mask = None if self.index is None else pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(
+            zero_copy_only=False)
+        pa.default_memory_pool().release_unused()
+        return None if mask is None or mask.all() else mask
 
     def browse(self, limit: int) -> tuple[list[str], dict[str, list[dict]]]:
         """The first photos of the catalog with their chips: the home page without words (cached)."""
@@ -190,6 +177,25 @@ class Gallery:
             {"facet": facet, "tags": sorted(rows, key=lambda r: -r["prob"])}  # stable: ties keep table order
             for facet, rows in groups.items()
         ]
+
+
+def current_index(ws: Workspace) -> WordIndex | None:
+    """The word index of ws's tags.parquet as it is now, built when missing or stale.
+
+    Under a lock of its own: the gallery's worker processes all see new tags at once, and one
+    builds while the others wait for it and then open what it built.
+    """
+    from alienstay.locking import hold
+
+    index = WordIndex.open(ws)
+    if index is not None or not ws.tags_path.exists():
+        return index
+    with hold(index_root(ws) / ".build.lock", "gallery word index"):
+        index = WordIndex.open(ws)
+        if index is None:
+            build_word_index(ws)
+            index = WordIndex.open(ws)
+    return index
 
 
 def inside_workspace(root: Path, path: Any) -> Path | None:
