@@ -223,3 +223,21 @@ def test_api_edits_names_no_file_path(tmp_path: Path) -> None:
         assert "/media/edit/e0" in text
     assert client.get("/api/edits?view=nobody").status_code == 422
     Workspace(root)  # the workspace itself is untouched by serving it
+
+
+def test_cluster_neighbours_are_the_nearest_on_the_map_ties_by_id() -> None:
+    import pyarrow as pa
+
+    from alienstay.web.tables import Clusters
+
+    rng = np.random.default_rng(0)
+    photos = 3000
+    ids = [f"h{i % 97:02d}/p{i:05d}.jpg" for i in rng.permutation(photos)]
+    xy = rng.integers(0, 12, (photos, 2)).astype(float)  # a coarse grid: many photos at one distance
+    clusters = Clusters(pa.table({"image_id": ids, "cluster": rng.integers(-1, 3, photos), "x": xy[:, 0], "y": xy[:, 1]}))
+    cluster = clusters.cluster
+    for me in rng.choice(photos, 40, replace=False):
+        same = [j for j in range(photos) if cluster[j] == cluster[me] and j != me]
+        brute = sorted((float(np.hypot(*(xy[j] - xy[me]))), ids[j]) for j in same)
+        expected = [] if cluster[me] < 0 else [i for _, i in brute[:8]]
+        assert clusters.neighbours(ids[me]) == expected

@@ -68,7 +68,8 @@ def test_two_workers_answer_from_one_index_built_before_they_start(tmp_path: Pat
     root = webworkspace.build(tmp_path / "ws")
     served = Served(root, workers=2)
     try:
-        assert len(worker_pids(served.process.pid)) == 2
+        workers = worker_pids(served.process.pid)
+        assert len(workers) == 2
         for _ in range(20):  # whichever worker answers, the same ranking
             found = served.get("/api/search?words=pool,night")
             assert [r["image_id"] for r in found["results"]] == webworkspace.POOL_NIGHT
@@ -76,6 +77,10 @@ def test_two_workers_answer_from_one_index_built_before_they_start(tmp_path: Pat
     finally:
         said = served.close()
     assert "Traceback" not in said, said
+    import psutil
+
+    _, alive = psutil.wait_procs([psutil.Process(pid) for pid in workers if psutil.pid_exists(pid)], timeout=20)
+    assert not alive  # stopping the server stops its workers
 
 
 def test_new_tags_reach_every_worker_and_are_indexed_once(tmp_path: Path) -> None:

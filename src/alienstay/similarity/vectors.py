@@ -12,14 +12,17 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 
 from alienstay.workspace import Workspace
+
+if TYPE_CHECKING:
+    import torch
 
 BLOCK_ROWS = 1 << 16  # rows converted to float32 at a time: 128 MB at 512-d, whatever N is
 
@@ -127,6 +130,8 @@ def exact_search(
     product, ~6x numpy's convert-then-multiply on this CPU); the best few times k are then
     re-scored in float32 with their norms, so the answer is float32 cosine's.
     """
+    import torch  # here, not at import: a gallery worker that never searches by meaning saves ~150 MB
+
     query = normalise(query).reshape(-1)
     query16 = torch.from_numpy(query).half()
     rows = np.arange(len(matrix)) if within is None else np.asarray(within, dtype=np.int64)
@@ -142,6 +147,8 @@ def exact_search(
 
 
 def _fp16_scores(block: np.ndarray, query16: torch.Tensor) -> np.ndarray:
+    import torch
+
     with warnings.catch_warnings():  # a read-only memory map: torch only reads it
         warnings.simplefilter("ignore", UserWarning)
         rows = torch.from_numpy(np.ascontiguousarray(block))

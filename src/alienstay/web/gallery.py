@@ -108,10 +108,9 @@ class Gallery:
         return self._counts[word]
 
     @property
-    def word_names(self) -> tuple[list[str], list[str]]:
-        """Facet and tag of each word code."""
-        words = self.words
-        return [w["facet"] for w in words], [w["tag"] for w in words]
+    def word_pairs(self) -> list[tuple[str, str]]:
+        """(facet, tag) of each word code."""
+        return [] if self.index is None else self.index.word_pairs
 
     @property
     def words(self) -> list[dict]:
@@ -158,10 +157,12 @@ class Gallery:
         if not present:
             return chips
         owner, codes, probs = self.index.chips_of([o for _, o in present])
-        facets, tags = self.word_names
-        lists = [chips[i] for i, _ in present]
-        for who, code, prob in zip(owner.tolist(), codes.tolist(), probs.tolist()):
-            lists[who].append({"facet": facets[code], "tag": tags[code], "prob": prob})
+        names = self.word_pairs
+        bounds = np.searchsorted(owner, np.arange(len(present) + 1)).tolist()  # owner ascends
+        codes, probs = codes.tolist(), probs.tolist()
+        for k, (image_id, _) in enumerate(present):
+            chips[image_id] = [{"facet": names[c][0], "tag": names[c][1], "prob": p}
+                               for c, p in zip(codes[bounds[k]:bounds[k + 1]], probs[bounds[k]:bounds[k + 1]])]
         return chips
 
     def tags_by_facet(self, image_id: str) -> list[dict]:

@@ -28,6 +28,7 @@ rename) names the generation, so a reader sees the old build or the new one, nev
 
 from __future__ import annotations
 
+import functools
 import json
 import mmap
 from dataclasses import dataclass
@@ -105,6 +106,11 @@ class WordIndex:
         if meta.get("format") != FORMAT or meta.get("source") != source_stamp(ws.tags_path):
             return None
         return cls(folder, meta, ids, arrays)
+
+    @functools.cached_property
+    def word_pairs(self) -> list[tuple[str, str]]:
+        """(facet, tag) of each word code."""
+        return [(w["facet"], w["tag"]) for w in self.meta["words"]]
 
     @property
     def size(self) -> int:
