@@ -129,8 +129,10 @@ class WordIndex:
         both = bits[self.meta["keys"][keys[0]][2]].copy()
         for key in keys[1:]:
             np.bitwise_and(both, bits[self.meta["keys"][key][2]], out=both)
-        nonzero = np.flatnonzero(both)  # only the bytes with a match are unpacked
-        position = np.flatnonzero(np.unpackbits(both[nonzero]))
+        # Only the bytes with a match are unpacked; nonzero() on booleans is numpy's fast path
+        # (on uint8 it is several times slower).
+        nonzero = np.flatnonzero(both != 0)
+        position = np.flatnonzero(np.unpackbits(both[nonzero]).view(bool))
         ordinals = nonzero[position >> 3] * 8 + (position & 7)  # packbits' order: a byte's high bit first
         return ordinals[ordinals < self.size]
 
