@@ -27,13 +27,14 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
 from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
 from alienstay.web import search_api, wordindex
+from alienstay.web.cards import browse_cards, cards, page_url, photo_url, tag_chips
 from alienstay.workspace import Workspace
 
 HERE = Path(__file__).parent
@@ -78,37 +79,8 @@ def vocabulary_definitions() -> dict[tuple[str, str], str]:
     return {(w.facet, w.tag): w.definition for w in vocabulary.words}
 
 
-def photo_url(image_id: str) -> str:
-    return "/media/photo/" + quote(image_id, safe="/")
-
-
-def page_url(image_id: str) -> str:
-    return "/photo/" + quote(image_id, safe="/")
-
-
 def search_url(words: list[str]) -> str:
     return "/?words=" + quote(",".join(words), safe=",:") if words else "/"
-
-
-def tag_chips(tags: list[dict], words: list[str] | tuple = ()) -> Markup:
-    """A photo's selected tags as chips, searched-for words highlighted.
-
-    Built in Python, not a Jinja macro: a results page has over a thousand chips, and the
-    macro's per-attribute lookups were most of the page's time. Every value is escaped.
-    """
-    asked = set(words)
-    items = []
-    for t in tags:
-        facet, tag = t["facet"], t["tag"]
-        f, g = escaped(facet), escaped(tag)
-        hit = " hit" if tag in asked or f"{facet}:{tag}" in asked else ""
-        items.append(f'<li class="chip facet-{f}{hit}" title="{f}: {t["prob"] * 100:.0f} %">{g}</li>')
-    return Markup('<ul class="chips small">' + "".join(items) + "</ul>")
-
-
-@functools.lru_cache(maxsize=4096)
-def escaped(text: str) -> str:
-    return str(escape(text))
 
 
 def toggled(words: list[str], word: str) -> list[str]:
@@ -142,6 +114,7 @@ def create_app(workspace: Path) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         photo_url=photo_url, page_url=page_url, search_url=search_url, toggled=toggled, tag_chips=tag_chips,
+        cards=cards, browse_cards=browse_cards,
         workspace=str(ws.root), metric_columns=g.METRIC_COLUMNS,
     )
 
