@@ -1,8 +1,8 @@
 """The `gpu` preset's editors and portrait (issue 11) end to end with tiny random pipelines.
 
-FLUX.1 Kontext and FLUX.1 [schnell] are built offline by tests/tiny_flux.py, saved with
-save_pretrained and loaded back through the resolver: the code path real weights take, on the
-sample photos at 64 px and 2 steps.
+FLUX.1 Kontext and FLUX.1 [schnell] are built offline by tests/tiny_flux.py, Qwen-Image-Edit by
+tests/tiny_qwen.py, saved with save_pretrained and loaded back through the resolver: the code
+path real weights take, on the sample photos at 64 px and 2 steps.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import tiny_flux
+import tiny_qwen
 from alienstay.cli import app
 from alienstay.editing import masks, methods, selection
 from alienstay.editing.base import fit_size
@@ -36,6 +37,16 @@ def flux(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def qwen(tmp_path_factory) -> Path:
+    return tiny_qwen.build_tiny_qwen_image_edit(tmp_path_factory.mktemp("tiny_qwen") / "qwen-image-edit")
+
+
+@pytest.fixture
+def editor_folders(flux, qwen) -> dict[str, Path]:
+    return {"kontext": flux["kontext"], "qwen-image-edit": qwen}
+
+
+@pytest.fixture(scope="module")
 def prepared(samples_dir, tmp_path_factory) -> Workspace:
     root = tmp_path_factory.mktemp("ws") / "ws"
     for command in (["ingest", "folder", str(samples_dir)], ["preprocess"]):
@@ -51,9 +62,9 @@ def ws(prepared, tmp_path) -> Workspace:
     return fresh
 
 
-def series(ws: Workspace, recipe_name: str, editor, mask_for=masks.no_mask) -> pd.DataFrame:
+def series(ws: Workspace, recipe_name: str, editor, mask_for=masks.no_mask, photos: int = 2) -> pd.DataFrame:
     recipe = load_recipes().get(recipe_name)
-    chosen = selection.photos_for_workspace(ws, 5).head(2)
+    chosen = selection.photos_for_workspace(ws, 5).head(photos)
     return run_series(ws, recipe, chosen, editor, SeriesSettings(method=editor.method, steps=2, size=64),
                       Guard(use_lpips=False), mask_for)
 
@@ -79,14 +90,17 @@ def test_kontext_series_on_the_sample_photos(ws, flux):
         assert max(size) == 64 and all(side % 2 == 0 for side in size)  # the tiny VAE's factor x 2x2 packing
 
 
-def test_kontext_with_a_mask_file_keeps_the_outside_bit_identical(ws, flux, tmp_path):
+# One photo for Qwen-Image-Edit: its pipeline VAE-encodes every photo at ~1 MP (~2 s an edit on this CPU).
+@pytest.mark.parametrize(("method", "photos"), [("kontext", 2), ("qwen-image-edit", 1)])
+def test_instruction_editor_with_a_mask_file_keeps_the_outside_bit_identical(method, photos, ws, editor_folders, tmp_path):
     mask = np.zeros((48, 64), dtype=np.uint8)
     mask[20:40, 10:40] = 255
     mask_path = tmp_path / "bed_mask.png"
     Image.fromarray(mask).save(mask_path)
     recipe = load_recipes().get("bed_decoration")
-    editor = methods.load_editor("kontext", recipe, model=str(flux["kontext"]))
-    table = series(ws, "bed_decoration", editor, masks.make_mask_for(recipe, "kontext", mask_path, mask_model="unused"))
+    editor = methods.load_editor(method, recipe, model=str(editor_folders[method]))
+    table = series(ws, "bed_decoration", editor, masks.make_mask_for(recipe, method, mask_path, mask_model="unused"), photos)
+    assert len(table) == photos * 3 and (table["method"] == method).all()
     assert (table["outside_mask_change"] == 0.0).all()
     assert (table["mask_area"] > 0).all() and (table["mask_area"] < 0.35).all()
     for row in table.itertuples():
@@ -108,19 +122,60 @@ def test_flux_schnell_portrait_through_the_cli(flux, tmp_path):
     assert Image.open(Workspace(root).persona_dir / record["image"]).size == (64, 64)
 
 
-def test_qwen_image_edit_without_torchvision_stops_before_loading_with_what_to_do(monkeypatch, tmp_path):
-    """transformers' Qwen2VLProcessor cannot be built without torchvision (its video processor is
-    torchvision-only), so no tiny Qwen-Image-Edit pipeline can be made or run on this install."""
-    import importlib.util
+def test_qwen_image_edit_series_on_the_sample_photos(ws, qwen):
+    """Without torchvision the editor builds the image-only processor from processor/; with it, the stock one."""
+    from transformers import Qwen2VLProcessor
+    from transformers.utils import is_torchvision_available
 
-    from alienstay.editing import qwen
-    from alienstay.models import ModelUnavailable, WeightsUnavailable
+    from alienstay.editing.qwen_processor import ImageOnlyQwen2VLProcessor
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
-    with pytest.raises(ModelUnavailable, match="pip install torchvision") as error:
-        methods.load_editor("qwen-image-edit", load_recipes().get("lights"), model=str(tmp_path / "never-read"))
-    assert not isinstance(error.value, WeightsUnavailable)  # not a missing-weights fallback: a missing library
+    recipe = load_recipes().get("time_of_day")
+    editor = methods.load_editor("qwen-image-edit", recipe, model=str(qwen))
+    processor = editor.pipe.processor
+    assert isinstance(processor, Qwen2VLProcessor)
+    assert isinstance(processor, ImageOnlyQwen2VLProcessor) != is_torchvision_available()
+    table = series(ws, "time_of_day", editor, photos=1)  # ~2 s an edit: the pipeline VAE-encodes the photo at ~1 MP
+    assert len(table) == 3 and (table["method"] == "qwen-image-edit").all()
+    assert (table["model_id"] == str(qwen)).all()
+    outputs = [np.asarray(Image.open(row.output_path).convert("RGB")) for row in table.itertuples()]
+    for row, edited in zip(table.itertuples(), outputs):
+        original = np.asarray(fit_size(Image.open(row.source_path), 64))  # what the runner gave the editor
+        assert edited.shape == original.shape and max(edited.shape[:2]) == 64
+        assert not np.array_equal(edited, original)
+    assert not np.array_equal(outputs[0], outputs[1])  # one photo, two values: the instruction reaches the transformer
+
+
+def test_image_only_processor_expands_image_tokens_and_tokenizes_bytes(qwen, samples_dir):
+    """What QwenImageEditPipeline asks of its processor, on a sample photo at the pipeline's ~1 MP."""
+    from alienstay.editing.qwen_processor import PROCESSOR_FOLDER, ImageOnlyQwen2VLProcessor
+
+    processor = ImageOnlyQwen2VLProcessor.from_pretrained(str(qwen), subfolder=PROCESSOR_FOLDER)
+    assert not hasattr(processor, "video_processor")
+    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    photo = Image.open(next(p for p in sorted(samples_dir.rglob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}))
+    photo = photo.convert("RGB").resize((1184, 896))
+    template = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{}<|im_end|>"
+    texts = [template.format("make it night"), template.format("é")]
+    inputs = processor(text=texts, images=[photo, photo], padding=True, return_tensors="pt")
+    grid = inputs["image_grid_thw"]
+    # 1184x896 within max_pixels 56x56, sides multiples of 28 (14 px patches, 2x2 merge): 28x56 px
+    assert grid.tolist() == [[1, 2, 4], [1, 2, 4]]
+    assert inputs["pixel_values"].shape == (2 * 8, 3 * 2 * 14 * 14)  # 8 patches an image, 2 frames of 14x14x3
+    pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert (inputs["input_ids"] == pad).sum(dim=1).tolist() == [8 // 4, 8 // 4]  # prod(grid) // merge_size**2
+    first = inputs["input_ids"][0][inputs["attention_mask"][0].bool()].tolist()
+    assert processor.tokenizer.decode(first) == texts[0].replace("<|image_pad|>", "<|image_pad|>" * 2)
+    lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    assert lengths[0] - lengths[1] == len("make it night".encode()) - len("é".encode())  # one token a byte
+
+
+def test_qwen_processor_parts_leave_the_stock_processor_where_torchvision_is_installed(monkeypatch, qwen):
+    from alienstay.editing import qwen_processor
+
+    monkeypatch.setattr(qwen_processor, "is_torchvision_available", lambda: True)
+    assert qwen_processor.processor_parts(str(qwen)) == {}
+    monkeypatch.setattr(qwen_processor, "is_torchvision_available", lambda: False)
+    assert isinstance(qwen_processor.processor_parts(str(qwen))["processor"], qwen_processor.ImageOnlyQwen2VLProcessor)
 
 
 def test_size_table_rule():

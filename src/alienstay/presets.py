@@ -108,7 +108,7 @@ for member in (
     Member("gpu", "masker:segmenter", "facebook/sam-vit-huge", "Apache-2.0", entry="owlv2-sam",
            note="owlv2-sam: SAM masks the boxes at full resolution"),
     Member("gpu", "edit:qwen-image-edit", "Qwen/Qwen-Image-Edit", "Apache-2.0", FLUX_FILES,
-           "the gpu editor for every recipe; needs torchvision"),
+           "the gpu editor for every recipe"),
     Member("gpu", "edit:kontext", "black-forest-labs/FLUX.1-Kontext-dev",
            "FLUX.1-dev Non-Commercial License: NOT for commercial use", FLUX_FILES,
            "offered, never a default (--method kontext)"),

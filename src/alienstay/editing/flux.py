@@ -16,6 +16,7 @@ and ``pip install bitsandbytes``). Every model is loaded through ``alienstay.mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,12 +57,16 @@ def _quantized_transformer(transformer_class: Any, path: str, quantize: str) -> 
 
 
 def load_flux_family(pipeline_class: Any, model: str, speed: Speed = Speed(), quantize: str | None = None,
-                     transformer_class: Any = None) -> tuple[Any, str]:
-    """A FLUX / Qwen-Image pipeline from a hub id or folder; on a GPU moved there (or offloaded)."""
+                     transformer_class: Any = None,
+                     parts: Callable[[str], dict[str, Any]] = lambda path: {}) -> tuple[Any, str]:
+    """A FLUX / Qwen-Image pipeline from a hub id or folder; on a GPU moved there (or offloaded).
+
+    ``parts(folder)``: components the caller builds itself from the resolved folder, passed to
+    ``from_pretrained`` in place of the stock ones (Qwen-Image-Edit's processor without torchvision)."""
     import torch
 
     resolved = resolve(model, allow_patterns=list(FLUX_FILES))
-    components = {}
+    components = parts(str(resolved.path))
     if quantize:
         components["transformer"] = _quantized_transformer(transformer_class, str(resolved.path), quantize)
     # speed.device/dtype are concrete (series resolves --device/--dtype auto: bf16 on a GPU that
@@ -87,6 +92,17 @@ def instruction(request: EditRequest) -> str:
 def _multiple(pipe: Any) -> int:
     """Sides a multiple of the VAE factor x the 2x2 latent packing (16 for the real models)."""
     return int(pipe.vae_scale_factor) * 2
+
+
+def _finish(image: Image.Image, edited: Image.Image, mask: np.ndarray | None) -> EditOutput:
+    """The model's output; with a mask, at the photo's size with the photo pasted back outside it.
+
+    The model ran at sides a multiple of 16, the photo (and its mask) has the runner's multiples
+    of 8 (a 3:2 photo at 1024 px is 1024x680): the paste happens at the mask's size, so the
+    outside stays the photo's own pixels whatever the two sizes."""
+    if mask is None:
+        return EditOutput(edited)
+    return EditOutput(paste_outside_mask(image, edited.resize(image.size), mask), mask=mask)
 
 
 class KontextEditor:
@@ -116,9 +132,7 @@ class KontextEditor:
             max_sequence_length=int(request.extra.get("max_sequence_length", 512)),
             generator=_generator(request.seed),
         ).images[0].resize(source.size)
-        if mask is not None:
-            return EditOutput(paste_outside_mask(source, edited, mask), mask=mask)
-        return EditOutput(edited)
+        return _finish(image, edited, mask)
 
 
 def flux_portrait(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,

@@ -6,33 +6,20 @@ layout, furniture and view survive a change of light or style. True classifier-f
 (``true_cfg_scale``) with the recipe's negative prompt. The pipeline resizes the photo it
 conditions on to about 1 megapixel itself; the output has the recipe's size.
 
-Needs torchvision: transformers' ``Qwen2VLProcessor`` (the pipeline's ``processor``) cannot be
-built without it (its video processor is torchvision-only), so on an install without it the
-editor stops with that message before loading 58 GB of weights. Memory: see editing/flux.py.
+No torchvision needed: transformers' stock ``Qwen2VLProcessor`` (the pipeline's ``processor``)
+cannot be built without it, so where it is missing the editor builds an image-only subclass of
+it (editing/qwen_processor.py) from the repo's ``processor/`` folder and passes it to
+``from_pretrained``; with torchvision the stock processor loads. Memory: see editing/flux.py.
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 from PIL import Image
 
 from alienstay.editing.base import EditOutput, EditRequest, fit_size
-from alienstay.editing.flux import QWEN_IMAGE_EDIT, _generator, _multiple, instruction, load_flux_family
-from alienstay.editing.masks import paste_outside_mask
+from alienstay.editing.flux import QWEN_IMAGE_EDIT, _finish, _generator, _multiple, instruction, load_flux_family
 from alienstay.editing.methods import Speed
-from alienstay.models import ModelUnavailable
-
-NEEDS_TORCHVISION = (
-    "Qwen-Image-Edit's processor (transformers' Qwen2VLProcessor) needs torchvision, which is not installed: "
-    "pip install torchvision (the build matching your torch), or pick --method kontext / instruct-pix2pix."
-)
-
-
-def check_torchvision() -> None:
-    if importlib.util.find_spec("torchvision") is None:
-        raise ModelUnavailable(NEEDS_TORCHVISION)
 
 
 class QwenImageEditEditor:
@@ -41,10 +28,12 @@ class QwenImageEditEditor:
     licence = "Apache-2.0"
 
     def __init__(self, model: str = QWEN_IMAGE_EDIT, speed: Speed = Speed(), quantize: str | None = None) -> None:
-        check_torchvision()
         from diffusers import QwenImageEditPipeline, QwenImageTransformer2DModel
 
-        self.pipe, self.model_id = load_flux_family(QwenImageEditPipeline, model, speed, quantize, QwenImageTransformer2DModel)
+        from alienstay.editing.qwen_processor import processor_parts
+
+        self.pipe, self.model_id = load_flux_family(QwenImageEditPipeline, model, speed, quantize, QwenImageTransformer2DModel,
+                                                    parts=processor_parts)
 
     def edit(self, image: Image.Image, request: EditRequest, mask: np.ndarray | None = None) -> EditOutput:
         source = fit_size(image, request.size, multiple=_multiple(self.pipe))
@@ -58,6 +47,4 @@ class QwenImageEditEditor:
             num_inference_steps=request.steps,
             generator=_generator(request.seed),
         ).images[0].resize(source.size)
-        if mask is not None:
-            return EditOutput(paste_outside_mask(source, edited, mask), mask=mask)
-        return EditOutput(edited)
+        return _finish(image, edited, mask)
