@@ -79,6 +79,18 @@ def test_every_recipe_offers_qwen_image_edit_and_kontext_with_settings_that_vali
     assert methods.EDITORS.get("qwen-image-edit").licence == "Apache-2.0"
 
 
+def test_every_preset_editor_is_a_registered_method_every_recipe_allows_with_weights_in_the_preset():
+    from alienstay.presets import PRESETS, members, preset_editor
+
+    book = load_recipes()
+    named = {preset.name: preset_editor(preset.name) for preset in PRESETS}
+    assert named["gpu"] == "qwen-image-edit" and named["cpu"] is None
+    for preset, method in named.items():
+        if method is not None:
+            assert method in methods.EDITORS.names() and f"edit:{method}" in members(preset)
+            assert all(method in recipe.methods for recipe in book.recipes.values())
+
+
 def test_kontext_series_on_the_sample_photos(ws, flux):
     recipe = load_recipes().get("time_of_day")
     editor = methods.load_editor("kontext", recipe, model=str(flux["kontext"]))
@@ -195,3 +207,76 @@ def test_models_list_gpu_names_qwen_image_edit_and_offers_kontext_with_its_licen
     assert "Qwen/Qwen-Image-Edit" in lines["edit:qwen-image-edit"] and "Apache-2.0" in lines["edit:qwen-image-edit"]
     assert "FLUX.1-Kontext-dev" in lines["edit:kontext"] and "Non-Commercial" in lines["edit:kontext"]  # the licence column wraps
     assert "FLUX.1-schnell" in lines["text-to-image"]
+    assert "editor: qwen-image-edit for every recipe" in " ".join(result.output.split())  # the preset's editor
+    cpu = runner.invoke(app, ["models", "list", "--preset", "cpu"], env={"COLUMNS": "300"})
+    assert "editor: each recipe's own method" in " ".join(cpu.output.split())
+
+
+# ---- the `gpu` preset's editor: qwen-image-edit for every recipe, --method still wins ----------
+ONE_VALUE_RECIPES = """
+defaults:
+  thresholds: {change_min: 0.01, clip_direction_min: 0.0, structure_min: 0.55, edge_min: 0.45, dino_max: 0.15,
+               lpips_max: 0.45, outside_mask_max: 0.01, mask_area_max: 0.35}
+recipes:
+  dusk_only:
+    parameter: time of day
+    method: classical
+    methods: [classical, qwen-image-edit]
+    source: "a photo of a hotel room"
+    values:
+      dusk:
+        instruction: "make it dusk with a warm orange sky"
+        prompt: "a photo of a hotel room at dusk, warm orange evening light"
+        grade: {exposure: 0.65, gamma: 1.15, temperature: 0.12, saturation: 0.95, keep_lights: 0.5}
+  no_qwen:
+    parameter: time of day
+    method: classical
+    methods: [classical]
+    source: "a photo of a hotel room"
+    values:
+      dusk:
+        prompt: "a photo of a hotel room at dusk"
+        grade: {exposure: 0.65, gamma: 1.15, temperature: 0.12, saturation: 0.95, keep_lights: 0.5}
+"""
+
+
+def edit(ws: Workspace, *args: str):
+    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", "cpu",
+                               "--dtype", "float32", "--workspace", str(ws.root)])  # fmt: skip
+
+
+def test_gpu_preset_edits_every_recipe_with_qwen_image_edit_and_method_still_wins(ws, qwen, tmp_path):
+    """One value on the minimum 5 photos (~2 s a Qwen-Image-Edit edit here); the recipe's own method is classical."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(ONE_VALUE_RECIPES)
+    result = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "dusk_only", "--model", str(qwen))
+    assert result.exit_code == 0, result.output
+    assert "5 edits with qwen-image-edit" in result.output and (ws.read_edits()["model_id"] == str(qwen)).all()
+    table = ws.read_edits()
+    assert len(table) == 5 and (table["method"] == "qwen-image-edit").all() and table["is_diffusion"].all()
+
+    chosen = edit(ws, "--preset", "gpu", "--method", "classical", "--recipes", str(mine), "--recipe", "dusk_only")
+    assert chosen.exit_code == 0 and "5 edits with classical" in chosen.output
+    own = edit(ws, "--preset", "cpu", "--recipes", str(mine), "--recipe", "dusk_only")
+    assert own.exit_code == 0 and "5 edits with classical" in own.output  # cpu names no editor: the recipe's
+
+    refused = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "no_qwen")
+    message = " ".join(refused.output.split())  # the console wraps long lines
+    assert refused.exit_code == 2 and "does not allow method 'qwen-image-edit'" in message
+    assert "use one of ['classical']" in message  # what to do next: --method classical
+
+
+def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_back(ws, monkeypatch, tmp_path):
+    from alienstay.presets import preset_editor
+    from alienstay.stages import edit as stage
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.delenv("ALIENSTAY_MODELS_DIR", raising=False)
+    assert preset_editor("gpu") == "qwen-image-edit" and preset_editor("cpu") is None and preset_editor(None) is None
+    result = edit(ws, "--preset", "gpu", "--recipe", "lights")
+    assert result.exit_code == 2 and "Qwen/Qwen-Image-Edit" in result.output and "is not available" in result.output
+    # The demo's path (demo.run_edits): the gpu editor's weights missing -> the recipe's classical grade.
+    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device="cpu"))
+    assert summary.fallback and "Qwen/Qwen-Image-Edit" in summary.fallback
+    assert (summary.rows["method"] == "classical").all()

@@ -187,7 +187,7 @@ def cluster(
 def edit(
     recipe: Annotated[str, typer.Option("--recipe", help="Recipe name, or one of its values (`night` -> time_of_day).")] = "time_of_day",
     images: Annotated[int, typer.Option("--images", help="How many varied photos (5-10 is a readable grid).")] = 8,
-    method: Annotated[Optional[str], typer.Option("--method", help="instruct-pix2pix | controlnet | inpaint | classical (NOT diffusion); default: the recipe's.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="instruct-pix2pix | controlnet | inpaint | qwen-image-edit | kontext (NON-COMMERCIAL weights) | classical (NOT diffusion); default: the preset's editor (gpu: qwen-image-edit), else the recipe's.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (default: the recipe's).")] = None,
     size: Annotated[int, typer.Option("--size", help="Longer side of the edited image, px.")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="One fixed seed for the whole series.")] = 0,

@@ -31,7 +31,7 @@ def use_models_dir(folder: Path | None) -> None:
 def list_models(preset: PresetOption = "auto", models_dir: ModelsDirOption = None) -> None:
     """Per role: the model id, whether it is in the models folder or the hub cache, its size on disk, its licence."""
     from alienstay import model_store
-    from alienstay.presets import pick
+    from alienstay.presets import pick, preset_editor
 
     use_models_dir(models_dir)
     try:
@@ -39,7 +39,10 @@ def list_models(preset: PresetOption = "auto", models_dir: ModelsDirOption = Non
     except ValueError as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from None
-    table = Table(title=f"preset {name}" + (" (auto)" if preset == "auto" else ""))
+    editor = preset_editor(name)
+    caption = (f"editor: {editor} for every recipe (its weights: edit:{editor}); --method picks another"
+               if editor else "editor: each recipe's own method; --method picks another")
+    table = Table(title=f"preset {name}" + (" (auto)" if preset == "auto" else ""), caption=caption)
     for column in ("role", "model", "where", "size", "licence", "note"):
         table.add_column(column)
     for row in model_store.inventory(name):

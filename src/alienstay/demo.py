@@ -100,7 +100,8 @@ def summary_line(summary: object) -> str:
 
 def run_edits(ws: Workspace, model: str, images: int, console: Console, log: DemoLog, *,
               preset: str | None = None, device: str = "auto") -> None:  # fmt: skip
-    """Each demo recipe with its own method; without diffusion weights, its classical grade."""
+    """Each demo recipe with the preset's editor (gpu: qwen-image-edit) or its own method; without
+    diffusion weights, its classical grade (or a recorded skip where the recipe has none)."""
     from alienstay.stages import edit
 
     for name in DEMO_RECIPES:

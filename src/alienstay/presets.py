@@ -4,6 +4,8 @@
 `offline` what runs from pip-installed weights alone (no hub). A preset may inherit the
 roles it does not name from another (`gpu` from `cpu`), so a new model is one
 ``MEMBERS.register(Member(...))`` line. `auto` picks by hardware (devices.probe()).
+A preset may also name the edit method it uses for every recipe (``Preset.editor``: `gpu`
+edits with qwen-image-edit); `--method` wins over it, and the recipe must allow the method.
 
 Each entry names the model's licence (read from its model card) and the files its loader
 reads (allow-patterns): `alienstay models download` fetches exactly those.
@@ -51,6 +53,9 @@ class Preset:
     name: str
     description: str
     inherits: str | None = None  # roles this preset does not name come from that preset
+    # The edit method of every recipe under this preset (`alienstay edit` without --method);
+    # None: each recipe's own `method`. Its weights are the preset's `edit:<method>` member.
+    editor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ PRESETS: Registry[Preset] = Registry("preset")
 MEMBERS: Registry[Member] = Registry("preset member")
 
 PRESETS.register(Preset("cpu", "fast on a laptop: small 2022-era models, fp32 on the CPU"))
-PRESETS.register(Preset("gpu", "best quality on one 24-80 GB GPU (bf16/fp16)", inherits="cpu"))
+PRESETS.register(Preset("gpu", "best quality on one 24-80 GB GPU (bf16/fp16)", inherits="cpu", editor="qwen-image-edit"))
 PRESETS.register(Preset("offline", "pip-installed weights only: no model hub needed"))
 
 _SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -95,8 +100,8 @@ for member in (
     Member("cpu", "text-to-image", _SD15, _OPENRAIL, PIPELINE_FILES),
     Member("cpu", "guard:clip", "openai/clip-vit-base-patch32", "MIT"),
     Member("cpu", "guard:dino", "facebook/dinov2-small", "Apache-2.0"),
-    # gpu: larger encoders where a GPU makes them cheap; the editors stay SD 1.5-based until
-    # issue 11's entries (Qwen-Image-Edit) replace these lines.
+    # gpu: larger encoders where a GPU makes them cheap; Qwen-Image-Edit edits every recipe
+    # (Preset.editor), the SD 1.5-based editors stay offered through --method.
     Member("gpu", "tagger", "google/siglip2-so400m-patch14-384", "Apache-2.0", note=(
         "SigLIP 2 (per-word sigmoid scores); google/siglip2-base-patch16-224 is the middle option")),
     Member("gpu", "captioner", "florence-community/Florence-2-large", "MIT", note=(
@@ -145,6 +150,17 @@ def preset_model(preset: str | None, role: str) -> str | None:
         return None
     member = model_for(preset, role)
     return member.model if member is not None and member.fetchable else None
+
+
+def preset_editor(preset: str | None) -> str | None:
+    """The edit method `preset` (or the preset it inherits from) uses for every recipe; None: the recipe's."""
+    name = pick(preset) if preset is not None else None
+    while name:
+        link = PRESETS.get(name)
+        if link.editor:
+            return link.editor
+        name = link.inherits
+    return None
 
 
 def pick(preset: str, machine: Machine | None = None) -> str:

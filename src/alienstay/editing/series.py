@@ -30,7 +30,7 @@ from alienstay.editing.selection import (  # noqa: F401  (the stage's API: cli a
     usable_photos,
 )
 from alienstay.placement import edit_placement
-from alienstay.presets import preset_model
+from alienstay.presets import preset_editor, preset_model
 from alienstay.workspace import Workspace
 
 LCM_STEPS, LCM_GUIDANCE = 4, 1.0  # what LCM-LoRA is distilled for: a few steps, no guidance branches
@@ -114,7 +114,8 @@ def edit_workspace(ws: Workspace, options: EditSettings, on_edit: Callable[[], N
     from alienstay.editing.recipes import load_recipes
 
     recipe = load_recipes(options.recipes_path).get(options.recipe)
-    method = options.method or recipe.method
+    # --method, else the preset's editor (gpu: qwen-image-edit), else the recipe's own; the recipe must allow it.
+    method = options.method or preset_editor(options.preset) or recipe.method
     recipe.check_method(method)
     photos = photos_for_workspace(ws, options.images, options.group_facet)
     device, dtype = edit_placement(options.device, options.dtype)
