@@ -32,8 +32,9 @@ class QwenImageEditEditor:
 
         from alienstay.editing.qwen_processor import processor_parts
 
-        self.pipe, self.model_id = load_flux_family(QwenImageEditPipeline, model, speed, quantize, QwenImageTransformer2DModel,
-                                                    parts=processor_parts)
+        self.pipe, self.model_id = load_flux_family(
+            QwenImageEditPipeline, model, speed, quantize, QwenImageTransformer2DModel, parts=processor_parts,
+        )
 
     def edit(self, image: Image.Image, request: EditRequest, mask: np.ndarray | None = None) -> EditOutput:
         source = fit_size(image, request.size, multiple=_multiple(self.pipe))
