@@ -34,7 +34,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
 from alienstay.web import search_api, wordindex
-from alienstay.web.cards import browse_cards, cards, page_url, photo_url, tag_chips
+from alienstay.web.cards import browse_cards, page_url, photo_url, result_cards, tag_chips
 from alienstay.workspace import Workspace
 
 HERE = Path(__file__).parent
@@ -114,7 +114,7 @@ def create_app(workspace: Path) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         photo_url=photo_url, page_url=page_url, search_url=search_url, toggled=toggled, tag_chips=tag_chips,
-        cards=cards, browse_cards=browse_cards,
+        browse_cards=browse_cards,
         workspace=str(ws.root), metric_columns=g.METRIC_COLUMNS,
     )
 
@@ -136,20 +136,22 @@ def create_app(workspace: Path) -> FastAPI:
 
     app.include_router(search_api.router(similarity, fresh))
 
-    def run_search(gallery: g.Gallery, words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN) -> dict:
+    def run_search(gallery: g.Gallery, words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN,
+                   as_html: bool = False) -> dict:
+        """One page of a word search: JSON results, or (as_html) the results grid's cards."""
         known = gallery.known_words()
         unknown = [w for w in words if w not in known]
         found = wordindex.search(gallery.index, words, gallery.usable, (page - 1) * per_page, per_page)
         ordinals = found.ordinals.tolist()
         ids = gallery.index.ids_of(found.ordinals) if ordinals else []
+        scores = [round(float(s), 4) for s in found.scores.tolist()]
+        answer = {"words": words, "unknown": unknown, "total": found.total, "counts": {w: gallery.count(w) for w in words},
+                  "page": page, "per_page": per_page, "pages": -(-found.total // per_page)}
+        if as_html:
+            return {**answer, "cards": result_cards(ids, scores, gallery.chip_codes_of(ordinals), gallery.word_pairs, words)}
         chips = gallery.selected_tags_of(ids, ordinals)
-        results = [
-            {"image_id": i, "score": round(float(s), 4), "tags": chips[i], "image": photo_url(i), "page": page_url(i)}
-            for i, s in zip(ids, found.scores.tolist())
-        ]
-        counts = {w: gallery.count(w) for w in words}
-        return {"words": words, "unknown": unknown, "total": found.total, "counts": counts,
-                "page": page, "per_page": per_page, "pages": -(-found.total // per_page), "results": results}
+        return {**answer, "results": [{"image_id": i, "score": s, "tags": chips[i], "image": photo_url(i), "page": page_url(i)}
+                                      for i, s in zip(ids, scores)]}
 
     # ---- pages ------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -163,7 +165,7 @@ def create_app(workspace: Path) -> FastAPI:
         typed_word, phrase = search_api.split_query(q, known)  # the search box: a word, or a phrase
         asked = list(dict.fromkeys(words_or_422(words) + typed_word))
         chosen = [w for w in asked if w in known]  # unknown words are dropped, and said so
-        found = run_search(gallery, chosen, page, per_page) if chosen else None
+        found = run_search(gallery, chosen, page, per_page, as_html=True) if chosen else None
         meaning = ({"meaning": None} if not (text or phrase).strip() else await run_in_threadpool(
             search_api.page_context, similarity, gallery, text or phrase, chosen, per_page))
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")

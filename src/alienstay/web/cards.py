@@ -33,29 +33,42 @@ def chip(facet: str, tag: str, percent: str, hit: bool) -> str:
     return f'<li class="chip facet-{f}{" hit" if hit else ""}" title="{f}: {percent} %">{escaped(tag)}</li>'
 
 
+def searched(facet: str, tag: str, asked: set[str]) -> bool:
+    """Is this word one of the searched-for words (bare, or as facet:tag)?"""
+    return tag in asked or f"{facet}:{tag}" in asked
+
+
 def tag_chips(tags: list[dict], words: list[str] | tuple = ()) -> Markup:
-    """A photo's selected tags as chips, searched-for words (bare or facet:tag) highlighted."""
+    """A photo's selected tags (dicts of facet, tag, prob) as chips, searched-for words highlighted."""
     asked = set(words)
-    items = [chip(t["facet"], t["tag"], f"{t['prob'] * 100:.0f}", t["tag"] in asked or f"{t['facet']}:{t['tag']}" in asked)
-             for t in tags]
+    items = [chip(t["facet"], t["tag"], f"{t['prob'] * 100:.0f}", searched(t["facet"], t["tag"], asked)) for t in tags]
     return Markup('<ul class="chips small">' + "".join(items) + "</ul>")
 
 
-def card(image_id: str, tags: list[dict], words: list[str] | tuple = (), score: float | None = None) -> str:
+def coded_chips(codes: list[int], percents: list[int], pairs: list[tuple[str, str]], hits: frozenset[int]) -> str:
+    """The same chips from word codes and whole percents (the word index's own form: no dicts)."""
+    items = [chip(*pairs[c], str(p), c in hits) for c, p in zip(codes, percents)]
+    return '<ul class="chips small">' + "".join(items) + "</ul>"
+
+
+def result_cards(ids: list[str], scores: list[float], chips: list[tuple[list[int], list[int]]],
+                 pairs: list[tuple[str, str]], words: list[str]) -> Markup:
+    """A page of word-search results as cards: photo, id, score, chips."""
+    asked = set(words)
+    hits = frozenset(c for c, (facet, tag) in enumerate(pairs) if searched(facet, tag, asked))
+    return Markup("".join(card(i, coded_chips(*codes, pairs, hits), s) for i, s, codes in zip(ids, scores, chips)))
+
+
+def card(image_id: str, chips_html: str, score: float | None = None) -> str:
     """One result: the photo, its id (linked to its page), its score when ranked, its chips."""
     i, page = escaped(image_id), escape(page_url(image_id))
     shown = ("" if score is None else
              f'<span class="score" title="sum of the matched words\' probabilities">{score:.2f}</span>')
     return (f'<li class="card" data-image-id="{i}"><a href="{page}"><img src="{escape(photo_url(image_id))}" alt="{i}" '
             f'loading="lazy"></a><div class="meta"><a href="{page}" class="id">{i}</a>{shown}</div>'
-            f"{tag_chips(tags, words)}</li>")
-
-
-def cards(results: list[dict], words: list[str] | tuple = ()) -> Markup:
-    """Ranked results (image_id, tags, score) as cards."""
-    return Markup("".join(card(r["image_id"], r["tags"], words, r["score"]) for r in results))
+            f"{chips_html}</li>")
 
 
 def browse_cards(image_ids: list[str], tags: dict[str, list[dict]]) -> Markup:
     """The home page without words: photos in catalog order, no score."""
-    return Markup("".join(card(i, tags.get(i, [])) for i in image_ids))
+    return Markup("".join(card(i, tag_chips(tags.get(i, []))) for i in image_ids))

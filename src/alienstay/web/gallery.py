@@ -165,6 +165,16 @@ class Gallery:
                                for c, p in zip(codes[bounds[k]:bounds[k + 1]], probs[bounds[k]:bounds[k + 1]])]
         return chips
 
+    def chip_codes_of(self, ordinals: list[int]) -> list[tuple[list[int], list[int]]]:
+        """Each photo's selected tags as (word codes, probabilities in whole percent), for chips built as HTML."""
+        if self.index is None or not ordinals:
+            return [([], []) for _ in ordinals]
+        owner, codes, probs = self.index.chips_of(ordinals)
+        bounds = np.searchsorted(owner, np.arange(len(ordinals) + 1)).tolist()
+        # rint rounds half to even, as the "{:.0f}" a chip's title was formatted with
+        codes, percents = codes.tolist(), np.rint(probs.astype(np.float64) * 100).astype(np.int64).tolist()
+        return [(codes[a:b], percents[a:b]) for a, b in zip(bounds, bounds[1:])]
+
     def tags_by_facet(self, image_id: str) -> list[dict]:
         """All of a photo's tags per facet, most probable first: the photo page's full view."""
         ordinal = None if self.index is None else self.index.ordinal(image_id)
