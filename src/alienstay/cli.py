@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -335,20 +334,14 @@ def serve(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """The web gallery: search photos by alien words, see their tags, compare restyles."""
-    import uvicorn
-
-    from alienstay.web.app import WORKSPACE_ENV
-    from alienstay.web.gallery import current_index
+    from alienstay.web.serving import serve as run_gallery
 
     if not Path(workspace).is_dir():
         fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
     ws = Workspace(workspace)
     ws.check_tables()  # a damaged table is named before the gallery starts
-    current_index(ws)  # built once here, not once a worker
     console.print(f"gallery of {workspace} at http://{host}:{port}/ ({workers} worker(s); Ctrl+C stops it)")
-    os.environ[WORKSPACE_ENV] = str(ws.root.resolve())
-    uvicorn.run("alienstay.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    run_gallery(ws, host, port, workers)
 
 
 @app.command()

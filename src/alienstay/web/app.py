@@ -1,8 +1,9 @@
 """The web gallery: search photos by alien words, see a photo's tags, compare its restyles.
 
 `create_app(workspace)` builds a FastAPI app over one workspace; `alienstay serve` runs it with
-uvicorn (several worker processes with `--workers`: each maps the same index files). Pages are server-rendered Jinja2 (they work without JavaScript; the small script only
-adds type-ahead and the before/after slider). The same data is served as JSON under /api.
+uvicorn (web/serving.py: one or several worker processes). Pages are server-rendered Jinja2
+(they work without JavaScript; the small script only adds type-ahead and the before/after
+slider). The same data is served as JSON under /api.
 
 Images are served by id only: /media/photo/{image_id} looks the photo up in the catalog and
 /media/edit/{edit_id} in the edits table, and a file is sent only if it lies inside the
@@ -17,7 +18,6 @@ model forward), "more like this" (an embedding index that loads on first use).
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -92,14 +92,6 @@ def words_or_422(text: str) -> list[str]:
     if len(words) > MAX_WORDS:
         raise HTTPException(422, f"{len(words)} words asked; a search takes at most {MAX_WORDS}: remove some.")
     return words
-
-
-WORKSPACE_ENV = "ALIENSTAY_GALLERY_WORKSPACE"  # how `alienstay serve --workers N` names the workspace to each worker
-
-
-def app_from_environment() -> FastAPI:
-    """The app factory uvicorn's worker processes call (`alienstay serve --workers N`)."""
-    return create_app(Path(os.environ[WORKSPACE_ENV]))
 
 
 def create_app(workspace: Path) -> FastAPI:
