@@ -41,7 +41,7 @@ from benchmarks.gallery_data import image_ids
 ROOT = Path("runs/bench/gallery")
 SIZES = [int(s) for s in os.environ.get("ALIENSTAY_BENCH_GALLERY_SIZES", "100000,1000000").split(",")]
 CLIENTS = 16
-REQUESTS = 25  # a client's requests per kind of request
+REQUESTS = 100  # a client's requests per kind of request
 SECONDS = 30.0  # and at most this long per kind
 WARMUP_S = 2.0  # unmeasured requests of a kind before it is measured
 WORKERS = int(os.environ.get("ALIENSTAY_BENCH_GALLERY_WORKERS", os.cpu_count() or 1))
