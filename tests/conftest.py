@@ -39,3 +39,21 @@ def workspace(tmp_path: Path):
     from alienstay.workspace import Workspace
 
     return Workspace(tmp_path / "ws").ensure()
+
+
+@pytest.fixture(scope="session")
+def prepared(samples_dir: Path, tmp_path_factory):
+    """The sample photos through the real stages (ingest folder, then preprocess), once a session."""
+    from tiny_models import prepared_workspace
+
+    return prepared_workspace(tmp_path_factory.mktemp("samples") / "ws", samples_dir)
+
+
+@pytest.fixture
+def ws(prepared, tmp_path: Path):
+    """A fresh workspace with the prepared one's catalog (its prepared photos shared, read-only)."""
+    from alienstay.workspace import Workspace
+
+    fresh = Workspace(tmp_path / "ws").ensure()
+    fresh.write_catalog(prepared.read_catalog())
+    return fresh

@@ -45,23 +45,6 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="session")
-def prepared(samples_dir, tmp_path_factory) -> Workspace:
-    """A workspace made by the real stages: ingest folder, then preprocess."""
-    root = tmp_path_factory.mktemp("ws") / "ws"
-    for command in (["ingest", "folder", str(samples_dir)], ["preprocess"]):
-        result = runner.invoke(app, [*command, "--workspace", str(root)])
-        assert result.exit_code == 0, result.output
-    return Workspace(root)
-
-
-@pytest.fixture
-def ws(prepared, tmp_path) -> Workspace:
-    """A fresh copy of the prepared workspace's catalog (prepared photos shared, read-only)."""
-    fresh = Workspace(tmp_path / "ws").ensure()
-    fresh.write_catalog(prepared.read_catalog())
-    return fresh
-
 
 def edit(ws: Workspace, *args: str):
     return runner.invoke(app, ["edit", *args, "--workspace", str(ws.root)])

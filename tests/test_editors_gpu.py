@@ -46,21 +46,6 @@ def editor_folders(flux, qwen) -> dict[str, Path]:
     return {"kontext": flux["kontext"], "qwen-image-edit": qwen}
 
 
-@pytest.fixture(scope="module")
-def prepared(samples_dir, tmp_path_factory) -> Workspace:
-    root = tmp_path_factory.mktemp("ws") / "ws"
-    for command in (["ingest", "folder", str(samples_dir)], ["preprocess"]):
-        result = runner.invoke(app, [*command, "--workspace", str(root)])
-        assert result.exit_code == 0, result.output
-    return Workspace(root)
-
-
-@pytest.fixture
-def ws(prepared, tmp_path) -> Workspace:
-    fresh = Workspace(tmp_path / "ws").ensure()
-    fresh.write_catalog(prepared.read_catalog())
-    return fresh
-
 
 def series(ws: Workspace, recipe_name: str, editor, mask_for=masks.no_mask, photos: int = 2) -> pd.DataFrame:
     recipe = load_recipes().get(recipe_name)

@@ -55,21 +55,6 @@ def masker(tiny) -> owlsam.OwlSamMasker:
     return masks.MASKERS.get("owlv2-sam").build(models, device="cpu")  # the registry's own builder
 
 
-@pytest.fixture(scope="module")
-def prepared(samples_dir, tmp_path_factory) -> Workspace:
-    root = tmp_path_factory.mktemp("ws") / "ws"
-    for command in (["ingest", "folder", str(samples_dir)], ["preprocess"]):
-        result = runner.invoke(app, [*command, "--workspace", str(root)])
-        assert result.exit_code == 0, result.output
-    return Workspace(root)
-
-
-@pytest.fixture
-def ws(prepared, tmp_path) -> Workspace:
-    fresh = Workspace(tmp_path / "ws").ensure()
-    fresh.write_catalog(prepared.read_catalog())
-    return fresh
-
 
 def test_both_models_load_through_the_resolver_without_torchvision(masker, tiny):
     assert "torchvision" not in sys.modules  # the PIL image processors: nothing imported it
