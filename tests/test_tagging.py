@@ -411,6 +411,17 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     np.testing.assert_array_equal(matrix_a, matrix_b)
 
 
+def test_florence2_in_bfloat16_captions_and_records_the_dtype_it_ran_in(tmp_path):
+    """The `gpu` preset's captioner runs in bf16: the weights must be bf16 and the captions say so."""
+    from alienstay.captioning import load_captioner
+
+    captioner = load_captioner(str(build_tiny_florence2(tmp_path / "tiny-florence2")), device="cpu", dtype="bfloat16")
+    assert captioner.model.dtype == torch.bfloat16 and captioner.record()["dtype"] == "bfloat16"
+    captioner.min_new_tokens = captioner.max_new_tokens = 4
+    assert all(isinstance(c, str) and c for c in captioner.caption(torch.stack(
+        [captioner.image_transform()(Image.new("RGB", (90, 60), c)) for c in ("red", "navy")])))
+
+
 def test_florence2_detailed_captions_through_the_caption_stage(prepared, tmp_path):
     from alienstay.captioning import FLORENCE_TASK, Florence2Captioner, load_captioner, read_captions
     from alienstay.stages import caption as caption_stage

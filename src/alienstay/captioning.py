@@ -113,15 +113,14 @@ def load_florence2(model: str, device: str = "cpu", dtype: str = "float32") -> F
 
     torch.set_num_threads(cpu_threads())
     resolved = resolve(model)
-    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-    network = Florence2ForConditionalGeneration.from_pretrained(resolved.path, dtype=torch_dtype).eval().to(device)
+    network = Florence2ForConditionalGeneration.from_pretrained(resolved.path, dtype=getattr(torch, dtype)).eval().to(device)
     processor = AutoProcessor.from_pretrained(resolved.path)
     # The processor lays out the image tokens and the task's prompt; the prompt is the same for
     # every photo, so it is made once here (from a blank image) and the reader brings the pixels.
     prompt = processor(text=[FLORENCE_TASK], images=[Image.new("RGB", (8, 8))], return_tensors="pt")["input_ids"]
     return Florence2Captioner(
         resolved=resolved, model=network, tokenizer=processor.tokenizer, image_processor=processor.image_processor,
-        device=device, prompt_ids=prompt,
+        device=device, dtype=dtype, prompt_ids=prompt,
     )
 
 
