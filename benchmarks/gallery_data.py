@@ -24,7 +24,8 @@ from PIL import Image
 
 from alienstay.tagging import select_tags
 from alienstay.vocabulary import load_vocabulary
-from alienstay.web.wordindex import WordIndex, build_word_index
+from alienstay.web.wordbuild import build as build_word_index  # a build every time, as after a new tag run
+from alienstay.web.wordindex import WordIndex
 from alienstay.workspace import Workspace
 
 VERSION = 1

@@ -234,10 +234,12 @@ def test_cluster_neighbours_are_the_nearest_on_the_map_ties_by_id() -> None:
     photos = 3000
     ids = [f"h{i % 97:02d}/p{i:05d}.jpg" for i in rng.permutation(photos)]
     xy = rng.integers(0, 12, (photos, 2)).astype(float)  # a coarse grid: many photos at one distance
+    xy[rng.choice(photos, 30, replace=False), rng.integers(0, 2, 30)] = rng.choice([np.nan, np.inf], 30)  # off the map
     clusters = Clusters(pa.table({"image_id": ids, "cluster": rng.integers(-1, 3, photos), "x": xy[:, 0], "y": xy[:, 1]}))
-    cluster = clusters.cluster
-    for me in rng.choice(photos, 40, replace=False):
-        same = [j for j in range(photos) if cluster[j] == cluster[me] and j != me]
+    clusters.build_trees()
+    cluster, placed = clusters.cluster, np.isfinite(xy).all(axis=1)
+    for me in [*rng.choice(photos, 40, replace=False), *np.flatnonzero(~placed)[:3]]:
+        same = [j for j in range(photos) if cluster[j] == cluster[me] and j != me and placed[j]]
         brute = sorted((float(np.hypot(*(xy[j] - xy[me]))), ids[j]) for j in same)
-        expected = [] if cluster[me] < 0 else [i for _, i in brute[:8]]
+        expected = [] if cluster[me] < 0 or not placed[me] else [i for _, i in brute[:8]]
         assert clusters.neighbours(ids[me]) == expected

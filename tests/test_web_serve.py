@@ -58,6 +58,11 @@ class Served:
             return self.process.communicate()[0]
 
 
+def builds(root: Path) -> list[dict]:
+    """The word index's build log, one line a build."""
+    return [json.loads(line) for line in (root / "index" / "words" / "builds.jsonl").read_text().splitlines()]
+
+
 def worker_pids(parent: int) -> set[int]:
     import psutil
 
@@ -96,7 +101,8 @@ def test_new_tags_reach_every_worker_and_are_indexed_once(tmp_path: Path) -> Non
             with httpx.Client(base_url=f"http://127.0.0.1:{served.port}", timeout=60) as client:
                 assert_same_ranking(client, tags, usable, ["pool", "night"], per_page=50)
         folders = [p.name for p in (root / "index" / "words").iterdir() if p.is_dir()]
-        assert len(folders) == 1 and folders[0] != generation  # one new build, the old one gone
+        assert len(folders) == 1 and folders[0] != generation  # the new build, the old one gone
+        assert [b["generation"] for b in builds(root)] == [generation, folders[0]]  # built once a tag run
     finally:
         said = served.close()
     assert "Traceback" not in said, said
@@ -106,23 +112,27 @@ RACE = """
 import sys, time
 from pathlib import Path
 from alienstay.web.gallery import current_index
+from alienstay.web.wordindex import build_word_index
 from alienstay.workspace import Workspace
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both start at the same moment
-print(current_index(Workspace(Path(sys.argv[1]))).folder.name)
+ws = Workspace(Path(sys.argv[1]))
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every racer starts at the same moment
+print(current_index(ws).folder.name if sys.argv[3] == "gallery" else build_word_index(ws).name)
 """
 
 
-def test_two_processes_that_find_no_index_build_it_once(tmp_path: Path) -> None:
+def test_the_tag_stage_and_two_gallery_workers_racing_on_new_tags_build_the_index_once(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     root.mkdir()
     planted(root, photos=2000)
     start_at = str(time.time() + 4)
-    racers = [subprocess.Popen([sys.executable, "-c", RACE, str(root), start_at], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}) for _ in range(2)]
+    racers = [subprocess.Popen([sys.executable, "-c", RACE, str(root), start_at, who], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+              for who in ("gallery", "gallery", "tag stage")]
     opened = [racer.communicate(timeout=120)[0].strip() for racer in racers]
     assert all(racer.returncode == 0 for racer in racers)
-    assert opened[0] == opened[1]  # the second waited for the first's build and opened it
+    assert len(set(opened)) == 1  # the others waited for the first's build and opened it
     assert [p.name for p in (root / "index" / "words").iterdir() if p.is_dir()] == [opened[0]]
+    assert [b["generation"] for b in builds(root)] == [opened[0]]
 
 
 def test_every_connection_has_nagle_off_even_on_a_socket_bound_with_protocol_zero() -> None:

@@ -13,6 +13,19 @@ from PIL import Image
 
 from alienstay.editing.recipes import Value
 
+MASK_ON = 0.5  # a mask pixel at or above this may change; below it the original stays
+
+
+def editable(mask: np.ndarray) -> np.ndarray:
+    """The pixels a mask lets an edit change (bool), whatever the mask's dtype: 0/1, bool or soft."""
+    return np.asarray(mask, dtype=np.float32) >= MASK_ON
+
+
+def mask_is_empty(mask: np.ndarray) -> bool:
+    """A mask that lets nothing change: the edit is not run (runner) and is judged not applied (guard)."""
+    return not editable(mask).any()
+
+
 
 @dataclass(frozen=True)
 class EditRequest:

@@ -33,6 +33,8 @@ import numpy as np
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from alienstay.editing.base import editable
+
 if TYPE_CHECKING:
     import torch
 
@@ -145,7 +147,7 @@ def structure_metrics(
     excused = blown_highlights(small_a, small_b)
     if mask is not None:
         small_mask = cv2.resize(np.asarray(mask, dtype=np.float32), small_a.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-        excused |= small_mask >= 0.5
+        excused |= editable(small_mask)
     counted = ~cv2.dilate(excused.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     a, b = normalised_luminance(small_a), normalised_luminance(small_b)
     return ssim_worst_tile(a, b, counted), ssim_worst_tile(edge_map(a), edge_map(b), counted)
@@ -154,7 +156,7 @@ def structure_metrics(
 # ---- masks -------------------------------------------------------------------------------
 def outside_mask_change(original: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> float:
     """Mean |change| where the mask is 0: a local edit must leave the rest of the photo alone."""
-    outside = np.asarray(mask, dtype=np.float32) < 0.5
+    outside = ~editable(mask)
     if not outside.any():
         return 0.0
     return float(np.abs(edited - original).mean(axis=-1)[outside].mean())
@@ -270,7 +272,7 @@ class Guard:
         metrics = Metrics(pixel_change=float(np.abs(b - a).mean()), structure_ssim=structure, edge_ssim=edges)
         if mask is not None:
             metrics.outside_mask_change = outside_mask_change(a, b, mask)
-            metrics.mask_area = float((np.asarray(mask) >= 0.5).mean())
+            metrics.mask_area = float(editable(mask).mean())
         if self.dino_model is not None:
             metrics.dino_distance = dino_self_similarity_distance(self.dino_model, self.dino_processor, original, edited)
         if self.encoder is not None and source_text and target_text:

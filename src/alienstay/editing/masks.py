@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from alienstay.editing import owlsam
+from alienstay.editing.base import editable
 from alienstay.editing.recipes import Recipe
 from alienstay.editing.registry import MaskerSpec
 from alienstay.models import resolve
@@ -37,7 +38,7 @@ MaskFor = Callable[[str, Image.Image, "EditRequest"], "np.ndarray | None"]
 
 def paste_outside_mask(original: Image.Image, edited: Image.Image, mask: np.ndarray) -> Image.Image:
     """The original everywhere the mask is 0: the rest of the photo is untouched by construction."""
-    keep = (np.asarray(mask, dtype=np.float32) >= 0.5)[..., None]
+    keep = editable(mask)[..., None]
     merged = np.where(keep, np.asarray(edited.convert("RGB")), np.asarray(original.convert("RGB")))
     return Image.fromarray(merged.astype(np.uint8))
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from alienstay.editing.base import EditOutput, EditRequest, Editor, fit_size  # noqa: F401  (the editors' API)
+from alienstay.editing.base import EditOutput, EditRequest, Editor, editable, fit_size  # noqa: F401  (the editors' API)
 from alienstay.editing.controls import CONTROL_MAPS
 from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.methods import Speed
@@ -158,7 +158,7 @@ class InpaintEditor:
         if mask is None:
             raise ValueError("inpainting needs a mask: a text query (mask_query) or a mask file.")
         source = fit_size(image, request.size)
-        mask_image = Image.fromarray((np.asarray(mask) >= 0.5).astype(np.uint8) * 255)
+        mask_image = Image.fromarray(editable(mask).astype(np.uint8) * 255)
         edited = self.pipe(
             prompt=request.value.prompt,
             image=source,

@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
-from alienstay.editing.base import EditOutput, Editor, fit_size
+from alienstay.editing.base import EditOutput, Editor, fit_size, mask_is_empty
 from alienstay.editing.faithfulness import Guard, verdict
 from alienstay.editing.identity import SeriesSettings, build_request, edit_key
 from alienstay.editing.masks import MaskFor, no_mask
@@ -105,7 +104,7 @@ def _judged(metrics, recipe: Recipe, guard: Guard) -> dict[str, Any]:
 def _one_edit(recipe, photo, original, editor, request, guard, mask_for, key, output_path) -> dict[str, Any]:
     mask = mask_for(photo.image_id, original, request)
     started = time.perf_counter()
-    if mask is not None and not np.asarray(mask).any():
+    if mask is not None and mask_is_empty(mask):
         # An empty mask allows no change: the editor is not run, and the guard says why (EMPTY_MASK).
         output = EditOutput(original.copy(), mask=mask)
     else:

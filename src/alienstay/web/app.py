@@ -17,7 +17,6 @@ model forward), "more like this" (an embedding index that loads on first use).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -41,6 +40,7 @@ HERE = Path(__file__).parent
 RESULTS_SHOWN = 120  # photos on one results page
 MAX_WORDS = 32  # words in one search; past it the request is refused (422), so a page stays small
 MAX_PAGE = 100_000
+LOOP_PAGE = 500  # a results page up to this size is answered on the event loop, a larger one in the thread pool
 View = Literal["guest", "staff"]
 
 
@@ -110,25 +110,28 @@ def create_app(workspace: Path) -> FastAPI:
         workspace=str(ws.root), metric_columns=g.METRIC_COLUMNS,
     )
 
-    @functools.lru_cache(maxsize=512)
-    def facets_html(words: tuple[str, ...], generation: str | None) -> Markup:
+    facets_cache: dict[tuple, Markup] = {}
+
+    def facets_html(gallery: g.Snapshot, words: list[str]) -> Markup:
         """The facet chips: the same for every request with these words until the index changes."""
-        groups = g.vocabulary_groups(data.words, definitions)
-        return Markup(templates.get_template("_facets.html").render(groups=groups, words=list(words)))
+        key = (tuple(words), gallery.index and gallery.index.folder.name)
+        if key not in facets_cache:
+            if len(facets_cache) >= 512:
+                facets_cache.clear()
+            groups = g.vocabulary_groups(gallery.words, definitions)
+            facets_cache[key] = Markup(templates.get_template("_facets.html").render(groups=groups, words=words))
+        return facets_cache[key]
 
-    def fresh() -> g.Gallery:
-        data.refresh()
-        return data
+    def fresh() -> g.Snapshot:
+        return data.refresh()
 
-    async def current() -> g.Gallery:
-        """The gallery as the files are now; a changed table is re-read in the thread pool."""
-        if data.stale():
-            await run_in_threadpool(data.refresh)
-        return data
+    async def current() -> g.Snapshot:
+        """The tables as the files are now (one snapshot a request); a changed table is re-read in the thread pool."""
+        return await run_in_threadpool(data.refresh) if data.stale() else data.current
 
     app.include_router(search_api.router(similarity, fresh))
 
-    def run_search(gallery: g.Gallery, words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN,
+    def run_search(gallery: g.Snapshot, words: list[str], page: int = 1, per_page: int = RESULTS_SHOWN,
                    as_html: bool = False) -> dict:
         """One page of a word search: JSON results, or (as_html) the results grid's cards."""
         known = gallery.known_words()
@@ -166,7 +169,7 @@ def create_app(workspace: Path) -> FastAPI:
             "words": chosen, "dropped": [w for w in asked if w not in known], "found": found, "browse": browse,
             "photos": len(gallery.catalog), "browse_tags": browse_tags,
             "groups": g.vocabulary_groups(gallery.words, definitions),
-            "facets_html": facets_html(tuple(chosen), gallery.index and gallery.index.folder.name),
+            "facets_html": facets_html(gallery, chosen),
             "has_tags": gallery.index is not None, "has_catalog": ws.catalog_path.exists(),
         }
         return templates.TemplateResponse(request, "index.html", context)
@@ -218,10 +221,12 @@ def create_app(workspace: Path) -> FastAPI:
         limit: int | None = Query(None, ge=1, le=10_000, description="old name of per_page"),
         text: str = Query("", max_length=search_api.MAX_TEXT, description="a phrase: ranked by meaning within the words' photos"),
     ) -> JSONResponse:
-        asked, gallery = words_or_422(words), await current()
+        asked, gallery, size = words_or_422(words), await current(), limit or per_page
         if text.strip():
-            return await run_in_threadpool(search_api.api_text_search, similarity, gallery, text, asked, limit or per_page)
-        return JSONResponse(run_search(gallery, asked, page, limit or per_page))
+            return await run_in_threadpool(search_api.api_text_search, similarity, gallery, text, asked, size)
+        if size > LOOP_PAGE:  # thousands of results' chips and JSON: tens of ms, not on the event loop
+            return JSONResponse(await run_in_threadpool(run_search, gallery, asked, page, size))
+        return JSONResponse(run_search(gallery, asked, page, size))
 
     @app.get("/api/images/{image_id:id}")
     async def api_image(image_id: str, view: View = "guest") -> JSONResponse:
@@ -231,7 +236,7 @@ def create_app(workspace: Path) -> FastAPI:
     def api_edits(recipe: str | None = None, image: str | None = None, view: View = "guest") -> JSONResponse:
         return JSONResponse({"edits": with_media(g.edits_rows(fresh().edit_records, recipe, image, staff=view == "staff"))})
 
-    def photo_record(gallery: g.Gallery, image_id: str, staff: bool = False) -> dict:
+    def photo_record(gallery: g.Snapshot, image_id: str, staff: bool = False) -> dict:
         if image_id not in gallery.catalog:
             raise HTTPException(404, f"{image_id!r} is not a usable photo of this workspace")
         return {

@@ -33,76 +33,35 @@ EDIT_FILE_COLUMNS = ("output_path", "source_path", "mask_path")
 
 
 @dataclass
-class Gallery:
-    """The workspace tables the gallery needs, each reloaded when its file changes on disk."""
+class Snapshot:
+    """The gallery's tables as they were read together: a request reads one snapshot, start to end.
+
+    A changed table never changes a snapshot; `Gallery.refresh` makes a new one and swaps it in
+    with one assignment, so a request on the event loop never pairs the old index's ordinals
+    with the new index's ids, or an old usable-photo mask with a new index.
+    """
 
     ws: Workspace
-    catalog: tables.Keyed = field(init=False)  # usable photos
-    index: WordIndex | None = field(init=False, default=None)  # the word index of tags.parquet
-    usable: np.ndarray | None = field(init=False, default=None)  # index ordinal -> in the catalog (None: all are)
-    clusters: tables.Clusters | None = field(init=False, default=None)
-    _counts: dict[str, int] = field(init=False, default_factory=dict)
-    _browse: dict[int, tuple] = field(init=False, default_factory=dict)
-    edits: pd.DataFrame | None = field(init=False, default=None)
-    edit_records: list[dict] = field(init=False, default_factory=list)  # JSON-ready, without file paths
-    _stamps: dict = field(init=False, default_factory=dict)
-    _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
-
-    def __post_init__(self) -> None:
-        self.refresh()
-
-    def stamps(self) -> dict[str, Any]:
-        paths = {"catalog": self.ws.catalog_path, "tags": self.ws.tags_path, "clusters": self.ws.clusters_path,
-                 "edits": self.ws.edits_path, "index": index_root(self.ws) / "current.json"}
-        return {name: source_stamp(path) for name, path in paths.items()}
-
-    def stale(self) -> bool:
-        """Has a table changed on disk since the last read? (a stat per file)"""
-        return self.stamps() != self._stamps
-
-    def refresh(self) -> None:
-        """Re-read each table that changed since the last read (a stat per file when none did)."""
-        if not self.stale():
-            return
-        with self._lock:
-            now = self.stamps()
-            changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
-            if "catalog" in changed:
-                self.catalog = tables.read_catalog(self.ws.catalog_path)
-                pa.default_memory_pool().release_unused()  # the decode buffers go back
-            if changed & {"tags", "index"}:
-                self.index = self.current_index()
-            if changed & {"catalog", "tags", "index"}:
-                self.usable, self._counts, self._browse = self.usable_mask(), {}, {}
-            if "clusters" in changed:
-                self.clusters = tables.Clusters.read(self.ws.clusters_path)
-                pa.default_memory_pool().release_unused()
-            if "edits" in changed:
-                self.edits = read_optional(self.ws.edits_path)
-                self.edit_records = edit_records(self.edits)
-            self._stamps = now
-
-    def current_index(self) -> WordIndex | None:
-        """The index of tags.parquet as it is now: built here when missing or stale."""
-        return current_index(self.ws)
-
-    def usable_mask(self) -> np.ndarray | None:
-        """Per index ordinal: is the photo usable in the catalog? None when every one is (nothing to filter)."""
-        mask = None if self.index is None else pc.is_in(self.index.ids, value_set=self.catalog.ids).to_numpy(
-            zero_copy_only=False)
-        pa.default_memory_pool().release_unused()
-        return None if mask is None or mask.all() else mask
+    catalog: tables.Keyed  # usable photos
+    index: WordIndex | None = None  # the word index of tags.parquet
+    usable: np.ndarray | None = None  # index ordinal -> in the catalog (None: all are)
+    clusters: tables.Clusters | None = None
+    edits: pd.DataFrame | None = None
+    edit_records: list[dict] = field(default_factory=list)  # JSON-ready, without file paths
+    _counts: dict[str, int] = field(default_factory=dict)  # this snapshot's own caches
+    _browse: dict[int, tuple] = field(default_factory=dict)
 
     def browse(self, limit: int) -> tuple[list[str], dict[str, list[dict]]]:
         """The first photos of the catalog with their chips: the home page without words (cached)."""
         if limit not in self._browse:
             ids = tables.first_ids(self.catalog, limit)
-            self._browse = {**self._browse, limit: (ids, self.selected_tags_of(ids))} if len(self._browse) < 8 else {}
-            return ids, self.selected_tags_of(ids)
+            if len(self._browse) >= 8:  # a few page sizes are asked for; past that, start again
+                self._browse.clear()
+            self._browse[limit] = (ids, self.selected_tags_of(ids))
         return self._browse[limit]
 
     def count(self, word: str) -> int:
-        """Usable photos with this word selected (cached until the tables change)."""
+        """Usable photos with this word selected (cached for the snapshot)."""
         if word not in self._counts:
             self._counts[word] = wordindex.count(self.index, word, self.usable)
         return self._counts[word]
@@ -156,9 +115,8 @@ class Gallery:
         present = [(i, o) for i, o in zip(image_ids, found) if o is not None]
         if not present:
             return chips
-        owner, codes, probs = self.index.chips_of([o for _, o in present])
+        bounds, codes, probs = self._chips_by_photo([o for _, o in present])
         names = self.word_pairs
-        bounds = np.searchsorted(owner, np.arange(len(present) + 1)).tolist()  # owner ascends
         codes, probs = codes.tolist(), probs.tolist()
         for k, (image_id, _) in enumerate(present):
             chips[image_id] = [{"facet": names[c][0], "tag": names[c][1], "prob": p}
@@ -169,11 +127,15 @@ class Gallery:
         """Each photo's selected tags as (word codes, probabilities in whole percent), for chips built as HTML."""
         if self.index is None or not ordinals:
             return [([], []) for _ in ordinals]
-        owner, codes, probs = self.index.chips_of(ordinals)
-        bounds = np.searchsorted(owner, np.arange(len(ordinals) + 1)).tolist()
+        bounds, codes, probs = self._chips_by_photo(ordinals)
         # rint rounds half to even, as the "{:.0f}" a chip's title was formatted with
         codes, percents = codes.tolist(), np.rint(probs.astype(np.float64) * 100).astype(np.int64).tolist()
         return [(codes[a:b], percents[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+    def _chips_by_photo(self, ordinals: list[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """Selected rows of these photos: photo k's are [bounds[k], bounds[k + 1]) of codes and probs."""
+        owner, codes, probs = self.index.chips_of(ordinals)
+        return np.searchsorted(owner, np.arange(len(ordinals) + 1)).tolist(), codes, probs  # owner ascends
 
     def tags_by_facet(self, image_id: str) -> list[dict]:
         """All of a photo's tags per facet, most probable first: the photo page's full view."""
@@ -190,22 +152,63 @@ class Gallery:
         ]
 
 
+class Gallery:
+    """The workspace's tables, each re-read when its file changes on disk: `current` is the latest snapshot."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.current = Snapshot(ws, tables.empty_keyed())
+        self._stamps: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def stamps(self) -> dict[str, Any]:
+        paths = {"catalog": self.ws.catalog_path, "tags": self.ws.tags_path, "clusters": self.ws.clusters_path,
+                 "edits": self.ws.edits_path, "index": index_root(self.ws) / "current.json"}
+        return {name: source_stamp(path) for name, path in paths.items()}
+
+    def stale(self) -> bool:
+        """Has a table changed on disk since the last read? (a stat per file)"""
+        return self.stamps() != self._stamps
+
+    def refresh(self) -> Snapshot:
+        """Re-read each table that changed since the last read, into a new snapshot; returns the current one."""
+        if not self.stale():
+            return self.current
+        with self._lock:
+            now, old = self.stamps(), self.current
+            changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
+            catalog = tables.read_catalog(self.ws.catalog_path) if "catalog" in changed else old.catalog
+            index = current_index(self.ws) if changed & {"tags", "index"} else old.index
+            usable = usable_mask(index, catalog) if changed & {"catalog", "tags", "index"} else old.usable
+            clusters = read_clusters(self.ws.clusters_path) if "clusters" in changed else old.clusters
+            edits = read_optional(self.ws.edits_path) if "edits" in changed else old.edits
+            records = edit_records(edits) if "edits" in changed else old.edit_records
+            pa.default_memory_pool().release_unused()  # the decode buffers go back
+            self.current = Snapshot(self.ws, catalog, index, usable, clusters, edits, records)
+            self._stamps = now
+        return self.current
+
+
+def read_clusters(path: Path) -> tables.Clusters | None:
+    """clusters.parquet with its neighbour trees built: a refresh runs in the thread pool, a request on the event loop."""
+    clusters = tables.Clusters.read(path)
+    if clusters is not None:
+        clusters.build_trees()
+    return clusters
+
+
+def usable_mask(index: WordIndex | None, catalog: tables.Keyed) -> np.ndarray | None:
+    """Per index ordinal: is the photo usable in the catalog? None when every one is (nothing to filter)."""
+    mask = None if index is None else pc.is_in(index.ids, value_set=catalog.ids).to_numpy(zero_copy_only=False)
+    return None if mask is None or mask.all() else mask
+
+
 def current_index(ws: Workspace) -> WordIndex | None:
-    """The word index of ws's tags.parquet as it is now, built when missing or stale.
-
-    Under a lock of its own: the gallery's worker processes all see new tags at once, and one
-    builds while the others wait for it and then open what it built.
-    """
-    from alienstay.locking import hold
-
+    """The word index of ws's tags.parquet as it is now, built (once, under its lock) when missing or stale."""
     index = WordIndex.open(ws)
-    if index is not None or not ws.tags_path.exists():
-        return index
-    with hold(index_root(ws) / ".build.lock", "gallery word index"):
+    if index is None and build_word_index(ws) is not None:
         index = WordIndex.open(ws)
-        if index is None:
-            build_word_index(ws)
-            index = WordIndex.open(ws)
     return index
 
 

@@ -10,7 +10,6 @@ cannot be loaded here, the page and the API say so and word search works as befo
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
@@ -20,16 +19,9 @@ from fastapi.responses import JSONResponse
 from alienstay.similarity.query import MAX_TEXT, QueryModelUnavailable
 from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity
 from alienstay.web import wordindex
+from alienstay.web.cards import page_url, photo_url
 
 SIMILAR_SHOWN = 12
-
-
-def _photo_url(image_id: str) -> str:
-    return "/media/photo/" + quote(image_id, safe="/")
-
-
-def _page_url(image_id: str) -> str:
-    return "/photo/" + quote(image_id, safe="/")
 
 
 def word_filter_ids(gallery, words: list[str]) -> pa.Array | None:
@@ -46,7 +38,7 @@ def word_filter_ids(gallery, words: list[str]) -> pa.Array | None:
 def results(gallery, ranked: Ranked) -> list[dict]:
     chips = gallery.selected_tags_of(ranked.ids)
     return [
-        {"image_id": i, "score": round(s, 4), "tags": chips.get(i, []), "image": _photo_url(i), "page": _page_url(i)}
+        {"image_id": i, "score": round(s, 4), "tags": chips.get(i, []), "image": photo_url(i), "page": page_url(i)}
         for i, s in zip(ranked.ids, ranked.scores)
         if i in gallery.catalog
     ]

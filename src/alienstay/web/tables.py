@@ -93,7 +93,7 @@ class Clusters(Keyed):
         # x, y in cluster order: a cluster's members are one contiguous slice.
         self.sorted_xy = np.column_stack(
             [table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)[self.by_cluster] for c in ("x", "y")])
-        self._trees: dict[int, object] = {}  # a cluster's first position in sorted_xy -> its k-d tree
+        self._trees: dict[int, tuple[np.ndarray, Any]] = {}  # a cluster's first sorted position -> (placed, k-d tree)
 
     @classmethod
     def read(cls, path: Path) -> "Clusters | None":
@@ -107,7 +107,7 @@ class Clusters(Keyed):
         if me is None or self.cluster[me] < 0:
             return []
         lo, hi = np.searchsorted(self.sorted_clusters, [self.cluster[me], self.cluster[me] + 1])
-        mine = np.array([float(self.table.column(c)[me].as_py()) for c in ("x", "y")])
+        mine = np.array([np.nan if v is None else float(v) for v in (self.table.column(c)[me].as_py() for c in ("x", "y"))])
         near = self._near(int(lo), int(hi), mine, limit)
         members = self.by_cluster[lo + near]
         distance = np.hypot(*(self.sorted_xy[lo + near] - mine).T)
@@ -118,17 +118,35 @@ class Clusters(Keyed):
 
     def _near(self, lo: int, hi: int, point: np.ndarray, limit: int) -> np.ndarray:
         """Positions within the cluster's slice of its `limit + 1` nearest members and every tie at
-        that distance: a k-d tree per cluster (built on first use), so a photo page at a million
-        photos asks a tree instead of measuring a whole cluster of ~80,000."""
-        if hi - lo <= limit + 1:
-            return np.arange(hi - lo)
-        tree = self._trees.get(lo)
-        if tree is None:
+        that distance: a k-d tree per cluster, so a photo page at a million photos asks a tree
+        instead of measuring a whole cluster of ~80,000. Members without a finite place on the
+        map (NaN, inf) are nobody's neighbours, and have none."""
+        if not np.isfinite(point).all():
+            return np.zeros(0, np.int64)
+        placed, tree = self.tree(lo, hi)
+        if len(placed) <= limit + 1:
+            return placed
+        distance, _ = tree.query(point, k=limit + 1)
+        return placed[np.asarray(tree.query_ball_point(point, float(distance[-1]) * (1 + 1e-9) + 1e-12), np.int64)]
+
+    def tree(self, lo: int, hi: int) -> tuple[np.ndarray, Any]:
+        """The cluster at [lo, hi) of the sorted rows: its finitely placed positions and their k-d tree (built once)."""
+        if lo not in self._trees:
             from scipy.spatial import cKDTree
 
-            tree = self._trees[lo] = cKDTree(self.sorted_xy[lo:hi])
-        distance, _ = tree.query(point, k=limit + 1)
-        return np.asarray(tree.query_ball_point(point, float(distance[-1]) * (1 + 1e-9) + 1e-12), np.int64)
+            placed = np.flatnonzero(np.isfinite(self.sorted_xy[lo:hi]).all(axis=1))
+            self._trees[lo] = (placed, cKDTree(self.sorted_xy[lo:hi][placed]))
+        return self._trees[lo]
+
+    def build_trees(self) -> None:
+        """Every cluster's tree now (the gallery does this when it reads the table, off the request path)."""
+        labels = self.sorted_clusters
+        if not len(labels):
+            return
+        starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]).tolist()
+        for lo, hi in zip(starts, [*starts[1:], len(labels)]):
+            if labels[lo] >= 0:  # -1: noise, in no cluster
+                self.tree(lo, hi)
 
 
 def jsonable(record: dict) -> dict:

@@ -25,6 +25,7 @@ from alienstay.web.wordindex import CHIP, FORMAT, ROW, index_root, source_stamp
 from alienstay.workspace import Workspace, write_json
 
 BATCH_ROWS = 1 << 18
+BUILD_LOG = "builds.jsonl"
 
 
 COLUMNS = ["image_id", "facet", "tag", "prob", "score", "selected"]
@@ -224,6 +225,9 @@ def _publish(ws: Workspace, building: Path, ids: pa.Array, meta: dict) -> Path:
     generation = f"g{meta['source'][1]}-{building.name.rsplit('-', 1)[1]}"
     os.replace(building, root / generation)
     write_json({"generation": generation, "source": meta["source"]}, root / "current.json")
+    with open(root / BUILD_LOG, "a", encoding="utf-8") as log:  # who built which generation, of which tags
+        log.write(json.dumps({"generation": generation, "source": meta["source"], "photos": meta["photos"],
+                              "pid": os.getpid(), "at": time.time()}) + "\n")
     for old in root.iterdir():  # a reader that still maps an old file keeps it until it closes it
         if old.is_dir() and old.name != generation and not old.name.startswith(".building-"):
             shutil.rmtree(old, ignore_errors=True)

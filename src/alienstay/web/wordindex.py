@@ -59,10 +59,21 @@ def source_stamp(path: Path) -> list[int] | None:
 
 # ---- build (web/wordbuild.py) ------------------------------------------------------------------
 def build_word_index(ws: Workspace) -> Path | None:
-    """Build the word index of ws's tags.parquet; returns its folder (None without tags). See wordbuild.py."""
+    """The word index of ws's tags.parquet, built unless the current build is already of it; its folder
+    (None without tags). See wordbuild.py.
+
+    Under the index's own lock (`index/words/.build.lock`): the tag stage and every gallery worker
+    that finds the index stale take turns, and one that waited opens what the one before it built,
+    so new tags are indexed once. Each build appends a line to `index/words/builds.jsonl`.
+    """
+    from alienstay.locking import hold
     from alienstay.web.wordbuild import build
 
-    return build(ws)
+    if not ws.tags_path.exists():
+        return None
+    with hold(index_root(ws) / ".build.lock", "word index"):
+        existing = WordIndex.open(ws)
+        return existing.folder if existing is not None else build(ws)
 
 
 # ---- read -------------------------------------------------------------------------------------
@@ -190,9 +201,10 @@ def search(index: WordIndex | None, words: list[str], usable: np.ndarray | None,
 
     Rank: the sum of the matched words' probabilities (float64, added in the order the words
     are given); ties by image id. Only photos where `usable[ordinal]` is set are counted.
-    Cost: one word is a slice of its posting list; several words AND their bit columns (a few
-    microseconds at a million photos, whatever the words' frequency), then look the matching
-    photos' probabilities up in the dense columns and rank only what the page needs.
+    Cost: one word is a slice of its posting list; several words AND their bit columns (microseconds
+    at a million photos, whatever the words' frequency), unpack the matches (grows with their
+    number: about a millisecond for two common words), look their probabilities up in the dense
+    columns and rank only what the page needs.
     """
     if index is None or not words or any(w not in index.keys() for w in words):
         return NOTHING
