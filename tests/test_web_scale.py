@@ -243,3 +243,20 @@ def test_cluster_neighbours_are_the_nearest_on_the_map_ties_by_id() -> None:
         brute = sorted((float(np.hypot(*(xy[j] - xy[me]))), ids[j]) for j in same)
         expected = [] if cluster[me] < 0 or not placed[me] else [i for _, i in brute[:8]]
         assert clusters.neighbours(ids[me]) == expected
+
+
+def test_a_refresh_swaps_in_a_new_snapshot_and_never_changes_the_one_a_request_holds(tmp_path: Path) -> None:
+    from alienstay.web.gallery import Gallery
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    planted(root, seed=1)
+    gallery = Gallery(Workspace(root))
+    held = gallery.current  # what a request in flight reads
+    before = (held.index.folder.name, held.usable, held.catalog, held.count("pool"))
+    planted(root, seed=2)  # new tags while the request runs
+    fresh = gallery.refresh()
+    assert fresh is gallery.current and fresh is not held
+    assert fresh.index.folder.name != before[0]
+    assert held.index.folder.name == before[0] and held.count("pool") == before[3]
+    assert held.usable is before[1] and held.catalog is before[2]
