@@ -169,20 +169,24 @@ def build_full_size_blip(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
+def florence2_tokenizer(max_length: int):
+    """The tiny word tokenizer with the `<image>` token Florence-2's processor expects."""
+    from transformers import PreTrainedTokenizerFast
+
+    words = tiny_tokenizer(max_length=max_length).backend_tokenizer
+    words.add_special_tokens(["<image>"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=words, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
+        model_max_length=max_length, extra_special_tokens={"image_token": "<image>"},
+    )
+
+
 def build_tiny_florence2(folder: Path, image_size: int = 64, seed: int = 0) -> Path:
     """Florence-2 (DaViT vision tower + BART) with random weights; the processor's tokenizer
     carries the `<image>` token the real one has."""
-    from transformers import (
-        CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor,
-        PreTrainedTokenizerFast,
-    )  # fmt: skip
+    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
 
-    words = tiny_tokenizer(max_length=64).backend_tokenizer
-    words.add_special_tokens(["<image>"])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
-        model_max_length=64, extra_special_tokens={"image_token": "<image>"},
-    )
+    tokenizer = florence2_tokenizer(max_length=64)
     torch.manual_seed(seed)
     config = Florence2Config(
         vision_config=dict(
@@ -211,17 +215,9 @@ def build_tiny_florence2(folder: Path, image_size: int = 64, seed: int = 0) -> P
 def build_full_size_florence2(folder: Path, seed: int = 0) -> Path:
     """Florence-2-base at full size (``Florence2Config()`` defaults: DaViT + BART-base, 768 px,
     random weights) with the tiny tokenizer: the compute of Florence-2-base, for the benchmarks."""
-    from transformers import (
-        CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor,
-        PreTrainedTokenizerFast,
-    )  # fmt: skip
+    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
 
-    words = tiny_tokenizer(max_length=1024).backend_tokenizer
-    words.add_special_tokens(["<image>"])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=words, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]",
-        model_max_length=1024, extra_special_tokens={"image_token": "<image>"},
-    )
+    tokenizer = florence2_tokenizer(max_length=1024)
     torch.manual_seed(seed)
     # Florence2Config()'s text defaults are BART-large (498M in all); Florence-2-base's text model
     # is BART-base sized (d_model 768, 6 + 6 layers) with a 51,289-token vocabulary: ~232M in all.
