@@ -161,6 +161,7 @@ def create_app(workspace: Path) -> FastAPI:
         asked = list(dict.fromkeys(words_or_422(words) + typed_word))
         chosen = [w for w in asked if w in known]  # unknown words are dropped, and said so
         found = run_search(gallery, chosen, page, per_page, as_html=True) if chosen else None
+        # Only a phrase needs the model (and the thread pool); without one, page_context's empty answer.
         meaning = ({"meaning": None} if not (text or phrase).strip() else await run_in_threadpool(
             search_api.page_context, similarity, gallery, text or phrase, chosen, per_page))
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")

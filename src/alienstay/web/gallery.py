@@ -178,6 +178,8 @@ class Gallery:
         with self._lock:
             now, old = self.stamps(), self.current
             changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
+            if not changed:  # another thread refreshed while this one waited for the lock
+                return self.current
             catalog = tables.read_catalog(self.ws.catalog_path) if "catalog" in changed else old.catalog
             index = current_index(self.ws) if changed & {"tags", "index"} else old.index
             usable = usable_mask(index, catalog) if changed & {"catalog", "tags", "index"} else old.usable
