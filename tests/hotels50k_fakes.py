@@ -131,8 +131,9 @@ def write_metadata(
     train_urls: dict[str, str] | None = None,
     with_header: bool = True,
     images_per_hotel: int = 4,
+    test_urls: dict[str, str] | None = None,
 ) -> dict[str, int]:
-    """The four CSVs. ``train_urls`` (image id -> url) overrides the generated train rows.
+    """The four CSVs. ``train_urls`` / ``test_urls`` (image id -> url) override the generated rows.
 
     Generated rows: ``images_per_hotel`` train images a hotel (ids 1..), old and new source
     names mixed, one test image a hotel. Returns the row count of each file.
@@ -150,8 +151,10 @@ def write_metadata(
     old_and_new = ["expedia", "travel_website", "tcam", "traffickcam"]
     train = [[image_id, hotel_id, url, old_and_new[i % 4], "2016-05-01 10:00:00"]
              for i, (image_id, hotel_id, url) in enumerate(images)]  # fmt: skip
-    test = [[str(90000 + i), hotel_id, f"http://example.invalid/t/{i}.jpg", "tcam", "2017-01-01 00:00:00"]
-            for i, hotel_id in enumerate(hotel_ids)]  # fmt: skip
+    if test_urls is None:
+        test_urls = {str(90000 + i): f"http://example.invalid/t/{i}.jpg" for i in range(len(hotel_ids))}
+    test = [[image_id, hotel_ids[i % len(hotel_ids)], url, "tcam", "2017-01-01 00:00:00"]
+            for i, (image_id, url) in enumerate(test_urls.items())]  # fmt: skip
     hotels = [[hotel_id, f"Hotel {hotel_id}, {chain}", chain, "48.85", "2.35"] for hotel_id, chain in HOTELS.items()]
     write_csv(folder / "chain_info.csv", ["chain_id", "chain_name"], [list(c) for c in CHAINS], with_header)
     write_csv(folder / "hotel_info.csv", ["hotel_id", "hotel_name", "chain_id", "latitude", "longitude"],

@@ -88,6 +88,40 @@ def test_missing_csv_is_named(tmp_path: Path) -> None:
         h50k.locate_metadata(tmp_path, tmp_path / "cache")
 
 
+
+def test_test_split_needs_only_its_csv_and_the_info_files(tmp_path: Path, server: FaultServer) -> None:
+    meta, root = tmp_path / "meta", tmp_path / "ws"
+    urls = {str(90000 + i): server.url(f"/ok/t{i}.jpg") for i in range(len(HOTELS))}
+    write_metadata(meta, test_urls=urls)
+    (meta / "train_set.csv").unlink()  # the 1.1 M-row file a user is least likely to have
+    args = ["ingest", "hotels50k", "--metadata", str(meta), "--all", "--workers", "2", "-w", str(root)]
+    result = CliRunner().invoke(app, [*args, "--split", "test"])
+    assert result.exit_code == 0, result.output
+    ws = Workspace(root)
+    catalog = ws.read_catalog()
+    assert sorted(catalog["image_id"]) == sorted(urls) and set(catalog["split"]) == {"test"}
+    assert set(catalog["status"]) == {"new"}
+    assert len(pd.read_parquet(ws.metadata_path)) == len(urls)
+
+    # The train split does need train_set.csv: named, with where to get it; the test rows are kept.
+    result = CliRunner().invoke(app, [*args, "--split", "train"])
+    assert result.exit_code == 2 and "train_set.csv" in result.output and "dataset.tar.gz" in result.output
+    assert len(ws.read_catalog()) == len(urls)
+
+
+def test_an_ingest_without_the_other_split_keeps_its_earlier_rows(tmp_path: Path, workspace) -> None:
+    write_metadata(tmp_path / "both")
+    full = h50k.join_metadata(h50k.read_metadata(tmp_path / "both"))
+    full.to_parquet(workspace.metadata_path)  # an earlier ingest with all four CSVs
+    write_metadata(tmp_path / "test_only")
+    (tmp_path / "test_only" / "train_set.csv").unlink()
+    folder = h50k.locate_metadata(tmp_path / "test_only", tmp_path / "cache", split="test")
+    assert h50k.read_metadata(folder).train.empty
+    from alienstay.sources.hotels50k.ingest import keep_other_split
+
+    kept = keep_other_split(workspace, h50k.join_metadata(h50k.read_metadata(folder)), folder)
+    assert kept["split"].value_counts().to_dict() == full["split"].value_counts().to_dict()
+
 # ---- sampling ---------------------------------------------------------------------------
 def test_sample_spreads_over_chains_including_no_chain(tmp_path: Path) -> None:
     write_metadata(tmp_path)

@@ -29,7 +29,13 @@ from alienstay import catalog as cat
 from alienstay.preprocess import fit_within, to_rgb
 from alienstay.sources import downloader
 from alienstay.sources.downloader import Failure, Fetched
-from alienstay.sources.hotels50k.metadata import MetadataError, join_metadata, locate_metadata, read_metadata
+from alienstay.sources.hotels50k.metadata import (
+    SPLIT_FILES,
+    MetadataError,
+    join_metadata,
+    locate_metadata,
+    read_metadata,
+)
 from alienstay.sources.hotels50k.sampling import sample_images
 from alienstay.workspace import Workspace, write_parquet
 
@@ -178,6 +184,16 @@ class Checkpointer:
             self.buffer = []
 
 
+def keep_other_split(ws: Workspace, full: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """A split whose CSV is not in ``folder`` keeps the rows an earlier ingest wrote (no lost work)."""
+    absent = [name for name, file in SPLIT_FILES.items() if not (folder / file).exists()]
+    if not absent or not ws.metadata_path.exists():
+        return full
+    earlier = pd.read_parquet(ws.metadata_path)
+    kept = earlier[earlier["split"].isin(absent)].astype("string")
+    return pd.concat([full, kept[full.columns]], ignore_index=True) if len(kept) else full
+
+
 def run(
     ws: Workspace,
     metadata_source: str | Path,
@@ -192,8 +208,8 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> DownloadReport:
     """Metadata -> ws.metadata_path, sample -> downloads -> catalog (saved as it goes)."""
-    folder = locate_metadata(metadata_source, ws.cache_dir / "hotels50k", verify=settings.verify)
-    full = join_metadata(read_metadata(folder))
+    folder = locate_metadata(metadata_source, ws.cache_dir / "hotels50k", verify=settings.verify, split=split)
+    full = keep_other_split(ws, join_metadata(read_metadata(folder)), folder)
     write_parquet(full, ws.metadata_path)
     if split not in set(full["split"]):
         raise MetadataError(f"the metadata has no {split!r} rows; use --split train or --split test.")

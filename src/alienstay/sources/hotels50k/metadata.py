@@ -1,8 +1,10 @@
-"""Hotels-50K metadata: the four CSVs of the dataset's ``input/dataset.tar.gz``, joined.
+"""Hotels-50K metadata: the CSVs of the dataset's ``input/dataset.tar.gz``, joined.
 
 The source may be the archive, its unpacked folder, or a URL to the archive. Header rows
 are detected, never assumed, and old source names (``expedia``, ``tcam``) are mapped to
-the current ones.
+the current ones. A split needs only its own CSV beside ``hotel_info.csv`` and
+``chain_info.csv`` (the 1.1 M-row ``train_set.csv`` is the one a user is least likely to
+have when ingesting the test split); a split CSV that is absent reads as no rows.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ COLUMNS: dict[str, list[str]] = {
     "train_set.csv": ["image_id", "hotel_id", "image_url", "image_source", "upload_timestamp"],
     "test_set.csv": ["image_id", "hotel_id", "image_url", "image_source", "upload_timestamp"],
 }
+INFO_FILES = ("chain_info.csv", "hotel_info.csv")
+SPLIT_FILES = {"train": "train_set.csv", "test": "test_set.csv"}
 SOURCE_NAMES = {"expedia": "travel_website", "tcam": "traffickcam"}
 FALLBACK = "Without internet, use `alienstay ingest folder DIR` instead."
 
@@ -73,30 +77,43 @@ def unpack_archive(archive: Path, destination: Path) -> Path:
     return destination
 
 
-def find_csv_folder(root: Path) -> Path:
-    """The folder holding the four CSVs: ``root`` itself or any folder below it."""
+def needed_files(split: str | None) -> list[str]:
+    """The CSVs a split needs (its own, hotel and chain info); all four when no split is named."""
+    if split is None:
+        return list(COLUMNS)
+    if split not in SPLIT_FILES:
+        raise MetadataError(f"unknown split {split!r}: use --split train or --split test.")
+    return [*INFO_FILES, SPLIT_FILES[split]]
+
+
+def find_csv_folder(root: Path, split: str | None = None) -> Path:
+    """The folder holding the CSVs ``split`` needs: ``root`` itself or any folder below it."""
     candidates = [root] if (root / "chain_info.csv").exists() else sorted(p.parent for p in root.rglob("chain_info.csv"))
     if not candidates:
         raise MetadataError(
             f"no chain_info.csv under {root}: pass the dataset's input/dataset folder or dataset.tar.gz."
         )
     folder = candidates[0]
-    missing = [name for name in COLUMNS if not (folder / name).exists()]
+    needed = needed_files(split)
+    missing = [name for name in needed if not (folder / name).exists()]
     if missing:
-        raise MetadataError(f"{folder} lacks {', '.join(missing)}: the metadata needs all four CSVs.")
+        what = f"the {split} split needs {', '.join(needed)}" if split else "the metadata needs all four CSVs"
+        raise MetadataError(f"{folder} lacks {', '.join(missing)}: {what}; add them from the dataset's input/dataset.tar.gz.")
     return folder
 
 
-def locate_metadata(source: str | Path, cache_dir: Path, timeout: float = 30.0, verify: bool = True) -> Path:
-    """A folder of the four CSVs, from a folder, a .tar.gz, or a URL to the .tar.gz."""
+def locate_metadata(
+    source: str | Path, cache_dir: Path, timeout: float = 30.0, verify: bool = True, split: str | None = None
+) -> Path:
+    """A folder of the CSVs ``split`` needs (all four if None), from a folder, a .tar.gz, or a URL to it."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     if is_url(str(source)):
         source = fetch_metadata_archive(str(source), cache_dir / "dataset.tar.gz", timeout, verify)
     path = Path(source)
     if path.is_dir():
-        return find_csv_folder(path)
+        return find_csv_folder(path, split)
     if path.is_file():
-        return find_csv_folder(unpack_archive(path, cache_dir / "dataset"))
+        return find_csv_folder(unpack_archive(path, cache_dir / "dataset"), split)
     raise MetadataError(f"{path} does not exist: pass the metadata folder, dataset.tar.gz, or its URL.")
 
 
@@ -138,7 +155,12 @@ class Metadata:
 
 
 def read_metadata(folder: Path) -> Metadata:
-    tables = {name: read_csv_file(folder / name, columns) for name, columns in COLUMNS.items()}
+    """The CSVs of ``folder``; a split CSV that is absent reads as no rows (``find_csv_folder`` checked the rest)."""
+    tables = {
+        name: read_csv_file(folder / name, columns) if (folder / name).exists() or name in INFO_FILES
+        else pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
+        for name, columns in COLUMNS.items()
+    }
     return Metadata(
         chains=tables["chain_info.csv"],
         hotels=tables["hotel_info.csv"],
