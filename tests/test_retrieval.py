@@ -57,21 +57,38 @@ def planted(ws: Workspace) -> None:
 
 
 def test_planted_retrieval_gives_the_known_answer(workspace: Workspace) -> None:
+    """No splits here: the sampled protocol. Image-level (the dataset's rule) and distinct-hotel both known.
+
+    D3 (A0's copy, A0 left out of its gallery) ranks A1, A2 first, then every other photo at cosine 0:
+    ties never help, so B's photos and E0 come before its chain's (C, D) and its hotel's (D).
+    Image-level, its first chain-2 photo is 7th (a miss at chain top-5), its first hotel-D photo 10th;
+    counting distinct hotels, chain 2 is second.
+    """
     planted(workspace)
     summary = run(workspace, RetrievalSettings())
     assert summary.answered and summary.hotels == 5 and summary.chains == 2 and summary.photos == 14
-    emb, tags = summary.results["embeddings"], summary.results["tags"]
-    assert emb["hotel_queries"] == 13  # E0 alone in its hotel cannot be answered
-    assert emb["hotel"] == {1: pytest.approx(12 / 13), 10: 1.0, 100: 1.0}
-    assert emb["chain"] == {1: pytest.approx(12 / 13), 3: 1.0, 5: 1.0}  # D3 finds chain 1's hotel A
-    assert emb["chain_queries"] == 13  # E0 has no chain: left out
-    assert tags["hotel"] == {1: 0.0, 10: 1.0, 100: 1.0}
-    assert tags["chain"] == {1: 0.0, 3: 1.0, 5: 1.0}  # a tie with the other chain counts against
+    figures = summary.results
+    assert (figures["protocol"], figures["rule"], figures["features"]) == ("sampled", "image-level", "embeddings")
+    assert figures["queries"] == 13 and figures["left_out"] == 1  # E0 alone in its hotel cannot be answered
+    assert figures["chain_queries"] == 13 and figures["gallery"] == 14  # E0 has no chain: not a chain query
+    twelve = pytest.approx(100 * 12 / 13)
+    assert figures["hotel"] == {"1": twelve, "10": 100.0, "100": 100.0}
+    assert figures["chain"] == {"1": twelve, "3": twelve, "5": twelve}
+    variant = figures["chain -1 dropped (paper's variant)"]
+    assert variant["chain"]["5"] == twelve  # without E0 D3's first chain-2 photo is 6th: still a miss
+    distinct = figures["distinct-hotel top-K (not the paper's metric)"]
+    assert distinct["embeddings"]["chain"] == {"1": twelve, "3": 100.0, "5": 100.0}
+    assert distinct["tags"]["hotel"]["1"] == 0.0  # another hotel always shows the same room type
+    assert figures["by_features"]["tags"]["official"]["hotel"]["1"] == 0.0
+    # chance at hotel top-1: one photo drawn from the query's gallery. A0 and D3 (each other's copy) draw from
+    # 12 photos, 2 of A's and 3 of D's; A1-C2 (8 queries) from 13, 2 of their hotel's; D0-D2 from 13, 3 of D's.
+    assert figures["chance"]["hotel"]["1"] == pytest.approx(100 * (2 / 12 + 3 / 12 + 8 * 2 / 13 + 3 * 3 / 13) / 13)
     note = (workspace.report_dir / "retrieval.md").read_text()
-    assert "Embeddings find a photo's own hotel first 92.3 % of the time, tags 0.0 %" in note
+    assert "Embeddings find a photo of the query's own hotel first 92.3 % of the time, tags 0.0 %" in note
+    assert "Protocol: sampled, not the paper's" in note and "not the paper's metric" in note
     assert (workspace.report_dir / "retrieval_accuracy.png").stat().st_size > 5_000
     saved = json.loads((workspace.report_dir / "retrieval.json").read_text())
-    assert saved["results"]["embeddings"]["hotel"]["1"] == pytest.approx(12 / 13)
+    assert saved["hotel"]["1"] == twelve
 
 
 def test_copies_of_the_query_are_left_out(workspace: Workspace) -> None:
@@ -102,4 +119,5 @@ def test_retrieval_command(workspace: Workspace) -> None:
     planted(workspace)
     result = CliRunner().invoke(app, ["retrieval", "--workspace", str(workspace.root)])
     assert result.exit_code == 0, result.output
-    assert "hotel top-1: embeddings 92.3 %, tags 0.0 %" in " ".join(result.output.split())
+    printed = " ".join(result.output.split())
+    assert "sampled protocol, image-level rule (13 queries, 14 gallery photos): hotel top-1 92.31 %" in printed

@@ -307,21 +307,36 @@ def index_(
 
 @app.command()
 def retrieval(
-    queries: Annotated[int, typer.Option("--queries", min=1, help="Query photos (sampled when there are more).")] = 2000,
+    queries: Annotated[int, typer.Option("--queries", min=1, help=(
+        "Query photos of the sampled protocol (the paper's protocol asks every test photo).")
+    )] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    export_knn: Annotated[Path | None, typer.Option("--export-knn", help=(
+        "Write the Hotels-50K evaluator's input (evaluate/retrieval.py): a query id, then 100 gallery ids, best first.")
+    )] = None,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
-    """Can a photo's embedding (or tag vector) find its own hotel? Top-k by hotel and chain -> report/retrieval.md."""
+    """Can a photo's embedding (or tag vector) find its own hotel? Image-level top-K, the dataset's rule -> report/retrieval.md."""
     from alienstay.stages.retrieval import RetrievalSettings, run
+    from alienstay.workspace import WorkspaceError
 
-    summary = run(open_workspace(workspace), RetrievalSettings(queries=queries, seed=seed))
+    try:
+        summary = run(open_workspace(workspace), RetrievalSettings(queries=queries, seed=seed, export_knn=export_knn))
+    except WorkspaceError as error:
+        fail(str(error))
+    note = Path(workspace) / "report" / "retrieval.md"
     if not summary.answered:
         reason = summary.note.split("\n\n", 1)[1].split(". ")[0].replace("**", "")
-        console.print(f"{reason}: see {Path(workspace) / 'report' / 'retrieval.md'}")
-    else:
-        hits = {name: r["hotel"][1] for name, r in summary.results.items()}
-        console.print("hotel top-1: " + ", ".join(f"{n} {100 * v:.1f} %" for n, v in hits.items())
-                      + f" ({summary.photos} photos, {summary.hotels} hotels) -> {Path(workspace) / 'report' / 'retrieval.md'}")
+        console.print(f"{reason}: see {note}")
+        return
+    r = summary.results
+    console.print(f"{r['protocol']} protocol, image-level rule ({r['queries']} queries, {r['gallery']} gallery photos): "
+                  f"hotel top-1 {r['hotel']['1']:.2f} %, top-10 {r['hotel']['10']:.2f} %, top-100 {r['hotel']['100']:.2f} %; "
+                  f"chain top-1 {r['chain']['1']:.2f} %, top-3 {r['chain']['3']:.2f} %, top-5 {r['chain']['5']:.2f} % -> {note}")
+    if summary.knn_path:
+        console.print(f"evaluator input -> {summary.knn_path}"
+                      + ("" if r["protocol"] == "paper" else " (the dataset's evaluator looks queries up in test_set.csv "
+                         "and results in train_set.csv, so it reads this file only under the paper's protocol)"))
 
 
 @app.command()

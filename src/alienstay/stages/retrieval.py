@@ -1,33 +1,40 @@
 """The retrieval stage: can a photo's embedding (or its tag vector) find its own hotel?
 
-Writes `report/retrieval.md`, `report/retrieval_accuracy.png` and `report/retrieval.json`.
+Writes `report/retrieval.md`, `report/retrieval_accuracy.png` and `report/retrieval.json`
+(the image-level figures, the dataset evaluator's rule, in percent), and with `export_knn` the
+evaluator's input file. The paper's protocol when the workspace holds test and train photos of
+the same hotels, else a sampled protocol, labelled so (`similarity.retrieval_protocol`).
 With fewer than two hotels (a photo folder is one "hotel") the note says why the question
 cannot be answered instead of printing a meaningless 100 %.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alienstay import catalog as cat
 from alienstay.similarity import retrieval as rt
+from alienstay.similarity import retrieval_images as ri
+from alienstay.similarity import retrieval_protocol as rp
 from alienstay.similarity.duplicates import DuplicateKeys
 from alienstay.similarity.retrieval_note import plot, write_note
 from alienstay.similarity.vectors import Vectors
 from alienstay.workspace import Workspace, WorkspaceError, write_json, write_text
 
 NOTE, FIGURE, FIGURES = "retrieval.md", "retrieval_accuracy.png", "retrieval.json"
+HEADLINE = "embeddings"  # the features whose figures head retrieval.json and whose lists are exported
 
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    queries: int = 2000  # query photos, sampled (seeded) when there are more; the gallery is always all
+    queries: int = 2000  # sampled protocol: query photos drawn (seeded); the paper's protocol asks every test photo
     seed: int = 0
+    export_knn: Path | None = None  # write the dataset evaluator's input file here
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,10 @@ class RetrievalSummary:
     hotels: int
     chains: int
     answered: bool  # False: fewer than two hotels, the note says why
-    results: dict = field(default_factory=dict)  # "embeddings"/"tags" -> "hotel"/"chain" -> {k: accuracy}
+    results: dict = field(default_factory=dict)  # what report/retrieval.json holds
     note: str = ""
     seconds: float = 0.0
+    knn_path: str | None = None
 
 
 def features(ws: Workspace) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -68,33 +76,65 @@ def _run(ws: Workspace, settings: RetrievalSettings) -> RetrievalSummary:
     start = time.perf_counter()
     ids, matrices = features(ws)
     catalog = cat.usable(ws.read_catalog()).drop_duplicates("image_id").set_index("image_id")
-    labels = catalog.reindex(ids)[["hotel_id", "chain_id"]]
-    hotels = rt.label_codes(labels["hotel_id"])[1]
-    chains = rt.label_codes(labels["chain_id"])[1]
+    labels = catalog.reindex(ids).reset_index(drop=True)
+    hotel, hotels = rt.label_codes(labels["hotel_id"])
+    chain, chains = rt.label_codes(labels["chain_id"])
     if hotels < 2:
-        note = cannot_answer(len(ids), hotels)
-        write_text(note, ws.report_dir / NOTE)
-        (ws.report_dir / FIGURE).unlink(missing_ok=True)  # a figure from an older, answerable run would mislead
-        summary = RetrievalSummary(len(ids), hotels, chains, False, {}, note, time.perf_counter() - start)
-        write_json(asdict(summary), ws.report_dir / FIGURES)
-        return summary
-    rng = np.random.default_rng(settings.seed)
-    queries = np.sort(rng.choice(len(ids), size=min(len(ids), settings.queries), replace=False))
+        return _cannot_answer(ws, settings, len(ids), hotels, chains, start)
     copies = rt.CopyMask(DuplicateKeys.of(ws, _aligned(ws, ids)))
-    results: dict = {}
-    accuracies: dict = {}
+    split = labels["split"] if "split" in labels else pd.Series(pd.NA, index=labels.index)
+    protocol = rp.choose(split, hotel, settings.queries, settings.seed,
+                         lambda q: copies(q, np.arange(len(ids))))
+    lists, official, variant, distinct = {}, {}, {}, {}
     for name, matrix in matrices.items():
-        hotel = rt.top_k_accuracy(matrix, labels["hotel_id"].reset_index(drop=True), rt.HOTEL_KS, copies, queries)
-        chain = rt.top_k_accuracy(matrix, labels["chain_id"].reset_index(drop=True), rt.CHAIN_KS, copies, queries)
-        accuracies[name] = {"hotel": hotel, "chain": chain}
-        results[name] = {"hotel": hotel.hits, "chain": chain.hits,
-                         "hotel_queries": hotel.queries, "chain_queries": chain.queries}
-    plot(accuracies, ws.report_dir / FIGURE)
-    note = write_note(accuracies, len(ids), hotels, chains, len(queries), FIGURE)
+        lists[name], official[name], variant[name] = ri.official_and_variant(
+            matrix, hotel, chain, protocol.queries, protocol.gallery, protocol.exclude)
+        mask = copies if protocol.name == rp.SAMPLED else None
+        distinct[name] = {kind: rt.top_k_accuracy(matrix, labels[f"{kind}_id"], ks, mask, protocol.queries, protocol.gallery)
+                          for kind, ks in (("hotel", rt.HOTEL_KS), ("chain", rt.CHAIN_KS))}
+    head = lists[HEADLINE]
+    gallery = int(protocol.gallery.sum())
+    described = protocol.describe(len(head.queries), head.left_out, gallery)
+    plot(official, ws.report_dir / FIGURE)
+    note = write_note(described, official, variant, distinct, FIGURE)
     write_text(note, ws.report_dir / NOTE)
-    summary = RetrievalSummary(len(ids), hotels, chains, True, results, note, time.perf_counter() - start)
-    write_json(json.loads(json.dumps(asdict(summary), default=float)), ws.report_dir / FIGURES)
-    ws.log_run("retrieval", queries=len(queries), seed=settings.seed, photos=len(ids), hotels=hotels, chains=chains)
+    results = figures_json(protocol, official, variant, distinct, gallery, head.left_out)
+    knn = rp.write_knn(Path(settings.export_knn), ids, head) if settings.export_knn else None
+    results["knn_file"] = str(knn) if knn else None
+    write_json(results, ws.report_dir / FIGURES)
+    ws.log_run("retrieval", protocol=protocol.name, queries=len(protocol.queries), seed=settings.seed,
+               photos=len(ids), hotels=hotels, chains=chains, export_knn=results["knn_file"])  # fmt: skip
+    return RetrievalSummary(len(ids), hotels, chains, True, results, note, time.perf_counter() - start,
+                            results["knn_file"])  # fmt: skip
+
+
+def figures_json(protocol: rp.Protocol, official: dict, variant: dict, distinct: dict, gallery: int, left_out: int) -> dict:
+    """report/retrieval.json: the headline features' official figures at the top, in percent; the rest named."""
+    head = official[HEADLINE].as_dict()
+    return {
+        "protocol": protocol.name, "rule": "image-level", "unit": "percent", "features": HEADLINE,
+        "hotel": head["hotel"], "chain": head["chain"], "queries": head["queries"], "gallery": gallery,
+        "chain_queries": head["chain_queries"], "chance": head["chance"], "left_out": left_out,
+        "chain -1 dropped (paper's variant)": variant[HEADLINE].as_dict(),
+        "by_features": {name: {"official": official[name].as_dict(), "chain -1 dropped (paper's variant)":
+                               variant[name].as_dict()} for name in official},
+        "distinct-hotel top-K (not the paper's metric)": {
+            name: {kind: {str(k): 100 * v for k, v in acc.hits.items()} for kind, acc in by_kind.items()}
+            for name, by_kind in distinct.items()},
+    }  # fmt: skip
+
+
+def _cannot_answer(ws: Workspace, settings: RetrievalSettings, photos: int, hotels: int, chains: int,
+                   start: float) -> RetrievalSummary:
+    """The note says why; an older, answerable run's figure and figures are replaced, not left to mislead."""
+    note = cannot_answer(photos, hotels)
+    write_text(note, ws.report_dir / NOTE)
+    (ws.report_dir / FIGURE).unlink(missing_ok=True)
+    summary = RetrievalSummary(photos, hotels, chains, False, {}, note, time.perf_counter() - start)
+    write_json(asdict(summary), ws.report_dir / FIGURES)
+    if settings.export_knn:
+        raise WorkspaceError(f"cannot write {settings.export_knn}: with {'one hotel' if hotels else 'no hotel ids'} "
+                             f"there is nothing to rank; see {ws.report_dir / NOTE}.")
     return summary
 
 
