@@ -6,5 +6,7 @@
 - `query`: the tag stage's own model, loaded again to embed a free-text phrase;
 - `duplicates`: which photos are the same photo (sha256, perceptual hash, `duplicate_of`);
 - `service`: what the gallery asks: text search (optionally within a word search) and similar photos;
-- `retrieval`: can an embedding find other photos of the same hotel? (Hotels-50K's metrics).
+- `retrieval_images`: can an embedding find other photos of the same hotel? Image-level top-K, as
+  Hotels-50K's own evaluator counts; `retrieval_protocol`: who queries whom, and the evaluator's file;
+  `retrieval`: distinct-hotel top-K, an extra table (not the paper's metric).
 """
