@@ -120,4 +120,4 @@ def test_retrieval_command(workspace: Workspace) -> None:
     result = CliRunner().invoke(app, ["retrieval", "--workspace", str(workspace.root)])
     assert result.exit_code == 0, result.output
     printed = " ".join(result.output.split())
-    assert "sampled protocol, image-level rule (13 queries, 14 gallery photos): hotel top-1 92.31 %" in printed
+    assert "sampled protocol, image-level rule (13 queries, 14 gallery photos), embeddings: hotel top-1 92.31 % (chance 18.00 %)" in printed

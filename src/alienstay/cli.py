@@ -330,9 +330,12 @@ def retrieval(
         console.print(f"{reason}: see {note}")
         return
     r = summary.results
-    console.print(f"{r['protocol']} protocol, image-level rule ({r['queries']} queries, {r['gallery']} gallery photos): "
-                  f"hotel top-1 {r['hotel']['1']:.2f} %, top-10 {r['hotel']['10']:.2f} %, top-100 {r['hotel']['100']:.2f} %; "
-                  f"chain top-1 {r['chain']['1']:.2f} %, top-3 {r['chain']['3']:.2f} %, top-5 {r['chain']['5']:.2f} % -> {note}")
+
+    def figures(kind: str) -> str:
+        return ", ".join(f"top-{k} {v:.2f} % (chance {r['chance'][kind][k]:.2f} %)" for k, v in r[kind].items())
+
+    console.print(f"{r['protocol']} protocol, image-level rule ({r['queries']} queries, {r['gallery']} gallery photos), "
+                  f"{r['features']}: hotel {figures('hotel')}; chain {figures('chain')} -> {note}")
     if summary.knn_path:
         console.print(f"evaluator input -> {summary.knn_path}"
                       + ("" if r["protocol"] == "paper" else " (the dataset's evaluator looks queries up in test_set.csv "
