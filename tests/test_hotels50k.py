@@ -122,6 +122,24 @@ def test_an_ingest_without_the_other_split_keeps_its_earlier_rows(tmp_path: Path
     kept = keep_other_split(workspace, h50k.join_metadata(h50k.read_metadata(folder)), folder)
     assert kept["split"].value_counts().to_dict() == full["split"].value_counts().to_dict()
 
+
+def test_same_hotels_draws_the_test_split_from_the_train_samples_hotels(tmp_path: Path, server: FaultServer) -> None:
+    meta, root = tmp_path / "meta", tmp_path / "ws"
+    train = {str(1000 + i): server.url(f"/ok/r{i}.jpg") for i in range(2 * len(HOTELS))}  # two a hotel
+    test = {str(90000 + i): server.url(f"/ok/t{i}.jpg") for i in range(2 * len(HOTELS))}
+    write_metadata(meta, train_urls=train, test_urls=test)
+    args = ["ingest", "hotels50k", "--metadata", str(meta), "--workers", "2", "-w", str(root)]
+    fresh = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "empty"), "--split", "test", "--same-hotels"])
+    assert fresh.exit_code == 2 and "ingest the other split first" in " ".join(fresh.output.split())
+    assert CliRunner().invoke(app, [*args, "--split", "train", "--hotels", "3", "--per-hotel", "2"]).exit_code == 0
+    result = CliRunner().invoke(app, [*args, "--split", "test", "--hotels", "9", "--per-hotel", "5", "--same-hotels"])
+    assert result.exit_code == 0, result.output
+    catalog = Workspace(root).read_catalog()
+    by_split = catalog.groupby("split")["hotel_id"].agg(set)
+    assert len(by_split["train"]) == 3 and by_split["test"] == by_split["train"]
+    assert (catalog["split"] == "test").sum() == 6  # every test photo of those hotels, none of the others'
+
+
 # ---- sampling ---------------------------------------------------------------------------
 def test_sample_spreads_over_chains_including_no_chain(tmp_path: Path) -> None:
     write_metadata(tmp_path)

@@ -44,6 +44,9 @@ def ingest_hotels50k(
     per_hotel: Annotated[int, typer.Option(help="Images a sampled hotel.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     take_all: Annotated[bool, typer.Option("--all", help="Every image of the split, no sampling.")] = False,
+    same_hotels: Annotated[bool, typer.Option("--same-hotels", help=(
+        "Only hotels the workspace already holds (e.g. --split test after a train sample: the paper's retrieval protocol).")
+    )] = False,
     workers: Annotated[int, typer.Option(help="Parallel downloads.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds for each connect/read of a request.")] = 20.0,
     retries: Annotated[int, typer.Option(help="Extra attempts for transient failures.")] = 3,
@@ -72,7 +75,7 @@ def ingest_hotels50k(
     )  # fmt: skip
     settings = stage.IngestHotels50kSettings(
         metadata=metadata, split=split, hotels=hotels, per_hotel=per_hotel, seed=seed,
-        take_all=take_all, retry_failed=retry_failed, download=download,
+        take_all=take_all, retry_failed=retry_failed, same_hotels=same_hotels, download=download,
     )  # fmt: skip
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("download", total=None)

@@ -25,6 +25,7 @@ class IngestHotels50kSettings:
     seed: int = 0
     take_all: bool = False
     retry_failed: bool = False
+    same_hotels: bool = False  # sample only hotels already in the workspace (the other split's)
     download: Any = field(default_factory=_default_download)  # sources.hotels50k.DownloadSettings
 
 
@@ -50,6 +51,6 @@ def run(
         report = hotels50k.run(
             ws, settings.metadata, split=settings.split, hotels=settings.hotels, per_hotel=settings.per_hotel,
             seed=settings.seed, take_all=settings.take_all, retry_failed=settings.retry_failed,
-            settings=settings.download, progress=progress,
+            same_hotels=settings.same_hotels, settings=settings.download, progress=progress,
         )  # fmt: skip
     return IngestHotels50kSummary(report, ws.catalog_path, ws.metadata_path)

@@ -153,7 +153,8 @@ def cannot_answer(photos: int, hotels: int) -> str:
         f"**Cannot be answered here**: the {photos} photos have {what}. Retrieval asks whether a photo's "
         "nearest neighbours belong to *its* hotel rather than another; with fewer than two hotels every "
         "neighbour is of the same hotel (or of none), so top-1 accuracy would be 100 % (or undefined) by "
-        "construction and would say nothing. Run it on a Hotels-50K sample with several hotels: "
-        "`alienstay ingest hotels50k --hotels 50 --per-hotel 10`, then `preprocess`, `tag` and "
+        "construction and would say nothing. Run it on a Hotels-50K sample with several hotels, both "
+        "splits for the paper's protocol: `alienstay ingest hotels50k --split train --hotels 50 --per-hotel 10`, "
+        "`alienstay ingest hotels50k --split test --same-hotels --hotels 50`, then `preprocess`, `tag` and "
         "`alienstay retrieval`.\n"
     )

@@ -194,6 +194,23 @@ def keep_other_split(ws: Workspace, full: pd.DataFrame, folder: Path) -> pd.Data
     return pd.concat([full, kept[full.columns]], ignore_index=True) if len(kept) else full
 
 
+def hotels_already_here(full: pd.DataFrame, catalog: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The metadata rows of hotels the workspace already holds photos of (from another split).
+
+    Two samples drawn independently rarely share a hotel (the test split has 5,000 of the 50,000);
+    retrieval's paper protocol needs test photos of the train photos' hotels, so the second split is
+    drawn from the first one's hotels.
+    """
+    here = set(catalog.loc[catalog["status"] != cat.FAILED, "hotel_id"].dropna())
+    pool = full[full["hotel_id"].isin(here)]
+    if not (pool["split"] == split).any():
+        raise MetadataError(
+            f"--same-hotels: none of the {len(here)} hotels in this workspace has {split} photos in the metadata; "
+            "ingest the other split first (or drop --same-hotels)."
+        )
+    return pool
+
+
 def run(
     ws: Workspace,
     metadata_source: str | Path,
@@ -204,6 +221,7 @@ def run(
     seed: int = 0,
     take_all: bool = False,
     retry_failed: bool = False,
+    same_hotels: bool = False,
     settings: DownloadSettings = DownloadSettings(),
     progress: Callable[[int, int], None] | None = None,
 ) -> DownloadReport:
@@ -213,12 +231,13 @@ def run(
     write_parquet(full, ws.metadata_path)
     if split not in set(full["split"]):
         raise MetadataError(f"the metadata has no {split!r} rows; use --split train or --split test.")
-    sample = full[full["split"] == split] if take_all else sample_images(full, split, hotels, per_hotel, seed)
+    catalog = ws.read_catalog() if ws.catalog_path.exists() else cat.empty_catalog()
+    pool = hotels_already_here(full, catalog, split) if same_hotels else full
+    sample = pool[pool["split"] == split] if take_all else sample_images(pool, split, hotels, per_hotel, seed)
     # The catalog is keyed by image id; an id listed twice in the CSV is fetched once
     # (the metadata file above keeps every row).
     sample = sample.drop_duplicates("image_id").reset_index(drop=True)
 
-    catalog = ws.read_catalog() if ws.catalog_path.exists() else cat.empty_catalog()
     todo = still_to_fetch(sample, catalog, retry_failed)
     report = DownloadReport(sampled=len(sample), already_catalogued=len(sample) - len(todo))
     jobs = [
@@ -241,6 +260,7 @@ def run(
         checkpoint.flush()  # also on Ctrl-C: what finished is kept
         report.seconds = time.perf_counter() - start
         ws.log_run("ingest-hotels50k", metadata=str(metadata_source), split=split, hotels=hotels,
-                   per_hotel=per_hotel, seed=seed, all=take_all, **settings.__dict__)  # fmt: skip
+                   per_hotel=per_hotel, seed=seed, all=take_all, same_hotels=same_hotels,
+                   **settings.__dict__)  # fmt: skip
     return report
 
