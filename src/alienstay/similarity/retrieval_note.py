@@ -89,7 +89,8 @@ def write_note(
             f"{_pct(tags.hotel[1])}** (chance {_pct(first.hotel_chance[1])}). Tags name what is in a photo "
             "(room type, light, objects), which many hotels share; an embedding keeps the details that tell one "
             "hotel from another (carpet, headboard, the view), which is why the dataset's authors answer the "
-            "hotel question by retrieval.\n"
+            "hotel question by retrieval. Photos with the same tags have equal tag vectors, and ties never help "
+            "a query, so tags can score below chance.\n"
         )
     counted = (
         f"Queries counted: {first.queries} for the hotel figures, {first.chain_queries} with a chain for the "

@@ -36,8 +36,9 @@ class Protocol:
 
     def describe(self, answered: int, left_out: int, gallery: int) -> str:
         """One paragraph for the note: who queried whom, and what was left out and why."""
-        lost = (f" {left_out} queries whose hotel has no photo in their gallery cannot be answered and "
-                "are left out (the exported file holds only the counted queries)." if left_out else "")
+        lost = (f" {left_out} {'query' if left_out == 1 else 'queries'} whose hotel has no photo in the gallery "
+                "cannot be answered and are left out (the exported file holds only the counted queries)."
+                if left_out else "")
         if self.name == PAPER:
             return (f"**Protocol: the paper's.** The {answered + left_out} test-split photos are the queries, "
                     f"the {gallery} train-split photos the gallery, no photo in both.{lost}")
