@@ -150,3 +150,23 @@ def test_a_gallery_under_100_photos_cannot_be_exported_but_the_report_is_written
 def test_chance_is_the_hypergeometric_probability_of_a_hit(gallery: int, same: int, k: int) -> None:
     expected = hypergeom(gallery, same, min(k, gallery)).sf(0)  # P(at least one of `same` among k drawn)
     assert ri.chance(np.array([gallery]), np.array([same]), k)[0] == pytest.approx(expected)
+
+
+def test_test_photos_whose_hotel_has_no_train_photo_here_are_left_out_of_figures_and_file(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    write_dataset(tmp_path / "dataset")
+    build_workspace(workspace, tmp_path / "dataset")
+    catalog = pd.read_parquet(workspace.catalog_path)
+    catalog.loc[(catalog["hotel_id"] == "29") & (catalog["split"] == "train"), "status"] = "failed"  # not downloaded
+    catalog.to_parquet(workspace.catalog_path, index=False)
+    figures = retrieval(workspace, tmp_path / "knn.csv")
+    assert (figures["protocol"], figures["queries"], figures["left_out"]) == ("paper", 58, 2)
+    assert figures["gallery"] == HOTELS * TRAIN_EACH - TRAIN_EACH
+    d = tmp_path / "dataset"
+    check = evaluate(tmp_path / "knn.csv", d / "test_set.csv", [d / "train_set.csv"], d / "hotel_info.csv")
+    assert check["queries"] == 58
+    for kind in ("hotel", "chain"):
+        for k, value in check[kind].items():
+            assert figures[kind][k] == pytest.approx(value, abs=0.01), (kind, k)
+    assert "2 queries whose hotel has no photo in the gallery" in (workspace.report_dir / "retrieval.md").read_text()
