@@ -144,6 +144,9 @@ def test_a_gallery_under_100_photos_cannot_be_exported_but_the_report_is_written
     assert result.exit_code == 2 and "100 gallery images" in " ".join(result.output.split())
     assert not (tmp_path / "k.csv").exists()
     assert "image-level" in (workspace.report_dir / "retrieval.md").read_text()
+    assert json.loads((workspace.report_dir / "retrieval.json").read_text())["queries"] == 13  # this run's figures
+    folder = CliRunner().invoke(app, ["retrieval", "--export-knn", str(tmp_path), "--workspace", str(workspace.root)])
+    assert folder.exit_code == 2 and "it is a folder" in " ".join(folder.output.split())
 
 
 @pytest.mark.parametrize(("gallery", "same", "k"), [(50, 1, 1), (50, 1, 10), (180, 6, 10), (180, 6, 100), (7, 3, 5), (12, 2, 100)])

@@ -12,6 +12,7 @@ Also the evaluator's input file: one line a query, its image id then 100 gallery
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,16 @@ def choose(split: pd.Series, hotel: np.ndarray, queries: int, seed: int,
     rng = np.random.default_rng(seed)
     asked = np.sort(rng.choice(rows, size=min(len(rows), queries), replace=False))
     return Protocol(SAMPLED, asked, known, copies, len(rows), seed)
+
+
+def check_target(target: Path) -> None:
+    """The export file can be written: not a folder, and its nearest existing folder is writable."""
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    why = "it is a folder" if target.is_dir() else "" if os.access(folder, os.W_OK) else f"{folder} is not writable"
+    if why:
+        raise WorkspaceError(f"cannot write {target}: {why}; pass --export-knn a file path in a folder you can write to.")
 
 
 def write_knn(target: Path, ids: list[str], lists: Lists) -> Path:

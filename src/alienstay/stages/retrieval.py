@@ -74,6 +74,8 @@ def run(ws: Workspace, settings: RetrievalSettings = RetrievalSettings()) -> Ret
 
 def _run(ws: Workspace, settings: RetrievalSettings) -> RetrievalSummary:
     start = time.perf_counter()
+    if settings.export_knn:
+        rp.check_target(Path(settings.export_knn))  # before the work, not after it
     ids, matrices = features(ws)
     catalog = cat.usable(ws.read_catalog()).drop_duplicates("image_id").set_index("image_id")
     labels = catalog.reindex(ids).reset_index(drop=True)
@@ -98,10 +100,11 @@ def _run(ws: Workspace, settings: RetrievalSettings) -> RetrievalSummary:
     plot(official, ws.report_dir / FIGURE)
     note = write_note(described, official, variant, distinct, FIGURE)
     write_text(note, ws.report_dir / NOTE)
-    results = figures_json(protocol, official, variant, distinct, gallery, head.left_out)
-    knn = rp.write_knn(Path(settings.export_knn), ids, head) if settings.export_knn else None
-    results["knn_file"] = str(knn) if knn else None
-    write_json(results, ws.report_dir / FIGURES)
+    results = {**figures_json(protocol, official, variant, distinct, gallery, head.left_out), "knn_file": None}
+    write_json(results, ws.report_dir / FIGURES)  # first: a failed export leaves no older run's figures behind
+    if settings.export_knn:
+        results["knn_file"] = str(rp.write_knn(Path(settings.export_knn), ids, head))
+        write_json(results, ws.report_dir / FIGURES)
     ws.log_run("retrieval", protocol=protocol.name, queries=len(protocol.queries), seed=settings.seed,
                photos=len(ids), hotels=hotels, chains=chains, export_knn=results["knn_file"])  # fmt: skip
     return RetrievalSummary(len(ids), hotels, chains, True, results, note, time.perf_counter() - start,
