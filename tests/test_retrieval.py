@@ -113,6 +113,8 @@ def test_one_hotel_says_why_it_cannot_answer(workspace: Workspace) -> None:
     note = (workspace.report_dir / "retrieval.md").read_text()
     assert "Cannot be answered here" in note and "one hotel" in note and "100 %" in note
     assert not (workspace.report_dir / "retrieval_accuracy.png").exists()
+    export = CliRunner().invoke(app, ["retrieval", "--export-knn", str(workspace.root / "k.csv"), "-w", str(workspace.root)])
+    assert export.exit_code == 2 and "nothing to rank" in export.output and not (workspace.root / "k.csv").exists()
 
 
 def test_retrieval_command(workspace: Workspace) -> None:
