@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
+from math import comb
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import hypergeom
 from typer.testing import CliRunner
 
 from official_rule import evaluate
@@ -151,7 +151,8 @@ def test_a_gallery_under_100_photos_cannot_be_exported_but_the_report_is_written
 
 @pytest.mark.parametrize(("gallery", "same", "k"), [(50, 1, 1), (50, 1, 10), (180, 6, 10), (180, 6, 100), (7, 3, 5), (12, 2, 100)])
 def test_chance_is_the_hypergeometric_probability_of_a_hit(gallery: int, same: int, k: int) -> None:
-    expected = hypergeom(gallery, same, min(k, gallery)).sf(0)  # P(at least one of `same` among k drawn)
+    drawn = min(k, gallery)  # P(at least one of `same` among the drawn) = 1 - C(m - n, k) / C(m, k)
+    expected = 1 - comb(gallery - same, drawn) / comb(gallery, drawn)
     assert ri.chance(np.array([gallery]), np.array([same]), k)[0] == pytest.approx(expected)
 
 
