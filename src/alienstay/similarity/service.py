@@ -105,6 +105,8 @@ class Similarity:
                 try:
                     opened = Embeddings.open(self.ws, outputs)
                 except DamagedTable as error:
+                    if self._moved(outputs):  # a newer generation replaced it while it was read: not damage
+                        return self.current
                     self._damaged(error, stamps)
                     return self.current
                 old_model = self.model_id
@@ -112,6 +114,12 @@ class Similarity:
                 if opened is None or opened.vectors.meta.get("model_id") != old_model:
                     self._model = None  # another model made the embeddings: load that one next time
         return self.current
+
+    def _moved(self, outputs: TagOutputs) -> bool:
+        try:
+            return self.ws.tag_outputs().generation != outputs.generation
+        except DamagedTable:
+            return False
 
     def _damaged(self, error: DamagedTable, stamps: tuple) -> None:
         if self.damage is None or str(self.damage) != str(error):

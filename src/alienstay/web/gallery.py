@@ -210,14 +210,16 @@ class Gallery:
         if not self.stale():
             return self.current
         with self._lock:
-            for _ in range(3):  # the manifest moved on while the word index was opened: read again
+            for _ in range(5):  # a tag run published again while the files were read: read them again
                 outputs = self.outputs()
                 now = self.stamps(outputs)
                 if now == self._stamps:  # another thread refreshed while this one waited for the lock
                     return self.current
                 snapshot = self._read(now, outputs)
-                if snapshot.damage or snapshot.index is None or snapshot.index.meta.get("source") == now["tags"]:
+                if generation_of(self.outputs()) == generation_of(outputs):  # nothing moved under the read
                     break
+            else:
+                return self.current  # publishing faster than a read: the last whole snapshot answers
             pa.default_memory_pool().release_unused()  # the decode buffers go back
             if snapshot.damage and snapshot.damage != self.current.damage:
                 log.warning("%s Still answering from the last good tables.", snapshot.damage)
@@ -252,6 +254,10 @@ class Gallery:
             if self.similarity.damage is not None:
                 damage.append(str(self.similarity.damage))
         return Snapshot(self.ws, catalog, index, usable, clusters, edits, records, embeddings, "; ".join(damage) or None)
+
+
+def generation_of(outputs: TagOutputs | DamagedTable) -> str | None:
+    return outputs.generation if isinstance(outputs, TagOutputs) else str(outputs)
 
 
 def guarded(reader, path: Path, ws: Workspace):
