@@ -84,3 +84,62 @@ def test_every_answer_under_republishing_equals_the_first(tmp_path: Path, tiny_c
         writer.join()
     assert republished[0] >= 3, "the answers must have been asked while the set was republished"
     assert not failures, f"{len(failures)} of {CLIENTS * ROUNDS} answers differ from the first: {failures[:3]}"
+
+
+def test_a_real_tag_run_adding_a_photo_under_a_serving_gallery_never_answers_500(
+    tmp_path: Path, tiny_clip: Path, samples_dir: Path
+) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tiny_models import prepared_workspace
+
+    photos = sorted(samples_dir.glob("*.jpg"))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:-1]:
+        shutil.copy(photo, folder / photo.name)
+    ws = prepared_workspace(tmp_path / "ws", folder)
+
+    def tag() -> subprocess.Popen:  # the real command, in its own process, as a user runs it
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        return subprocess.Popen([sys.executable, "-m", "alienstay.cli", "tag", "--model", str(tiny_clip), "--workers", "0",
+                                 "--workspace", str(ws.root)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    first = tag()
+    assert first.wait(timeout=300) == 0, first.stdout.read()
+    app = create_app(ws.root)
+    client = TestClient(app)
+    known = client.app.state.gallery.current.embeddings.vectors.ids.to_pylist()
+    shutil.copy(photos[-1], folder / photos[-1].name)  # one more photo, ingested and prepared
+    prepared_workspace(ws.root, folder)
+
+    statuses: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def ask(seed: int) -> None:
+        local, rng = TestClient(app), np.random.default_rng(seed)
+        while not stop.is_set():
+            image_id = known[int(rng.integers(len(known)))]
+            for url, params in ((f"/api/similar/{image_id}", {"k": 3}), ("/api/search", {"text": "a bed", "per_page": 3}),
+                                (f"/photo/{image_id}", {}), ("/", {"q": "a room with a bed"})):
+                statuses.append((url, local.get(url, params=params).status_code))
+
+    second = tag()
+    clients = [threading.Thread(target=ask, args=(s,)) for s in range(4)]
+    for t in clients:
+        t.start()
+    try:
+        assert second.wait(timeout=300) == 0, second.stdout.read()
+    finally:
+        stop.set()
+        for t in clients:
+            t.join()
+    assert statuses and not [s for s in statuses if s[1] >= 500], [s for s in statuses if s[1] >= 500][:5]
+    added = Path(photos[-1].name)
+    after = client.app.state.gallery.refresh().embeddings.vectors.ids.to_pylist()
+    assert len(after) == len(known) + 1 and any(added.stem in i for i in after)
+    new_id = next(i for i in after if added.stem in i)
+    assert client.get(f"/api/similar/{new_id}", params={"k": 2}).status_code == 200
