@@ -166,13 +166,22 @@ def test_publishing_over_a_damaged_manifest_succeeds(planted) -> None:
     assert ws.tag_outputs().generation == generation
 
 
-@pytest.mark.parametrize("command", [["cluster"], ["analyse"], ["report"], ["retrieval"], ["index"]])
+@pytest.mark.parametrize("command", [["cluster"], ["analyse"], ["retrieval"], ["index"]])
 def test_stages_over_a_damaged_manifest_print_the_file_and_the_fix(planted, command, capsys) -> None:
     ws, _, _ = planted
     ws.tag_manifest_path.write_text("{oops", encoding="utf-8")
     code, output = run_cli([*command, "--workspace", str(ws.root)], capsys)
     assert code == 2 and "current.jsonisdamaged" in output and "alienstaytag--workspace" in output, output
     assert "Traceback" not in output and "Expectingpropertyname" not in output
+
+
+def test_the_report_names_a_damaged_manifest_in_its_sections(planted, capsys) -> None:
+    ws, _, _ = planted
+    ws.tag_manifest_path.write_text("{oops", encoding="utf-8")
+    code, output = run_cli(["report", "--workspace", str(ws.root)], capsys)  # as it names any damaged table
+    report = (ws.report_dir / "REPORT.md").read_text(encoding="utf-8")
+    assert code == 0 and "Traceback" not in output
+    assert "current.json is damaged" in report and "Damaged input, not shown" in report
 
 
 def test_serve_over_a_damaged_manifest_says_so_before_listening(planted, capsys, monkeypatch) -> None:
@@ -206,3 +215,19 @@ def test_a_running_gallery_survives_a_damaged_tags_table(planted) -> None:
     for url in ("/", f"/photo/{ids[2]}", f"/api/images/{ids[2]}", "/api/tags"):
         assert client.get(url).status_code == 200, url
     assert client.get("/api/search?words=pool").json() == words
+
+
+@pytest.mark.parametrize("kind", ["ids cut", "npy garbage"])
+def test_the_gallery_names_damaged_embeddings_when_it_starts(planted, kind: str, caplog) -> None:
+    ws, _, _ = planted
+    path = damage(ws, kind)
+    create_app(ws.root)  # what each `serve` worker runs before it listens
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{path} is damaged" in m and f"alienstay tag --workspace {ws.root}" in m for m in said), said
+
+
+def test_the_table_check_names_a_damaged_manifest(planted) -> None:
+    ws, _, _ = planted
+    ws.tag_manifest_path.write_text("{oops", encoding="utf-8")
+    found = ws.damaged()
+    assert "current.json is damaged" in found["tags"] and "catalog" not in found

@@ -169,7 +169,11 @@ class Workspace:
 
         found = {}
         for name in tables or TABLES:
-            path = self.table_path(name)
+            try:
+                path = self.table_path(name)  # the tag tables' path reads the manifest, which may be damaged
+            except DamagedTable as error:
+                found[name] = str(error)
+                continue
             try:
                 if path.exists():
                     pq.read_metadata(path)  # the footer: a cut or overwritten file fails here

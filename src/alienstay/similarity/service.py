@@ -1,7 +1,9 @@
 """What the gallery asks of the embeddings, with no web code: text search and similar photos.
 
 Held once per server and refreshed when the embeddings, the built index or the catalog change
-on disk (a stat per file a request). The query model is loaded on the first text search, once;
+on disk (a stat per file a request). One tag generation's ids, matrix and index are opened
+together into an `Embeddings`, swapped in whole; the gallery takes one into each request's
+snapshot, so a request never ranks one generation's rows under another's ids. The query model is loaded on the first text search, once;
 when it cannot be loaded, the reason is kept and returned, and word search is untouched.
 """
 
@@ -126,7 +128,11 @@ class Similarity:
             log.warning("%s Still answering from the last good tag generation.", error)
         self.damage, self._stamps = error, stamps  # not re-read until the files change again
 
-    def require(self, embeddings: Embeddings | None = None) -> Embeddings:
+    def require(self) -> Vectors:
+        """The current generation's vectors; NoEmbeddings (or the damage) when there are none."""
+        return self.state().vectors
+
+    def state(self, embeddings: Embeddings | None = None) -> Embeddings:
         """The given snapshot, or the current one; NoEmbeddings (or the damage) when there are none."""
         found = embeddings if embeddings is not None else self.snapshot()
         if found is None or len(found.vectors) == 0:
@@ -155,7 +161,7 @@ class Similarity:
     # ---- text -------------------------------------------------------------------------
     def query_model(self, embeddings: Embeddings | None = None) -> QueryModel:
         """The model that made the embeddings, loaded once; raises QueryModelUnavailable with the reason."""
-        vectors = self.require(embeddings).vectors
+        vectors = self.state(embeddings).vectors
         with self._lock:
             if self._model is None:
                 try:
@@ -173,7 +179,7 @@ class Similarity:
         text = text.strip()
         if not text or len(text) > MAX_TEXT:
             raise ValueError(f"a phrase of 1 to {MAX_TEXT} characters, please (got {len(text)}).")
-        state = self.require(embeddings)  # one generation for the whole request
+        state = self.state(embeddings)  # one generation for the whole request
         vectors = state.vectors
         model = self.query_model(state)
         query = model.embed(text)
@@ -195,7 +201,7 @@ class Similarity:
                 usable: np.ndarray | None = None) -> Ranked:
         """The k photos nearest `image_id` among `usable` rows (None: all), without the photo itself
         nor its exact and near copies: the filter comes before the top k, so k are returned when k exist."""
-        state = self.require(embeddings)
+        state = self.state(embeddings)
         vectors = state.vectors
         me = vectors.position(image_id)
         if me is None:
