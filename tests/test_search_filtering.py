@@ -88,3 +88,27 @@ def test_unknown_words_are_named_beside_a_phrase(planted) -> None:
     answer = client.get("/api/search", params={"words": "zzzz,pool", "text": PHRASE}).json()
     assert answer["unknown"] == ["zzzz"] and answer["words"] == ["zzzz", "pool"]
     assert client.get("/api/search", params={"words": "pool", "text": PHRASE}).json()["unknown"] == []
+
+
+@pytest.mark.parametrize("left_out", [10, 1500])  # few: unfiltered search, then dropped; many: the index filters
+def test_the_best_usable_rows_are_the_top_k_after_the_filter(left_out: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from alienstay.similarity.index import ExactIndex
+    from alienstay.similarity.service import best_usable
+    from alienstay.similarity.vectors import Vectors
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    matrix = rng.standard_normal((n, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    vectors = Vectors(pa.array([str(i) for i in range(n)]), matrix.astype(np.float16), {}, "f")
+    query = rng.standard_normal(16).astype(np.float32)
+    scores_all = vectors.rows(np.arange(n)) @ (query / np.linalg.norm(query))
+    best_first = np.argsort(-scores_all, kind="stable")
+    dropped = best_first[: left_out // 2].tolist() + rng.choice(best_first[left_out:], left_out - left_out // 2, replace=False).tolist()
+    usable = np.setdiff1d(np.arange(n), dropped)
+    _, rows = best_usable(ExactIndex(vectors), n, query, 25, usable)
+    expected = [r for r in best_first if r not in set(dropped)][:25]
+    assert rows.tolist() == expected

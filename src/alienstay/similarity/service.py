@@ -185,14 +185,17 @@ class Similarity:
         query = model.embed(text)
         if query.shape[-1] != vectors.dim:
             raise QueryModelUnavailable(f"{model.model_id} gives {query.shape[-1]}-d text vectors, the photos are {vectors.dim}-d: rerun `alienstay tag`.")
-        within = usable if within_ids is None else vectors.positions(within_ids)
-        if within is not None and usable is not None and within_ids is not None:
-            within = within[np.isin(within, usable)]
-        total = len(vectors) if within is None else len(within)
+        within = None if within_ids is None else vectors.positions(within_ids)
+        if within is not None and usable is not None:
+            within = within[is_usable(within, usable)]
+        total = len(vectors) if within is None and usable is None else len(within if within is not None else usable)
         note = "; ".join(n for n in (model.note, state.note) if n) or None
         if total <= skip:
             return Ranked([], [], state.index.name, model.model_id, note, total)
-        scores, rows = state.index.search(query, min(skip + k, total), within)
+        if within is not None:
+            scores, rows = state.index.search(query, min(skip + k, total), within)
+        else:
+            scores, rows = best_usable(state.index, len(vectors), query, min(skip + k, total), usable)
         return Ranked(vectors.ids_of(rows[skip:]), [float(s) for s in scores[skip:]], state.index.name,
                       model.model_id, note, total)
 
@@ -211,7 +214,7 @@ class Similarity:
         pool = len(vectors) if usable is None else len(usable)
         want = k + 8
         while True:  # ask for a few more than k, more again if copies filled the list
-            scores, rows = state.index.search(query, min(want, pool), usable)
+            scores, rows = best_usable(state.index, len(vectors), query, min(want, pool), usable)
             keep = ~duplicates.same_photo(me, rows)
             if keep.sum() >= k or want >= pool:
                 break
@@ -219,3 +222,27 @@ class Similarity:
         scores, rows = scores[keep][:k], rows[keep][:k]
         return Ranked(vectors.ids_of(rows), [float(s) for s in scores], state.index.name,
                       state.vectors.meta.get("model_id"), state.note)
+
+
+def is_usable(rows: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Mask over `rows`: in the sorted `usable` rows (a binary search each, not a pass over all)."""
+    if len(usable) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    at = np.searchsorted(usable, rows).clip(max=len(usable) - 1)
+    return usable[at] == rows
+
+
+def best_usable(index: ix.NeighbourIndex, n: int, query: np.ndarray, k: int,
+                usable: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The k best rows among `usable` (sorted rows; None: all). When few rows are left out (a few
+    duplicates found after tagging), the unfiltered top k + (left out) is searched and they are
+    dropped: every left-out row could take a place, so k usable ones remain, and the search scans
+    contiguous blocks instead of gathering a filter's rows. Many left out: the index filters."""
+    if usable is None:
+        return index.search(query, k, None)
+    left_out = n - len(usable)
+    if left_out > max(1024, n // 20):
+        return index.search(query, k, usable)
+    scores, rows = index.search(query, min(n, k + left_out), None)
+    keep = is_usable(rows, usable)
+    return scores[keep][:k], rows[keep][:k]
