@@ -231,3 +231,18 @@ def test_the_table_check_names_a_damaged_manifest(planted) -> None:
     ws.tag_manifest_path.write_text("{oops", encoding="utf-8")
     found = ws.damaged()
     assert "current.json is damaged" in found["tags"] and "catalog" not in found
+
+
+def test_tag_repairs_a_damaged_manifest_and_runs(tmp_path: Path, samples_dir: Path, capsys) -> None:
+    from tiny_models import build_tiny_clip, prepared_workspace
+
+    ws = prepared_workspace(tmp_path / "ws", samples_dir)
+    model = build_tiny_clip(tmp_path / "tiny-clip")
+    tag = ["tag", "--model", str(model), "--workers", "0", "--workspace", str(ws.root)]
+    assert run_cli(tag, capsys)[0] == 0
+    ws.tag_manifest_path.write_text("{oops", encoding="utf-8")
+    code, output = run_cli(tag, capsys)
+    assert code == 0 and "repairedtagged/current.json" in output.replace(str(ws.root).replace(" ", "") + "/", ""), output
+    assert "Traceback" not in output and "Expectingpropertyname" not in output
+    outputs = ws.tag_outputs()
+    assert outputs.tags.is_file() and len(Vectors.open(ws)) == len(pd.read_parquet(outputs.tags)["image_id"].unique())

@@ -51,7 +51,6 @@ def run(ws: Workspace, settings: TagSettings, encoder: ImageTextEncoder | None =
     (tests, the notebook) instead of `settings.model`.
     """
     check_engine(settings.engine)
-    ws.repair_tag_manifest()  # a damaged tagged/current.json names the newest whole generation again
     vocab = load_vocabulary(settings.vocabulary)
     if encoder is None:
         encoder = load_encoder(tagger_model(settings), device=settings.device, dtype=settings.dtype)
