@@ -8,6 +8,7 @@ leaves a half-written table behind and any stage can be inspected with pandas or
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -50,6 +51,12 @@ class TagOutputs:
 
     def files(self) -> tuple[Path, ...]:
         return (self.tags, self.embeddings_matrix, self.embeddings_ids, self.embeddings_meta, self.failures)
+
+
+@functools.lru_cache(maxsize=16)
+def _generation_outputs(tagged_dir: Path, generation: str) -> TagOutputs:
+    """A generation's paths, made once: a gallery asks for them on every request."""
+    return TagOutputs.inside(tagged_dir / generation, generation)
 
 
 @dataclass(frozen=True)
@@ -275,9 +282,10 @@ class Workspace:
         generation = record.get("generation") if isinstance(record, dict) else None
         if not isinstance(generation, str) or not GENERATION.fullmatch(generation):
             raise self._damaged_manifest("it names no tag generation")
-        if not (self.tagged_dir / generation).is_dir():
+        outputs = _generation_outputs(self.tagged_dir, generation)
+        if not os.path.isdir(outputs.tags.parent):
             raise self._damaged_manifest(f"its generation {generation} is not in tagged/")
-        return TagOutputs.inside(self.tagged_dir / generation, generation)
+        return outputs
 
     def _damaged_manifest(self, reason: str) -> DamagedTable:
         fix = (f"run `alienstay tag --workspace {self.root}`, which rebuilds it from the generations on disk "

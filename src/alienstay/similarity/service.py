@@ -83,13 +83,15 @@ class Similarity:
     damage: DamagedTable | None = field(init=False, default=None)
     _model: QueryModel | QueryModelUnavailable | None = field(init=False, default=None)
     _stamps: tuple = field(init=False, default=())
+    _fixed: tuple = field(init=False, default=())
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
     _refreshing: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def stamps(self, outputs: TagOutputs) -> tuple:
         """What tells one state of the embeddings, the built index and the catalog from the next."""
-        paths = (self.ws.tag_manifest_path, outputs.embeddings_matrix, outputs.embeddings_ids,
-                 outputs.embeddings_meta, ix.folder_of(self.ws) / "meta.json", self.ws.catalog_path)
+        if not self._fixed:  # made once: stat on every request
+            self._fixed = (self.ws.tag_manifest_path, ix.folder_of(self.ws) / "meta.json", self.ws.catalog_path)
+        paths = (*self._fixed, outputs.embeddings_matrix, outputs.embeddings_ids, outputs.embeddings_meta)
         return tuple(tuple(file_stamp(p) or ()) for p in paths)
 
     def snapshot(self, outputs: TagOutputs | None = None) -> Embeddings | None:

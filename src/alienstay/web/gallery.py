@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from alienstay.web import tables, wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
-from alienstay.web.wordindex import WordIndex, build_word_index, index_root, source_stamp
+from alienstay.similarity.vectors import file_stamp
+from alienstay.web.wordindex import WordIndex, build_word_index, index_root
 from alienstay.similarity.service import Embeddings, Similarity
 from alienstay.storage import damaged
 from alienstay.workspace import DamagedTable, TagOutputs, Workspace, read_optional
@@ -179,6 +180,8 @@ class Gallery:
 
     def __init__(self, ws: Workspace, similarity: Similarity | None = None) -> None:
         self.ws, self.similarity = ws, similarity
+        self._paths = {"catalog": ws.catalog_path, "clusters": ws.clusters_path, "edits": ws.edits_path,
+                       "index": index_root(ws) / "current.json"}  # made once: stat on every request
         self.current = Snapshot(ws, tables.empty_keyed())
         self._stamps: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -192,11 +195,9 @@ class Gallery:
 
     def stamps(self, outputs: TagOutputs | DamagedTable | None = None) -> dict[str, Any]:
         outputs = outputs or self.outputs()
-        ws, good = self.ws, isinstance(outputs, TagOutputs)
-        paths = {"catalog": ws.catalog_path, "clusters": ws.clusters_path, "edits": ws.edits_path,
-                 "index": index_root(ws) / "current.json"}
-        found: dict[str, Any] = {name: source_stamp(path) for name, path in paths.items()}
-        found["tags"] = source_stamp(outputs.tags) if good else ["damaged", str(outputs)]
+        good = isinstance(outputs, TagOutputs)
+        found: dict[str, Any] = {name: file_stamp(path) for name, path in self._paths.items()}
+        found["tags"] = file_stamp(outputs.tags) if good else ["damaged", str(outputs)]
         if self.similarity is not None:
             found["embeddings"] = self.similarity.stamps(outputs) if good else found["tags"]
         return found
