@@ -70,6 +70,13 @@ class Embeddings:
         return self._duplicates
 
 
+class _Current:
+    """The embeddings as they are now: for a caller that took no snapshot (benchmarks, notebooks)."""
+
+
+CURRENT = _Current()
+
+
 @dataclass
 class Similarity:
     """The embeddings as they are on disk (`snapshot()`, a stat per file) and the query model.
@@ -134,9 +141,10 @@ class Similarity:
         """The current generation's vectors; NoEmbeddings (or the damage) when there are none."""
         return self.state().vectors
 
-    def state(self, embeddings: Embeddings | None = None) -> Embeddings:
-        """The given snapshot, or the current one; NoEmbeddings (or the damage) when there are none."""
-        found = embeddings if embeddings is not None else self.snapshot()
+    def state(self, embeddings: Embeddings | None | _Current = CURRENT) -> Embeddings:
+        """The embeddings a request took (None: it found none; CURRENT: take them now);
+        NoEmbeddings (or the damage) when there are none."""
+        found = self.snapshot() if isinstance(embeddings, _Current) else embeddings
         if found is None or len(found.vectors) == 0:
             if self.damage is not None and found is None:
                 raise self.damage
@@ -161,7 +169,7 @@ class Similarity:
         return None if self.current is None else self.current.vectors.meta.get("model_id")
 
     # ---- text -------------------------------------------------------------------------
-    def query_model(self, embeddings: Embeddings | None = None) -> QueryModel:
+    def query_model(self, embeddings: Embeddings | None | _Current = CURRENT) -> QueryModel:
         """The model that made the embeddings, loaded once; raises QueryModelUnavailable with the reason."""
         vectors = self.state(embeddings).vectors
         with self._lock:
@@ -175,7 +183,7 @@ class Similarity:
         return self._model
 
     def text_search(self, text: str, k: int, within_ids: list[str] | pa.Array | None = None,
-                    embeddings: Embeddings | None = None, usable: np.ndarray | None = None, skip: int = 0) -> Ranked:
+                    embeddings: Embeddings | None | _Current = CURRENT, usable: np.ndarray | None = None, skip: int = 0) -> Ranked:
         """Photos ranked by cosine to the phrase, ranks skip..skip+k, among `usable` rows (None: all)
         and `within_ids` (a word search's photos); `total` counts every photo ranked."""
         text = text.strip()
@@ -202,7 +210,7 @@ class Similarity:
                       model.model_id, note, total)
 
     # ---- more like this -------------------------------------------------------------------
-    def similar(self, image_id: str, k: int, embeddings: Embeddings | None = None,
+    def similar(self, image_id: str, k: int, embeddings: Embeddings | None | _Current = CURRENT,
                 usable: np.ndarray | None = None) -> Ranked:
         """The k photos nearest `image_id` among `usable` rows (None: all), without the photo itself
         nor its exact and near copies: the filter comes before the top k, so k are returned when k exist."""

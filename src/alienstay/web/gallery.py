@@ -75,7 +75,7 @@ class Snapshot:
         so search by meaning and "more like this" take their top k after this filter, not before."""
         if self.embeddings is None:
             return None
-        rows = np.sort(self.embeddings.vectors.positions(self.catalog.ids))
+        rows = np.unique(self.embeddings.vectors.positions(self.catalog.ids))  # sorted, each row once
         return None if len(rows) == len(self.embeddings.vectors) else rows
 
     def count(self, word: str) -> int:
