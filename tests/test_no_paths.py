@@ -56,7 +56,7 @@ def states(root: Path, ids: list[str], vectors_fingerprint) -> dict[str, callabl
 def test_no_answer_names_a_path(tmp_path: Path, state: str) -> None:
     from alienstay.similarity.vectors import Vectors
 
-    ws, ids, _ = plant(tmp_path / "ws", 30, 8)
+    ws, ids, _ = plant(tmp_path / "ws", 30, 8, model_id=str(tmp_path / "weights" / "my-model"))  # a local folder
     fingerprint = lambda: Vectors.open(ws).fingerprint  # noqa: E731
     states(ws.root, ids, fingerprint)[state]()
     client = TestClient(create_app(ws.root))
@@ -75,3 +75,4 @@ def test_no_answer_names_a_path(tmp_path: Path, state: str) -> None:
         assert similar.status_code == 503 and "ids.parquet" in similar.json()["detail"]
     else:  # exact search answers, and says why
         assert similar.status_code == 200 and "exact search" in similar.json()["note"]
+        assert similar.json()["model_id"] == "my-model"

@@ -82,6 +82,16 @@ def test_search_by_meaning_pages_and_total_is_every_photo_ranked(planted) -> Non
     assert within["total"] == pool and len(within["results"]) == 2
 
 
+def test_the_home_page_pages_a_search_by_meaning(planted) -> None:
+    ws, _, _ = planted
+    client = TestClient(create_app(ws.root))
+    ranked = ids_of(client.get("/api/search", params={"text": PHRASE, "per_page": 10}).json())
+    second = client.get("/", params={"q": PHRASE, "per_page": 5, "page": 2}).text
+    assert f"ranks 6 to 10 of the {N} photos" in second and 'id="meaning-pager"' in second and "page 2 of 10" in second
+    shown = [line.split('data-image-id="')[1].split('"')[0] for line in second.splitlines() if 'class="card" data-image-id=' in line]
+    assert shown == ranked[5:10]
+
+
 def test_unknown_words_are_named_beside_a_phrase(planted) -> None:
     ws, _, _ = planted
     client = TestClient(create_app(ws.root))

@@ -63,7 +63,7 @@ def meaning_search(similarity: Similarity, gallery, text: str, words: list[str],
     shown = results(gallery, ranked)
     total = ranked.total or 0
     return {"mode": "meaning", "text": text.strip(), "words": words, "unknown": [w for w in words if w not in known],
-            "model_id": ranked.model_id, "index": ranked.index, "note": public(ranked.note, gallery),
+            "model_id": public(ranked.model_id, gallery), "index": ranked.index, "note": public(ranked.note, gallery),
             "total": total, "page": page, "per_page": k, "pages": -(-total // k), "results": shown}
 
 
@@ -111,7 +111,8 @@ def similar_strip(similarity: Similarity, gallery, image_id: str, k: int = SIMIL
         return {"results": [], "empty": error.public}
     except KeyError:
         return {"results": [], "empty": "this photo has no embedding yet: rerun `alienstay tag`."}
-    return {"results": results(gallery, ranked), "index": ranked.index, "model_id": ranked.model_id, "empty": None}
+    return {"results": results(gallery, ranked), "index": ranked.index, "model_id": public(ranked.model_id, gallery),
+            "empty": None}
 
 
 def router(similarity: Similarity, gallery: Callable[[], object]) -> APIRouter:
@@ -131,7 +132,7 @@ def router(similarity: Similarity, gallery: Callable[[], object]) -> APIRouter:
             raise HTTPException(503, error.public) from error
         except KeyError as error:
             raise HTTPException(404, f"{image_id!r} has no embedding yet: rerun `alienstay tag`.") from error
-        return JSONResponse({"image_id": image_id, "k": k, "index": ranked.index, "model_id": ranked.model_id,
+        return JSONResponse({"image_id": image_id, "k": k, "index": ranked.index, "model_id": public(ranked.model_id, current),
                              "note": public(ranked.note, current), "results": results(current, ranked)})
 
     return api
