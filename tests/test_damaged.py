@@ -246,3 +246,15 @@ def test_tag_repairs_a_damaged_manifest_and_runs(tmp_path: Path, samples_dir: Pa
     assert "Traceback" not in output and "Expectingpropertyname" not in output
     outputs = ws.tag_outputs()
     assert outputs.tags.is_file() and len(Vectors.open(ws)) == len(pd.read_parquet(outputs.tags)["image_id"].unique())
+
+
+def test_a_running_gallery_survives_a_damaged_catalog(planted) -> None:
+    ws, ids, _ = planted
+    client = TestClient(create_app(ws.root))
+    words = client.get("/api/search?words=pool").json()
+    garbage(ws.catalog_path)
+    for url in ("/", f"/photo/{ids[2]}", f"/api/images/{ids[2]}", "/api/tags", f"/api/similar/{ids[2]}"):
+        response = client.get(url)
+        assert response.status_code in (200, 503), (url, response.status_code)
+        assert_public(response.text, ws)
+    assert client.get("/api/search?words=pool").json() == words  # the last good catalog answers

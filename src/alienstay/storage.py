@@ -36,16 +36,18 @@ class DamagedTable(WorkspaceError):
 
     @classmethod
     def of(cls, path: Path, reason: str, made_by: str | None = None, root: Path | None = None,
-           fix: str | None = None) -> "DamagedTable":
-        """The one error for a damaged file: `reason` says what is wrong, `fix` (default: rerun its stage) how to restore it."""
+           fix: str | None = None, public_reason: str | None = None) -> "DamagedTable":
+        """The one error for a damaged file: `reason` says what is wrong, `fix` (default: rerun its stage)
+        how to restore it; `public_reason` (default: `reason` without paths) is what an HTTP answer says."""
         path = Path(path)
         made_by = made_by or MADE_BY_FILE.get(path.name, "the stage that writes it")
         where = f" --workspace {root}" if root is not None else " (with this workspace's --workspace)"
         fix = fix or f"move it aside and run `alienstay {made_by}{where}` again, which writes it anew"
         shown = path.relative_to(root) if root is not None and path.is_relative_to(root) else Path(path.name)
         public_fix = fix.replace(where, "") if root is not None else fix
+        public_reason = public_reason or without_paths(reason)
         return cls(f"{path} is damaged and cannot be read ({reason}). Restore it: {fix}.",
-                   f"{shown.as_posix()} is damaged and cannot be read ({without_paths(reason)}). Restore it: {public_fix}.")
+                   f"{shown.as_posix()} is damaged and cannot be read ({public_reason}). Restore it: {public_fix}.")
 
 
 def without_paths(text: str) -> str:
@@ -85,7 +87,8 @@ def damaged(path: Path, error: BaseException, made_by: str | None = None, root: 
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     after = "; then run `alienstay preprocess` and the later stages again" if made_by.startswith("ingest") else ""
     fix = f"move it aside and run `alienstay {made_by}{where}` again, which writes it anew{after}"
-    return DamagedTable.of(path, f"{type(error).__name__}: {reason}", made_by, root, fix)
+    # The library's own words go to the log and the terminal, not into an HTTP answer.
+    return DamagedTable.of(path, f"{type(error).__name__}: {reason}", made_by, root, fix, "cut short or overwritten")
 
 
 def read_parquet(

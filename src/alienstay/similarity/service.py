@@ -20,6 +20,7 @@ from alienstay.similarity import index as ix
 from alienstay.similarity.duplicates import DuplicateKeys
 from alienstay.similarity.query import MAX_TEXT, QueryModel, QueryModelUnavailable, load_query_model
 from alienstay.similarity.vectors import Vectors, file_stamp
+from alienstay.storage import damaged
 from alienstay.workspace import DamagedTable, TagOutputs, Workspace
 
 log = logging.getLogger("alienstay.gallery")
@@ -64,9 +65,13 @@ class Embeddings:
         return cls(vectors, index, note, outputs.generation)
 
     def duplicates(self, ws: Workspace) -> DuplicateKeys:
+        """Which rows are copies of which (from the catalog); DamagedTable when the catalog cannot be read."""
         with self._lock:  # built once per generation, on the first "more like this"
             if self._duplicates is None:
-                self._duplicates = DuplicateKeys.of(ws, self.vectors)
+                try:
+                    self._duplicates = DuplicateKeys.of(ws, self.vectors)
+                except (pa.ArrowException, OSError) as error:
+                    raise damaged(ws.catalog_path, error, None, ws.root) from None
         return self._duplicates
 
 
