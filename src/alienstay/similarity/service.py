@@ -3,8 +3,9 @@
 Held once per server and refreshed when the embeddings, the built index or the catalog change
 on disk (a stat per file a request). One tag generation's ids, matrix and index are opened
 together into an `Embeddings`, swapped in whole; the gallery takes one into each request's
-snapshot, so a request never ranks one generation's rows under another's ids. The query model is loaded on the first text search, once;
-when it cannot be loaded, the reason is kept and returned, and word search is untouched.
+snapshot, so a request never ranks one generation's rows under another's ids. The query model
+is loaded on the first text search, once; when it cannot be loaded, the reason is kept and
+returned, and word search is untouched.
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ class Similarity:
 
     def _damaged(self, error: DamagedTable, stamps: tuple) -> None:
         if self.damage is None or str(self.damage) != str(error):
-            log.warning("%s Still answering from the last good tag generation.", error)
+            meanwhile = ("Still answering from the last good tag generation." if self.current is not None
+                         else "Search by meaning and \"more like this\" are off until then; word search works.")
+            log.warning("%s %s", error, meanwhile)
         self.damage, self._stamps = error, stamps  # not re-read until the files change again
 
     def require(self) -> Vectors:

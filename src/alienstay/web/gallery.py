@@ -22,12 +22,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alienstay.similarity.service import Embeddings, Similarity
+from alienstay.similarity.vectors import file_stamp
+from alienstay.storage import damaged
 from alienstay.web import tables, wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
-from alienstay.similarity.vectors import file_stamp
 from alienstay.web.wordindex import WordIndex, build_word_index, index_root
-from alienstay.similarity.service import Embeddings, Similarity
-from alienstay.storage import damaged
 from alienstay.workspace import DamagedTable, TagOutputs, Workspace, read_optional
 
 log = logging.getLogger("alienstay.gallery")
