@@ -217,6 +217,17 @@ def test_a_running_gallery_survives_a_damaged_tags_table(planted) -> None:
     assert client.get("/api/search?words=pool").json() == words
 
 
+@pytest.mark.parametrize("kind", ["npy cut", "meta garbage", "ids doubled"])
+def test_serve_over_damaged_embeddings_says_so_before_listening(planted, kind: str, capsys, monkeypatch) -> None:
+    import uvicorn
+
+    ws, _, _ = planted
+    path = damage(ws, kind)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("served over damaged embeddings without a word"))
+    code, output = run_cli(["serve", "--workspace", str(ws.root)], capsys)
+    assert code == 2 and f"{path.name}isdamaged" in output and "alienstaytag--workspace" in output
+
+
 @pytest.mark.parametrize("kind", ["ids cut", "npy garbage"])
 def test_the_gallery_names_damaged_embeddings_when_it_starts(planted, kind: str, caplog) -> None:
     ws, _, _ = planted

@@ -186,6 +186,13 @@ class Workspace:
                     pq.read_metadata(path)  # the footer: a cut or overwritten file fails here
             except Exception as error:  # noqa: BLE001 - any failure to read is damage to report
                 found[name] = damage_message(path, error, TABLES[name][1], self.root)
+        if "embedding_ids" in (tables or TABLES) and "embedding_ids" not in found:
+            from alienstay.similarity.vectors import Vectors
+
+            try:  # the ids with their matrix and meta.json: one set, checked together
+                Vectors.open(self)
+            except DamagedTable as error:
+                found["embedding_ids"] = str(error)
         return found
 
     def check_tables(self, *tables: str) -> None:
