@@ -38,6 +38,19 @@ class WorkspaceBusy(WorkspaceError):
     """Another process holds the workspace lock and did not let go in time."""
 
 
+def _forget_in_child() -> None:
+    """A forked child (a DataLoader's decoder worker) closes its copies of the held locks' fds: the
+    flock belongs to the open file, so a copy left open in an orphaned worker would keep a killed
+    run's workspace locked until that worker exits. Closing a copy never releases the parent's lock."""
+    for fd, _ in _held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

@@ -8,6 +8,7 @@ partial ones resumed on a rerun. DIR can be copied to a machine with no hub and 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -92,15 +93,65 @@ def plan_download(preset: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ..
     return plan
 
 
+class ChecksumMismatch(RuntimeError):
+    """A fetched file is not the one the hub lists (size, sha256 or git blob id); it has been deleted."""
+
+
 def fetch(model: str, patterns: tuple[str, ...], target: Path) -> Path:
-    """snapshot_download into target/<owner>/<name>; repos without safetensors get their .bin instead."""
+    """snapshot_download into target/<owner>/<name>; repos without safetensors get their .bin instead.
+    Every file is then checked against the hub's listing, on this run and every later one (a file
+    already there is skipped by the download, not by the check)."""
     from huggingface_hub import snapshot_download
 
     folder = target / model
     snapshot_download(model, allow_patterns=list(patterns), local_dir=folder)
     if not any(f.suffix in WEIGHT_SUFFIXES for f in loaded_files(folder, patterns)):
         snapshot_download(model, allow_patterns=list(patterns) + list(WEIGHTS_FALLBACK), local_dir=folder)
+    verify(model, folder, patterns)
     return folder
+
+
+def hub_listing(model: str) -> dict[str, object]:
+    """path -> the hub's RepoFile (size, blob id, LFS sha256) for every file of the repo."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    return {e.path: e for e in HfApi().list_repo_tree(model, recursive=True) if isinstance(e, RepoFile)}
+
+
+def mismatch(path: Path, listed) -> str | None:
+    """Why the file on disk is not the listed one (None: it is): size first, then the content's hash."""
+    size = path.stat().st_size
+    if size != listed.size:
+        return f"{size} bytes, the hub lists {listed.size}"
+    if listed.lfs is not None:
+        found = file_digest(path, hashlib.sha256())
+        return None if found == listed.lfs.sha256 else f"sha256 {found[:12]}..., the hub lists {listed.lfs.sha256[:12]}..."
+    found = file_digest(path, hashlib.sha1(b"blob %d\0" % size))  # git's blob id of a small file
+    return None if found == listed.blob_id else f"git blob {found[:12]}..., the hub lists {listed.blob_id[:12]}..."
+
+
+def file_digest(path: Path, digest) -> str:
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(model: str, folder: Path, patterns: tuple[str, ...]) -> None:
+    """Each fetched file checked against the hub's listing; one that differs is deleted with its
+    download record (so the next run fetches it again) and ChecksumMismatch says which and why."""
+    listing = hub_listing(model)
+    bad = []
+    for path in loaded_files(folder, patterns):
+        name = path.relative_to(folder).as_posix()
+        reason = mismatch(path, listing[name]) if name in listing else None
+        if reason is not None:
+            path.unlink()
+            (folder / ".cache" / "huggingface" / "download" / f"{name}.metadata").unlink(missing_ok=True)
+            bad.append(f"{name} ({reason})")
+    if bad:
+        raise ChecksumMismatch(f"{'; '.join(bad)}: not the file the hub lists, deleted; rerun to fetch it again")
 
 
 def download(preset: str, target: Path, on_model: Callable[[Fetched], None] = lambda fetched: None) -> list[Fetched]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,33 @@ class WorkspaceError(RuntimeError):
 
 
 class DamagedTable(WorkspaceError):
-    """A table exists but cannot be read (cut short, overwritten); the message says how to restore it."""
+    """A workspace file exists but cannot be read (cut short, overwritten, inconsistent); the message
+    names the file and how to restore it. `public` says the same without any path: what an HTTP
+    answer may show (a server never tells a client where its files are)."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or "a workspace file is damaged: the server's log names it and the command that restores it."
+
+    @classmethod
+    def of(cls, path: Path, reason: str, made_by: str | None = None, root: Path | None = None,
+           fix: str | None = None, public_reason: str | None = None) -> "DamagedTable":
+        """The one error for a damaged file: `reason` says what is wrong, `fix` (default: rerun its stage)
+        how to restore it; `public_reason` (default: `reason` without paths) is what an HTTP answer says."""
+        path = Path(path)
+        made_by = made_by or MADE_BY_FILE.get(path.name, "the stage that writes it")
+        where = f" --workspace {root}" if root is not None else " (with this workspace's --workspace)"
+        fix = fix or f"move it aside and run `alienstay {made_by}{where}` again, which writes it anew"
+        shown = path.relative_to(root) if root is not None and path.is_relative_to(root) else Path(path.name)
+        public_fix = fix.replace(where, "") if root is not None else fix
+        public_reason = public_reason or without_paths(reason)
+        return cls(f"{path} is damaged and cannot be read ({reason}). Restore it: {fix}.",
+                   f"{shown.as_posix()} is damaged and cannot be read ({public_reason}). Restore it: {public_fix}.")
+
+
+def without_paths(text: str) -> str:
+    """A library's reason with every absolute path cut to its file name (numpy and pyarrow name the file)."""
+    return re.sub(r"(?<![\w.])/(?:[^\s'\"():,]+/)*([^\s'\"():,/]+)", r"\1", text)
 
 
 # Every table by name: the Workspace property that gives its path and the command that writes
@@ -50,14 +77,18 @@ MADE_BY_FILE = {
 
 
 def damage_message(path: Path, error: BaseException, made_by: str | None = None, root: Path | None = None) -> str:
+    return str(damaged(path, error, made_by, root))
+
+
+def damaged(path: Path, error: BaseException, made_by: str | None = None, root: Path | None = None) -> DamagedTable:
+    """DamagedTable for a file a library could not read: the library's first line, the stage that rewrites it."""
     made_by = made_by or MADE_BY_FILE.get(Path(path).name, "the stage that writes it")
     where = f" --workspace {root}" if root is not None else " (with this workspace's --workspace)"
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     after = "; then run `alienstay preprocess` and the later stages again" if made_by.startswith("ingest") else ""
-    return (
-        f"{path} is damaged and cannot be read ({type(error).__name__}: {reason}). Restore it: move it "
-        f"aside and run `alienstay {made_by}{where}` again, which writes it anew{after}."
-    )
+    fix = f"move it aside and run `alienstay {made_by}{where}` again, which writes it anew{after}"
+    # The library's own words go to the log and the terminal, not into an HTTP answer.
+    return DamagedTable.of(path, f"{type(error).__name__}: {reason}", made_by, root, fix, "cut short or overwritten")
 
 
 def read_parquet(
@@ -72,7 +103,7 @@ def read_parquet(
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as error:
-        raise DamagedTable(damage_message(path, error, made_by, root)) from None
+        raise damaged(path, error, made_by, root) from None
 
 
 @contextlib.contextmanager

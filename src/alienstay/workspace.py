@@ -8,8 +8,10 @@ leaves a half-written table behind and any stage can be inspected with pandas or
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import pandas as pd
 
 DEFAULT_WORKSPACE = Path("runs/default")
 CATALOG_PATH_COLUMNS = ("path", "prepared_path")
+GENERATION = re.compile(r"g\d{20}-\d+")  # a tag generation's folder name (new_tag_outputs): never a path
 EDIT_PATH_COLUMNS = ("output_path", "source_path")
 
 
@@ -48,6 +51,12 @@ class TagOutputs:
 
     def files(self) -> tuple[Path, ...]:
         return (self.tags, self.embeddings_matrix, self.embeddings_ids, self.embeddings_meta, self.failures)
+
+
+@functools.lru_cache(maxsize=16)
+def _generation_outputs(tagged_dir: Path, generation: str) -> TagOutputs:
+    """A generation's paths, made once: a gallery asks for them on every request."""
+    return TagOutputs.inside(tagged_dir / generation, generation)
 
 
 @dataclass(frozen=True)
@@ -167,12 +176,23 @@ class Workspace:
 
         found = {}
         for name in tables or TABLES:
-            path = self.table_path(name)
+            try:
+                path = self.table_path(name)  # the tag tables' path reads the manifest, which may be damaged
+            except DamagedTable as error:
+                found[name] = str(error)
+                continue
             try:
                 if path.exists():
                     pq.read_metadata(path)  # the footer: a cut or overwritten file fails here
             except Exception as error:  # noqa: BLE001 - any failure to read is damage to report
                 found[name] = damage_message(path, error, TABLES[name][1], self.root)
+        if "embedding_ids" in (tables or TABLES) and "embedding_ids" not in found:
+            from alienstay.similarity.vectors import Vectors
+
+            try:  # the ids with their matrix and meta.json: one set, checked together
+                Vectors.open(self)
+            except DamagedTable as error:
+                found["embedding_ids"] = str(error)
         return found
 
     def check_tables(self, *tables: str) -> None:
@@ -250,13 +270,53 @@ class Workspace:
 
     def tag_outputs(self) -> "TagOutputs":
         """The current set's paths, from one read of the manifest (files at their pre-generation
-        places in a workspace written before generations, or one with no tag run yet)."""
-        if self.tag_manifest_path.exists():
-            generation = json.loads(self.tag_manifest_path.read_text(encoding="utf-8"))["generation"]
-            return TagOutputs.inside(self.tagged_dir / generation, generation)
-        return TagOutputs(self.root / "tags.parquet", self.embeddings_dir / "embeddings.npy",
-                          self.embeddings_dir / "ids.parquet", self.embeddings_dir / "meta.json",
-                          self.root / "tag_failures.parquet", None)
+        places in a workspace written before generations, or one with no tag run yet).
+
+        A manifest that cannot be read, names no generation or a folder that is not there raises
+        DamagedTable naming it and the repair (`alienstay tag` rebuilds it from the generations on disk)."""
+        try:
+            text = self.tag_manifest_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return TagOutputs(self.root / "tags.parquet", self.embeddings_dir / "embeddings.npy",
+                              self.embeddings_dir / "ids.parquet", self.embeddings_dir / "meta.json",
+                              self.root / "tag_failures.parquet", None)
+        except OSError as error:
+            raise self._damaged_manifest(f"{type(error).__name__}: {error.strerror or error}") from None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            raise self._damaged_manifest("not JSON: cut short or overwritten") from None
+        generation = record.get("generation") if isinstance(record, dict) else None
+        if not isinstance(generation, str) or not GENERATION.fullmatch(generation):
+            raise self._damaged_manifest("it names no tag generation")
+        outputs = _generation_outputs(self.tagged_dir, generation)
+        if not os.path.isdir(outputs.tags.parent):
+            raise self._damaged_manifest(f"its generation {generation} is not in tagged/")
+        return outputs
+
+    def _damaged_manifest(self, reason: str) -> DamagedTable:
+        fix = (f"run `alienstay tag --workspace {self.root}`, which rebuilds it from the generations on disk "
+               "(and tags nothing it has already tagged)")
+        return DamagedTable.of(self.tag_manifest_path, reason, "tag", self.root, fix)
+
+    def complete_generations(self) -> list[str]:
+        """Generation folders holding every file of a tag set, newest first (what a manifest may name)."""
+        names = sorted((p.name for p in self.tagged_dir.glob("g*") if GENERATION.fullmatch(p.name)), reverse=True)
+        return [n for n in names if all(f.is_file() for f in TagOutputs.inside(self.tagged_dir / n, n).files())]
+
+    def repair_tag_manifest(self) -> str | None:
+        """A damaged tagged/current.json rewritten to name the newest complete generation on disk;
+        the generation it now names (None: nothing to repair, or no complete generation to name)."""
+        try:
+            self.tag_outputs()
+            return None
+        except DamagedTable:
+            pass
+        for generation in self.complete_generations():
+            write_json({"generation": generation, "repaired": True}, self.tag_manifest_path)
+            return generation
+        self.tag_manifest_path.unlink(missing_ok=True)  # nothing to name: the next consolidation writes it
+        return None
 
     def new_tag_outputs(self) -> "TagOutputs":
         """A fresh, empty generation folder: invisible to readers until publish_tag_outputs."""
@@ -267,6 +327,7 @@ class Workspace:
     def publish_tag_outputs(self, outputs: "TagOutputs", **summary: Any) -> None:
         """Make `outputs` the current set in one step; the previous set is kept (a reader may be
         in it), older ones and the pre-generation files are removed."""
+        self.repair_tag_manifest()  # a damaged manifest is replaced, not a reason to fail a finished run
         previous = self.tag_outputs()
         write_json({"generation": outputs.generation, **summary}, self.tag_manifest_path)
         for folder in self.tagged_dir.glob("g*"):
@@ -306,19 +367,24 @@ class Workspace:
         return self.read_table(self.tag_outputs().failures, "tag")
 
     def read_embeddings(self) -> tuple[list[str], "np.ndarray", dict]:
-        """(ids, (N, D) float32 L2-normalised embeddings, meta: model id, revision, vocab hash...), one set."""
+        """(ids, (N, D) float32 L2-normalised embeddings, meta: model id, revision, vocab hash...), one set,
+        checked as the gallery checks it (DamagedTable names a damaged file and the command that rewrites it)."""
         import numpy as np
+
+        from alienstay.similarity.vectors import Vectors
 
         outputs = self.tag_outputs()
         if not outputs.embeddings_matrix.exists():
             self.read_table(outputs.embeddings_ids, "tag")  # raises the error that says which command makes it
-        ids = pd.read_parquet(outputs.embeddings_ids)["image_id"].astype(str).tolist()
-        matrix = np.load(outputs.embeddings_matrix).astype(np.float32)
+        vectors = Vectors.open(self, outputs)
+        if vectors is None:  # the matrix is there, the ids or meta are not
+            self.read_table(outputs.embeddings_ids, "tag")
+            raise DamagedTable.of(outputs.embeddings_meta, "missing", "tag", self.root)
+        matrix = np.asarray(vectors.matrix, dtype=np.float32)
         # fp16 storage loses a little norm; re-normalise so cosine stays a dot product.
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         matrix /= np.where(norms > 0, norms, 1.0)
-        meta = json.loads(outputs.embeddings_meta.read_text(encoding="utf-8"))
-        return ids, matrix, meta
+        return vectors.ids.to_pylist(), matrix, vectors.meta
 
     # ---- one writer at a time ----------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from alienstay.similarity.vectors import Vectors, exact_search, normalise, top_k
+from alienstay.storage import without_paths
 from alienstay.workspace import Workspace, atomic_path, write_json
 
 EXACT = "exact"
@@ -178,7 +180,9 @@ def open_index(ws: Workspace, vectors: Vectors) -> tuple[NeighbourIndex, str | N
     try:
         return backend.open(vectors, folder_of(ws) / backend.file, params), None
     except (ImportError, RuntimeError, OSError) as error:
-        return ExactIndex(vectors), f"the {meta['backend']} index could not be opened ({error}): exact search"
+        # FAISS's text starts with its C++ function and source file: only what follows says why.
+        reason = without_paths(re.sub(r"^Error in .*? at \S+:\d+: ", "", str(error).strip()) or type(error).__name__)
+        return ExactIndex(vectors), f"the {meta['backend']} index could not be opened ({reason}): exact search"
 
 
 def params_record(params: IndexParams) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alienstay.workspace import Workspace
+from alienstay.workspace import DamagedTable, TagOutputs, Workspace
 
 if TYPE_CHECKING:
     import torch
@@ -29,18 +30,68 @@ BLOCK_ROWS = 1 << 16  # rows converted to float32 at a time: 128 MB at 512-d, wh
 
 def file_stamp(path: Path) -> list[int] | None:
     """Size and modification time: what tells one version of a file from the next."""
-    if not path.exists():
+    try:  # one system call: every request stats each file the gallery reads
+        stat = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def embeddings_fingerprint(ws: Workspace) -> str | None:
+def embeddings_fingerprint(ws: Workspace, outputs: TagOutputs | None = None) -> str | None:
     """One string for the embeddings as they are now; an index built from others is stale."""
-    parts = [file_stamp(p) for p in (ws.embeddings_matrix_path, ws.embeddings_ids_path, ws.embeddings_meta_path)]
+    outputs = outputs or ws.tag_outputs()
+    parts = [file_stamp(p) for p in (outputs.embeddings_matrix, outputs.embeddings_ids, outputs.embeddings_meta)]
     if any(p is None for p in parts):
         return None
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+# ---- reading one generation's three files, each checked: damage is named, never numpy's or pyarrow's text
+def _damaged(ws: Workspace, path: Path, reason: str) -> DamagedTable:
+    return DamagedTable.of(path, reason, "tag", ws.root)
+
+
+def load_matrix(ws: Workspace, path: Path) -> np.ndarray:
+    """embeddings.npy mapped: a 2-d float matrix whose header matches the file's length."""
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise _damaged(ws, path, "not a whole .npy matrix: cut short or overwritten") from None
+    if not isinstance(matrix, np.ndarray) or matrix.ndim != 2 or matrix.dtype.kind != "f":
+        raise _damaged(ws, path, f"a {getattr(matrix, 'ndim', '?')}-d {getattr(matrix, 'dtype', '?')} array, not a matrix of floats")
+    return matrix
+
+
+def load_ids(ws: Workspace, path: Path) -> pa.StringArray:
+    """ids.parquet's image_id column: strings, none missing, each once."""
+    try:
+        ids = pq.read_table(path, columns=["image_id"]).column("image_id").cast(pa.string()).combine_chunks()
+    except (pa.ArrowException, OSError, KeyError):
+        raise _damaged(ws, path, "not a readable table with an image_id column: cut short or overwritten") from None
+    if ids.null_count:
+        raise _damaged(ws, path, f"{ids.null_count} rows have no image id")
+    if pc.count_distinct(ids).as_py() != len(ids):
+        raise _damaged(ws, path, f"{len(ids) - pc.count_distinct(ids).as_py()} image ids appear more than once")
+    return ids
+
+
+def load_meta(ws: Workspace, path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        raise _damaged(ws, path, "not JSON: cut short or overwritten") from None
+    if not isinstance(meta, dict):
+        raise _damaged(ws, path, "not a JSON object")
+    return meta
+
+
+def check_together(ws: Workspace, outputs: TagOutputs, ids: pa.StringArray, matrix: np.ndarray, meta: dict) -> None:
+    """The three files are one set: as many ids as rows, and the count and width meta.json records."""
+    if len(ids) != matrix.shape[0]:
+        raise _damaged(ws, outputs.embeddings_ids, f"{len(ids)} ids for the {matrix.shape[0]} rows of embeddings.npy")
+    for key, found in (("count", matrix.shape[0]), ("dim", matrix.shape[1])):
+        if key in meta and meta[key] != found:
+            raise _damaged(ws, outputs.embeddings_meta, f"it records {key} {meta[key]}, embeddings.npy has {found}")
 
 
 @dataclass
@@ -54,15 +105,18 @@ class Vectors:
     _order: np.ndarray | None = field(default=None, repr=False)  # ids' sort order, made on first lookup
 
     @classmethod
-    def open(cls, ws: Workspace) -> "Vectors | None":
-        fingerprint = embeddings_fingerprint(ws)
+    def open(cls, ws: Workspace, outputs: TagOutputs | None = None) -> "Vectors | None":
+        """One generation's matrix, ids and meta (None: no embeddings yet), each checked and checked
+        together; DamagedTable names the file that is not right and the command that rewrites it."""
+        outputs = outputs or ws.tag_outputs()  # one generation: matrix, ids and meta of the same tag run
+        fingerprint = embeddings_fingerprint(ws, outputs)
         if fingerprint is None:
             return None
-        outputs = ws.tag_outputs()  # one generation: matrix, ids and meta of the same tag run
-        matrix = np.load(outputs.embeddings_matrix, mmap_mode="r")
-        ids = pq.read_table(outputs.embeddings_ids, columns=["image_id"]).column("image_id")
-        meta = json.loads(outputs.embeddings_meta.read_text(encoding="utf-8"))
-        return cls(ids.cast(pa.string()).combine_chunks(), matrix, meta, fingerprint)
+        matrix = load_matrix(ws, outputs.embeddings_matrix)
+        ids = load_ids(ws, outputs.embeddings_ids)
+        meta = load_meta(ws, outputs.embeddings_meta)
+        check_together(ws, outputs, ids, matrix, meta)
+        return cls(ids, matrix, meta, fingerprint)
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from alienstay.similarity import index as ix
 from alienstay.similarity.vectors import Vectors
@@ -47,8 +48,18 @@ def run(ws: Workspace, settings: IndexSettings = IndexSettings()) -> IndexSummar
         return _run(ws, settings)
 
 
+def remove_killed_builds(folder: Path) -> list[Path]:
+    """Temporary files of builds killed while writing (`.faiss.index.*.tmp`): under the workspace
+    lock no other build is writing, so every one left is a killed build's."""
+    left = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in left:
+        path.unlink(missing_ok=True)
+    return left
+
+
 def _run(ws: Workspace, settings: IndexSettings) -> IndexSummary:
     start = time.perf_counter()
+    remove_killed_builds(ix.folder_of(ws))
     vectors = Vectors.open(ws)
     if vectors is None:
         raise WorkspaceError(f"no image embeddings in {ws.embeddings_dir}: run `alienstay tag --workspace {ws.root}` first.")

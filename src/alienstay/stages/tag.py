@@ -6,6 +6,8 @@ checks there are usable photos before any model loads and holds the workspace lo
 
 from __future__ import annotations
 
+import sys
+
 from alienstay.tagging.settings import TagSettings, TagSummary
 from alienstay.workspace import Workspace, WorkspaceError
 
@@ -33,8 +35,11 @@ def run(ws: Workspace, settings: TagSettings = TagSettings()) -> TagSummary:
     from alienstay.tagging import stage
 
     stage.check_engine(settings.engine)
+    with ws.ensure().lock("tag"):  # a damaged tagged/current.json names the newest whole generation again
+        repaired = ws.repair_tag_manifest()
+    if repaired is not None:
+        print(f"repaired {ws.tag_manifest_path}: it names generation {repaired} again", file=sys.stderr)
     ws.check_tables("catalog", "tags")  # a damaged input is named before any model loads
-    ws.ensure()
     require_usable_photos(ws)
     from alienstay.web.wordindex import build_word_index
 

@@ -97,17 +97,17 @@ def words_or_422(text: str) -> list[str]:
 def create_app(workspace: Path) -> FastAPI:
     """A gallery over ``workspace``; the tables are read now and re-read when they change."""
     ws = Workspace(Path(workspace))
-    data = g.Gallery(ws)
+    similarity = Similarity(ws)  # search by meaning, more like this (search_api.py)
+    data = g.Gallery(ws, similarity)  # one snapshot a request: tables, word index and embeddings of one generation
     definitions = vocabulary_definitions()
-    app = FastAPI(title="alienstay gallery", description=f"workspace {ws.root}")
-    app.state.gallery = data
-    similarity = app.state.similarity = Similarity(ws)  # search by meaning, more like this (search_api.py)
+    app = FastAPI(title="alienstay gallery", description=f"workspace {ws.root.name}")  # no path in an answer
+    app.state.gallery, app.state.similarity = data, similarity
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         photo_url=photo_url, page_url=page_url, search_url=search_url, toggled=toggled, tag_chips=tag_chips,
         browse_cards=browse_cards,
-        workspace=str(ws.root), metric_columns=g.METRIC_COLUMNS,
+        workspace=ws.root.name, metric_columns=g.METRIC_COLUMNS,
     )
 
     facets_cache: dict[tuple, Markup] = {}
@@ -163,7 +163,7 @@ def create_app(workspace: Path) -> FastAPI:
         found = run_search(gallery, chosen, page, per_page, as_html=True) if chosen else None
         # Only a phrase needs the model (and the thread pool); without one, page_context's empty answer.
         meaning = ({"meaning": None} if not (text or phrase).strip() else await run_in_threadpool(
-            search_api.page_context, similarity, gallery, text or phrase, chosen, per_page))
+            search_api.page_context, similarity, gallery, text or phrase, chosen, per_page, page))
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")
         browse, browse_tags = ([], {}) if chosen or by_meaning else gallery.browse(per_page)
         context = {**meaning,
@@ -224,7 +224,7 @@ def create_app(workspace: Path) -> FastAPI:
     ) -> JSONResponse:
         asked, gallery, size = words_or_422(words), await current(), limit or per_page
         if text.strip():
-            return await run_in_threadpool(search_api.api_text_search, similarity, gallery, text, asked, size)
+            return await run_in_threadpool(search_api.api_text_search, similarity, gallery, text, asked, size, page)
         if size > LOOP_PAGE:  # thousands of results' chips and JSON: tens of ms, not on the event loop
             return JSONResponse(await run_in_threadpool(run_search, gallery, asked, page, size))
         return JSONResponse(run_search(gallery, asked, page, size))

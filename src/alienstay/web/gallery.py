@@ -10,6 +10,8 @@ request. Every table but the catalog is optional: a missing one is an empty stat
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +22,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alienstay.similarity.service import Embeddings, Similarity
+from alienstay.similarity.vectors import file_stamp
+from alienstay.storage import damaged
 from alienstay.web import tables, wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
-from alienstay.web.wordindex import WordIndex, build_word_index, index_root, source_stamp
-from alienstay.workspace import Workspace, read_optional
+from alienstay.web.wordindex import WordIndex, build_word_index, index_root
+from alienstay.workspace import DamagedTable, TagOutputs, Workspace, read_optional
+
+log = logging.getLogger("alienstay.gallery")
 
 METRIC_COLUMNS = ["structure_ssim", "edge_ssim", "lpips", "dino_distance", "outside_mask_change", "clip_direction"]
 # Verdicts a guest never sees: the edit changed the room too much, or did not change it at all.
@@ -48,6 +55,8 @@ class Snapshot:
     clusters: tables.Clusters | None = None
     edits: pd.DataFrame | None = None
     edit_records: list[dict] = field(default_factory=list)  # JSON-ready, without file paths
+    embeddings: Embeddings | None = None  # the same tag generation's vectors and neighbour index
+    damage: str | None = None  # a file that changed and could not be read: these tables are the last good ones
     _counts: dict[str, int] = field(default_factory=dict)  # this snapshot's own caches
     _browse: dict[int, tuple] = field(default_factory=dict)
 
@@ -59,6 +68,15 @@ class Snapshot:
                 self._browse.clear()
             self._browse[limit] = (ids, self.selected_tags_of(ids))
         return self._browse[limit]
+
+    @functools.cached_property
+    def embedding_rows(self) -> np.ndarray | None:
+        """Rows of the embeddings whose photo is usable in this snapshot's catalog (None: every row is),
+        so search by meaning and "more like this" take their top k after this filter, not before."""
+        if self.embeddings is None:
+            return None
+        rows = np.unique(self.embeddings.vectors.positions(self.catalog.ids))  # sorted, each row once
+        return None if len(rows) == len(self.embeddings.vectors) else rows
 
     def count(self, word: str) -> int:
         """Usable photos with this word selected (cached for the snapshot)."""
@@ -153,19 +171,36 @@ class Snapshot:
 
 
 class Gallery:
-    """The workspace's tables, each re-read when its file changes on disk: `current` is the latest snapshot."""
+    """The workspace's tables, each re-read when its file changes on disk: `current` is the latest snapshot.
 
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+    Every tag-generation file of a snapshot (the word index of tags.parquet, the embeddings and
+    their index) comes from one read of the manifest, so a request never mixes generations. A file
+    that changed and cannot be read is logged once with its fix, and the last good table stays.
+    """
+
+    def __init__(self, ws: Workspace, similarity: Similarity | None = None) -> None:
+        self.ws, self.similarity = ws, similarity
+        self._paths = {"catalog": ws.catalog_path, "clusters": ws.clusters_path, "edits": ws.edits_path,
+                       "index": index_root(ws) / "current.json"}  # made once: stat on every request
         self.current = Snapshot(ws, tables.empty_keyed())
         self._stamps: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.refresh()
 
-    def stamps(self) -> dict[str, Any]:
-        paths = {"catalog": self.ws.catalog_path, "tags": self.ws.tags_path, "clusters": self.ws.clusters_path,
-                 "edits": self.ws.edits_path, "index": index_root(self.ws) / "current.json"}
-        return {name: source_stamp(path) for name, path in paths.items()}
+    def outputs(self) -> TagOutputs | DamagedTable:
+        try:
+            return self.ws.tag_outputs()
+        except DamagedTable as error:
+            return error
+
+    def stamps(self, outputs: TagOutputs | DamagedTable | None = None) -> dict[str, Any]:
+        outputs = outputs or self.outputs()
+        good = isinstance(outputs, TagOutputs)
+        found: dict[str, Any] = {name: file_stamp(path) for name, path in self._paths.items()}
+        found["tags"] = file_stamp(outputs.tags) if good else ["damaged", str(outputs)]
+        if self.similarity is not None:
+            found["embeddings"] = self.similarity.stamps(outputs) if good else found["tags"]
+        return found
 
     def stale(self) -> bool:
         """Has a table changed on disk since the last read? (a stat per file)"""
@@ -176,20 +211,62 @@ class Gallery:
         if not self.stale():
             return self.current
         with self._lock:
-            now, old = self.stamps(), self.current
-            changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
-            if not changed:  # another thread refreshed while this one waited for the lock
-                return self.current
-            catalog = tables.read_catalog(self.ws.catalog_path) if "catalog" in changed else old.catalog
-            index = current_index(self.ws) if changed & {"tags", "index"} else old.index
-            usable = usable_mask(index, catalog) if changed & {"catalog", "tags", "index"} else old.usable
-            clusters = read_clusters(self.ws.clusters_path) if "clusters" in changed else old.clusters
-            edits = read_optional(self.ws.edits_path) if "edits" in changed else old.edits
-            records = edit_records(edits) if "edits" in changed else old.edit_records
+            for _ in range(5):  # a tag run published again while the files were read: read them again
+                outputs = self.outputs()
+                now = self.stamps(outputs)
+                if now == self._stamps:  # another thread refreshed while this one waited for the lock
+                    return self.current
+                snapshot = self._read(now, outputs)
+                if generation_of(self.outputs()) == generation_of(outputs):  # nothing moved under the read
+                    break
+            else:
+                return self.current  # publishing faster than a read: the last whole snapshot answers
             pa.default_memory_pool().release_unused()  # the decode buffers go back
-            self.current = Snapshot(self.ws, catalog, index, usable, clusters, edits, records)
-            self._stamps = now
+            if snapshot.damage and snapshot.damage != self.current.damage:
+                log.warning("%s Still answering from the last good tables.", snapshot.damage)
+            self.current, self._stamps = snapshot, now
         return self.current
+
+    def _read(self, now: dict[str, Any], outputs: TagOutputs | DamagedTable) -> Snapshot:
+        """A new snapshot: changed tables read, the others (and any that cannot be read) kept."""
+        old, damage = self.current, []
+        changed = {name for name, stamp in now.items() if self._stamps.get(name, ()) != stamp}
+
+        def read(name: str, reader, previous, *names: str):
+            if not changed & {name, *names}:
+                return previous
+            try:
+                return reader()
+            except DamagedTable as error:
+                damage.append(str(error))
+                return previous
+
+        if isinstance(outputs, DamagedTable):
+            damage.append(str(outputs))
+        catalog = read("catalog", lambda: guarded(tables.read_catalog, self.ws.catalog_path, self.ws), old.catalog)
+        index = old.index if isinstance(outputs, DamagedTable) else read("tags", lambda: current_index(self.ws), old.index, "index")
+        usable = usable_mask(index, catalog) if index is not old.index or catalog is not old.catalog else old.usable
+        clusters = read("clusters", lambda: guarded(read_clusters, self.ws.clusters_path, self.ws), old.clusters)
+        edits = read("edits", lambda: read_optional(self.ws.edits_path), old.edits)
+        records = edit_records(edits) if edits is not old.edits else old.edit_records
+        embeddings = old.embeddings
+        if self.similarity is not None and "embeddings" in changed:
+            embeddings = self.similarity.snapshot(outputs if isinstance(outputs, TagOutputs) else None)
+            if self.similarity.damage is not None:
+                damage.append(str(self.similarity.damage))
+        return Snapshot(self.ws, catalog, index, usable, clusters, edits, records, embeddings, "; ".join(damage) or None)
+
+
+def generation_of(outputs: TagOutputs | DamagedTable) -> str | None:
+    return outputs.generation if isinstance(outputs, TagOutputs) else str(outputs)
+
+
+def guarded(reader, path: Path, ws: Workspace):
+    """A table reader whose library errors become DamagedTable naming the file and its fix."""
+    try:
+        return reader(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise damaged(path, error, None, ws.root) from None
 
 
 def read_clusters(path: Path) -> tables.Clusters | None:
@@ -207,10 +284,15 @@ def usable_mask(index: WordIndex | None, catalog: tables.Keyed) -> np.ndarray | 
 
 
 def current_index(ws: Workspace) -> WordIndex | None:
-    """The word index of ws's tags.parquet as it is now, built (once, under its lock) when missing or stale."""
+    """The word index of ws's tags.parquet as it is now, built (once, under its lock) when missing or stale;
+    DamagedTable (the file and its fix named) when tags.parquet cannot be read."""
     index = WordIndex.open(ws)
-    if index is None and build_word_index(ws) is not None:
-        index = WordIndex.open(ws)
+    if index is None:
+        try:
+            built = build_word_index(ws)
+        except (pa.ArrowException, OSError, KeyError, ValueError) as error:
+            raise damaged(ws.tags_path, error, "tag", ws.root) from None
+        index = WordIndex.open(ws) if built is not None else None
     return index
 
 

@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse
 
 from alienstay.similarity.query import MAX_TEXT, QueryModelUnavailable
 from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity
+from alienstay.storage import without_paths
 from alienstay.web import wordindex
+from alienstay.workspace import DamagedTable
 from alienstay.web.cards import page_url, photo_url
 
 SIMILAR_SHOWN = 12
@@ -44,22 +46,37 @@ def results(gallery, ranked: Ranked) -> list[dict]:
     ]
 
 
-def meaning_search(similarity: Similarity, gallery, text: str, words: list[str], k: int) -> dict:
-    """Rank by meaning (within the words' photos); raises QueryModelUnavailable / NoEmbeddings / ValueError."""
-    ranked = similarity.text_search(text, k, word_filter_ids(gallery, words))
+def public(text: str | None, gallery) -> str | None:
+    """A message as an HTTP answer may show it: the workspace's folder and any other absolute path
+    (a library's file, FAISS's C++ source) cut to a name; the server's log keeps the full text."""
+    if text is None:
+        return None
+    return without_paths(str(text).replace(str(gallery.ws.root), gallery.ws.root.name))
+
+
+def meaning_search(similarity: Similarity, gallery, text: str, words: list[str], k: int, page: int = 1) -> dict:
+    """One page of a ranking by meaning (within the words' photos), ranked from the request's snapshot;
+    raises QueryModelUnavailable / NoEmbeddings / DamagedTable / ValueError."""
+    known = gallery.known_words()
+    ranked = similarity.text_search(text, k, word_filter_ids(gallery, words), gallery.embeddings,
+                                    gallery.embedding_rows, skip=(page - 1) * k)
     shown = results(gallery, ranked)
-    return {"mode": "meaning", "text": text.strip(), "words": words, "model_id": ranked.model_id,
-            "index": ranked.index, "note": ranked.note, "total": len(shown), "results": shown}
+    total = ranked.total or 0
+    return {"mode": "meaning", "text": text.strip(), "words": words, "unknown": [w for w in words if w not in known],
+            "model_id": public(ranked.model_id, gallery), "index": ranked.index, "note": public(ranked.note, gallery),
+            "total": total, "page": page, "per_page": k, "pages": -(-total // k), "results": shown}
 
 
-def page_context(similarity: Similarity, gallery, text: str, words: list[str], k: int) -> dict:
+def page_context(similarity: Similarity, gallery, text: str, words: list[str], k: int, page: int = 1) -> dict:
     """What the home page shows for a phrase: the ranked photos, or why meaning search is off."""
     if not text.strip():
         return {"meaning": None}
     try:
-        return {"meaning": meaning_search(similarity, gallery, text, words, k)}
+        return {"meaning": meaning_search(similarity, gallery, text, words, k, page)}
     except (QueryModelUnavailable, NoEmbeddings, ValueError) as error:
-        return {"meaning": {"mode": "meaning", "text": text.strip(), "words": words, "unavailable": str(error)}}
+        return {"meaning": {"mode": "meaning", "text": text.strip(), "words": words, "unavailable": public(str(error), gallery)}}
+    except DamagedTable as error:
+        return {"meaning": {"mode": "meaning", "text": text.strip(), "words": words, "unavailable": error.public}}
 
 
 def split_query(q: str, known) -> tuple[list[str], str]:
@@ -70,27 +87,32 @@ def split_query(q: str, known) -> tuple[list[str], str]:
     return ([q], "") if q in known else ([], q)
 
 
-def api_text_search(similarity: Similarity, gallery, text: str, words: list[str], k: int) -> JSONResponse:
+def api_text_search(similarity: Similarity, gallery, text: str, words: list[str], k: int, page: int = 1) -> JSONResponse:
     """`/api/search?text=`: 503 with the reason when the model cannot be loaded (word search still answers)."""
     try:
-        return JSONResponse(meaning_search(similarity, gallery, text, words, k))
+        return JSONResponse(meaning_search(similarity, gallery, text, words, k, page))
     except QueryModelUnavailable as error:
-        raise HTTPException(503, str(error)) from error
+        raise HTTPException(503, public(str(error), gallery)) from error
     except NoEmbeddings as error:
-        raise HTTPException(409, str(error)) from error
+        raise HTTPException(409, public(str(error), gallery)) from error
+    except DamagedTable as error:
+        raise HTTPException(503, error.public) from error
     except ValueError as error:
-        raise HTTPException(422, str(error)) from error
+        raise HTTPException(422, public(str(error), gallery)) from error
 
 
 def similar_strip(similarity: Similarity, gallery, image_id: str, k: int = SIMILAR_SHOWN) -> dict:
     """The photo page's "more like this": results, or why there are none."""
     try:
-        ranked = similarity.similar(image_id, k)
+        ranked = similarity.similar(image_id, k, gallery.embeddings, gallery.embedding_rows)
     except NoEmbeddings as error:
-        return {"results": [], "empty": str(error)}
+        return {"results": [], "empty": public(str(error), gallery)}
+    except DamagedTable as error:
+        return {"results": [], "empty": error.public}
     except KeyError:
         return {"results": [], "empty": "this photo has no embedding yet: rerun `alienstay tag`."}
-    return {"results": results(gallery, ranked), "index": ranked.index, "model_id": ranked.model_id, "empty": None}
+    return {"results": results(gallery, ranked), "index": ranked.index, "model_id": public(ranked.model_id, gallery),
+            "empty": None}
 
 
 def router(similarity: Similarity, gallery: Callable[[], object]) -> APIRouter:
@@ -103,13 +125,15 @@ def router(similarity: Similarity, gallery: Callable[[], object]) -> APIRouter:
         if image_id not in current.catalog:
             raise HTTPException(404, f"{image_id!r} is not a usable photo of this workspace")
         try:
-            ranked = similarity.similar(image_id, k)
+            ranked = similarity.similar(image_id, k, current.embeddings, current.embedding_rows)
         except NoEmbeddings as error:
-            raise HTTPException(409, str(error)) from error
+            raise HTTPException(409, public(str(error), current)) from error
+        except DamagedTable as error:
+            raise HTTPException(503, error.public) from error
         except KeyError as error:
             raise HTTPException(404, f"{image_id!r} has no embedding yet: rerun `alienstay tag`.") from error
-        return JSONResponse({"image_id": image_id, "k": k, "index": ranked.index, "model_id": ranked.model_id,
-                             "note": ranked.note, "results": results(current, ranked)})
+        return JSONResponse({"image_id": image_id, "k": k, "index": ranked.index, "model_id": public(ranked.model_id, current),
+                             "note": public(ranked.note, current), "results": results(current, ranked)})
 
     return api
 
