@@ -327,21 +327,29 @@ def retrieval(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1, help=(
-        "Server processes (one per core for a large workspace: one process answers on one core).")
-    )] = 1,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=0, help=(
+        "Server processes; 0 (auto): one per core, fewer where memory is short.")
+    )] = 0,
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """The web gallery: search photos by alien words, see their tags, compare restyles."""
+    from alienstay.web.serving import PortUnavailable, auto_workers, check_port
     from alienstay.web.serving import serve as run_gallery
 
     if not Path(workspace).is_dir():
         fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
     ws = Workspace(workspace)
     ws.check_tables()  # a damaged table is named before the gallery starts
-    console.print(f"gallery of {workspace} at http://{host}:{port}/ ({workers} worker(s); Ctrl+C stops it)")
-    run_gallery(ws, host, port, workers)
+    try:
+        check_port(host, port)
+    except PortUnavailable as error:
+        fail(str(error))
+    count = workers or auto_workers()
+    how = "" if workers else ", auto: one per core within the memory"
+    console.print(f"gallery of {workspace} at http://{host}:{port}/ ({count} worker(s){how}; each loads its models "
+                  "before it answers; Ctrl+C stops it)")
+    run_gallery(ws, host, port, count)
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """What the gallery asks of the embeddings, with no web code: text search and similar photos.
 
 Held once per server and refreshed when the embeddings, the built index or the catalog change
-on disk (a stat per file a request). The query model is loaded on the first text search, once;
-when it cannot be loaded, the reason is kept and returned, and word search is untouched.
+on disk (a stat per file a request). The query model is loaded once, by `alienstay serve` before a
+worker accepts requests (web/serving.py), else on the first text search; when it cannot be loaded,
+the reason is kept and returned, and word search is untouched.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Similarity:
     _model: QueryModel | QueryModelUnavailable | None = field(init=False, default=None)
     _stamps: tuple = field(init=False, default=())
     _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
+    # Loading the query model takes seconds: under its own lock, so "more like this" and the
+    # refresh (self._lock) never wait behind the first search by meaning (issue 23 item 6).
+    _model_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def stamps(self) -> tuple:
         ws = self.ws
@@ -78,7 +82,7 @@ class Similarity:
     def query_model(self) -> QueryModel:
         """The model that made the embeddings, loaded once; raises QueryModelUnavailable with the reason."""
         vectors = self.require()
-        with self._lock:
+        with self._model_lock:
             if self._model is None:
                 try:
                     self._model = load_query_model(vectors.meta)
