@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from alienstay.cli_common import WorkspaceOption, console, fail, open_workspace
+from alienstay.cli_common import WorkspaceOption, console, did_you_mean, fail, open_workspace, quiet_third_parties
 from alienstay.cli_ingest import ingest_app
 from alienstay.workspace import DEFAULT_WORKSPACE, Workspace, WorkspaceError
 
@@ -26,8 +26,13 @@ app.add_typer(models_app, name="models")
 
 
 @app.callback()
-def _every_command(models_dir: ModelsDirOption = None) -> None:
+def _every_command(
+    models_dir: ModelsDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also show third-party warnings and weight-loading bars.")] = False,
+) -> None:
     """alienstay: hotel photos an alien guest can search and trust."""
+    if not verbose:
+        quiet_third_parties()
     use_models_dir(models_dir)  # looked in before the hub cache by every model-loading stage
 
 
@@ -117,6 +122,13 @@ def tag(
     from alienstay.vocabulary import VocabularyError
 
     ws = open_workspace(workspace)
+    if caption:  # the captioner's weights are checked before tagging, not after an hour of it
+        from alienstay.models import resolve
+
+        try:
+            resolve(caption_model)
+        except ModelUnavailable as error:
+            fail(str(error))
     device = announce(device, dtype)
     settings = stage.TagSettings(
         model=model, vocabulary=vocabulary, batch_size=batch_size, workers=workers, device=device, dtype=dtype,
@@ -217,7 +229,7 @@ def edit(
     from rich.table import Table
 
     from alienstay.editing.recipes import RecipeError
-    from alienstay.models import ModelUnavailable
+    from alienstay.models import ModelUnavailable, WeightsUnavailable
     from alienstay.stages import edit as stage
 
     ws = open_workspace(workspace)
@@ -242,6 +254,8 @@ def edit(
             task = progress.add_task(f"edit {recipe}", total=None)
             summary = stage.run(ws, settings, on_start=lambda total: progress.update(task, total=total),
                                 on_edit=lambda: progress.advance(task))  # fmt: skip
+    except WeightsUnavailable as error:
+        fail(str(error) + classical_hint(recipe, recipes, workspace))
     except (ModelUnavailable, RecipeError, WorkspaceError, ValueError) as error:
         fail(str(error))
     first = summary.rows.iloc[0]
@@ -250,6 +264,20 @@ def edit(
         f"{summary.result.recipe.name}: {len(summary.rows)} edits with {first['method']} ({first['model_id']}){label}\n"
         f"verdicts {summary.verdicts}\ngrid -> {summary.grid_path}\ntable -> {ws.edits_path}"
     )
+
+
+def classical_hint(recipe: str, recipes: Path | None, workspace: Path) -> str:
+    """Where the recipe has a classical grade: the command that runs it without diffusion weights (as the demo does)."""
+    from alienstay.editing.recipes import CLASSICAL, RecipeError, load_recipes
+
+    try:
+        if CLASSICAL not in load_recipes(recipes).get(recipe).methods:
+            return ""
+    except RecipeError:
+        return ""
+    own = f" --recipes {recipes}" if recipes else ""
+    return (f"\n  - or, without diffusion, the recipe's classical grade (NOT diffusion, what the demo falls back to): "
+            f"`alienstay edit --recipe {recipe} --method classical{own} --workspace {workspace}`.")
 
 
 @app.command()
@@ -270,7 +298,7 @@ def persona(
     try:
         settings = stage.PersonaSettings(model=model, seed=seed, steps=steps, size=size, device=announce(device, dtype),
                                          dtype=dtype, preset=preset)  # fmt: skip
-        summary = stage.run(open_workspace(workspace), settings)
+        summary = stage.run(open_workspace(workspace, create=True), settings)
     except (ModelUnavailable, ValueError) as error:
         fail(str(error))
     console.print(f"alien portrait -> {summary.path} (prompt and seed in {summary.path.with_suffix('.json').name})")
@@ -338,7 +366,8 @@ def serve(
     from alienstay.web.serving import serve as run_gallery
 
     if not Path(workspace).is_dir():
-        fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
+        fail(f"{workspace} is not a workspace folder:{did_you_mean(workspace)} A new one starts with "
+             f"`alienstay ingest folder DIR --workspace {workspace}`.")
     ws = Workspace(workspace)
     ws.check_tables()  # a damaged table is named before the gallery starts
     try:
@@ -368,14 +397,15 @@ def demo(
 ) -> None:
     """Every stage end to end: ingest, preprocess, stats, tag, analyse, cluster, edit, persona, report."""
     from alienstay import demo as stage
+    from alienstay.models import ModelUnavailable
     from alienstay.sources.hotels50k import MetadataError
 
     settings = stage.DemoSettings(input=input, metadata=metadata, hotels=hotels, per_hotel=per_hotel, model=model,
                                   images=images, preset=preset, device=announce(device, "auto"))  # fmt: skip
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=True)
     try:
         log = stage.run(ws, settings, console=console)
-    except (MetadataError, FileNotFoundError) as error:
+    except (MetadataError, FileNotFoundError, ModelUnavailable) as error:  # e.g. --preset cpu without CLIP's weights
         fail(str(error))
     for line in log.fallbacks + log.skipped:
         console.print(f"[yellow]note:[/] {line}")

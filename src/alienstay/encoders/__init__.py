@@ -134,6 +134,9 @@ def reload_argument(encoder: ImageTextEncoder) -> str:
     return model if entry.name == DEFAULT_ENCODER else f"{entry.name}:{model}"
 
 
+_FALLBACKS_SAID: set[tuple[str, str]] = set()
+
+
 def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
     import logging
 
@@ -150,10 +153,13 @@ def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
                         fallback.name, fallback.dtypes[0], dtype)
             dtype = fallback.dtypes[0]
         encoder = load_entry(fallback, fallback.default_model, device, dtype, machine)
-        log.warning(
-            "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
-            first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,
-        )
+        said = (first.default_model, encoder.model_id)
+        if said not in _FALLBACKS_SAID:  # once a process: the demo loads `auto` for the tagger and each edit's guard
+            _FALLBACKS_SAID.add(said)
+            log.warning(
+                "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
+                first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,
+            )
         return encoder
     log.warning("model auto: running %s from the hub cache", encoder.model_id)
     return encoder
