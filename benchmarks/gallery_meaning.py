@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from alienstay.workspace import Workspace
+
 SAMPLES = Path(os.environ.get("ALIENSTAY_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "samples" / "unsplash"))
 TAGGED_SAMPLES = Path("runs/bench/gallery/samples")
 NOISE = 0.6  # a photo's own part, against its sample's unit vector: nearest neighbours stay within a sample
@@ -34,15 +36,16 @@ def alienstay(*args: str) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def tagged_samples() -> Path:
+def tagged_samples() -> Workspace:
     """The sample photos tagged by the tag stage with the offline tagger (kept between runs)."""
-    if (TAGGED_SAMPLES / "embeddings" / "meta.json").exists():
-        return TAGGED_SAMPLES
+    ws = Workspace(TAGGED_SAMPLES)
+    if ws.embeddings_meta_path.exists():
+        return ws
     if not any(SAMPLES.glob("*.jpg")):
         raise SystemExit(f"no sample photos in {SAMPLES}: set ALIENSTAY_SAMPLES to the folder of the sample photos.")
     for step in (["ingest", "folder", str(SAMPLES)], ["preprocess"], ["tag", "--model", "offline"]):
         alienstay(*step, "--workspace", str(TAGGED_SAMPLES))
-    return TAGGED_SAMPLES
+    return ws
 
 
 def grow(root: Path, seed: int = 0) -> dict:
@@ -52,9 +55,9 @@ def grow(root: Path, seed: int = 0) -> dict:
     key = [VERSION, len(ids), seed]
     if marker.exists() and json.loads(marker.read_text()).get("key") == key:
         return json.loads(marker.read_text())
-    samples = tagged_samples() / "embeddings"
-    base = np.load(samples / "embeddings.npy").astype(np.float32)
-    meta = json.loads((samples / "meta.json").read_text())
+    samples = tagged_samples()
+    base = np.load(samples.embeddings_matrix_path).astype(np.float32)
+    meta = json.loads(samples.embeddings_meta_path.read_text())
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     rows = base[np.arange(len(ids)) % len(base)]

@@ -126,3 +126,19 @@ def test_a_photo_page_does_not_wait_behind_the_first_search_by_meaning(meaning_w
             release.set()
             search.join(30)
     assert searched["r"].status_code == 200 and searched["r"].json()["results"]
+
+
+def test_a_worker_loads_only_the_offline_encoders_text_side_and_it_embeds_as_the_whole_encoder() -> None:
+    """Search embeds phrases only: the image classifier (25 s, 500 MB a worker) is not loaded, nothing changes."""
+    import torch
+
+    from alienstay.encoders.offline import load_offline_encoder
+    from alienstay.encoders.query_text import OfflineTextSide
+    from alienstay.similarity.query import load_query_model
+
+    query = load_query_model({"model_id": "offline:efficientnet-lite1+all-MiniLM-L6-v2", "load_as": "offline"})
+    assert isinstance(query.encoder, OfflineTextSide) and query.note is None  # same revision as the tag stage's
+    whole = load_offline_encoder()
+    assert (query.model_id, query.encoder.revision) == (whole.model_id, whole.revision)
+    phrases = ["a pool at night", "a bright room with a big bed"]
+    assert torch.allclose(query.encoder.encode_texts(phrases), whole.encode_texts(phrases), atol=1e-6)

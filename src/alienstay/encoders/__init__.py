@@ -53,6 +53,9 @@ class EncoderEntry:
     # Its text direction (image change towards the edit's words) is trustworthy enough to
     # decide a faithfulness verdict; otherwise the guard records it and decides without it.
     direction_decides: bool = True
+    # Its text side alone (model, device, dtype) -> an object with encode_texts, model_id and
+    # revision, for search by meaning (similarity/query.py); None: the whole encoder is loaded.
+    load_text: Callable[[str | None, str, str], object] | None = None
 
 
 ENCODERS: Registry[EncoderEntry] = Registry("encoder")
@@ -73,6 +76,12 @@ def _load_offline(model: str | None, device: str, dtype: str) -> ImageTextEncode
     return load_offline_encoder(device=device)
 
 
+def _load_offline_text(model: str | None, device: str, dtype: str) -> object:
+    from alienstay.encoders.query_text import load_offline_text
+
+    return load_offline_text(device=device)
+
+
 ENCODERS.register(EncoderEntry(
     name="hf", load=_load_hf, default_model="openai/clip-vit-base-patch32", dtypes=DTYPES,
     roles=("tagger", "guard", "search"),
@@ -80,6 +89,7 @@ ENCODERS.register(EncoderEntry(
 ))
 ENCODERS.register(EncoderEntry(
     name="offline", load=_load_offline, takes_model=False, direction_decides=False, roles=("tagger", "search"),
+    load_text=_load_offline_text,
     description="ConSE from pip-installed weights (ImageNet classifier + sentence encoder): no hub needed",
 ))
 OFFLINE = "offline"
@@ -109,10 +119,13 @@ def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32")
 
 
 def load_entry(
-    entry: EncoderEntry, model_id: str | None, device: str, dtype: str, machine: Machine | None = None
+    entry: EncoderEntry, model_id: str | None, device: str, dtype: str, machine: Machine | None = None,
+    text_only: bool = False,
 ) -> ImageTextEncoder:
+    """`text_only`: the entry's text side where it has one of its own (search needs no image tower)."""
     dtype = select_dtype(dtype, device, machine or probe(), entry.dtypes, f"the {entry.name} encoder")
-    encoder = entry.load(model_id if entry.takes_model else None, device, dtype)
+    load = entry.load_text if text_only and entry.load_text is not None else entry.load
+    encoder = load(model_id if entry.takes_model else None, device, dtype)
     encoder.encoder_name = entry.name  # how anyone later finds its entry (see encoder_entry)
     return encoder
 
