@@ -182,3 +182,27 @@ def test_models_list_names_the_offline_tagger_that_runs_when_clip_is_missing() -
 def test_the_demo_without_the_presets_weights_is_a_message_not_a_traceback(tmp_path: Path, samples_dir: Path) -> None:
     result = runner.invoke(app, ["demo", "--input", str(samples_dir), "--preset", "cpu", "--workspace", str(tmp_path / "demo")])
     failed_with_hints(result, "openai/clip-vit-base-patch32", "models download --preset cpu")
+
+
+def test_the_demo_with_the_offline_preset_tries_no_hub_model(tmp_path: Path, monkeypatch) -> None:
+    """`demo --preset offline`: the guard uses the offline tagger, recipes without a classical grade and
+    the portrait are skipped with the reason, and no CLIP, diffusion or text-to-image load is attempted."""
+    from rich.console import Console
+
+    from alienstay import demo
+    from alienstay.stages import edit, persona
+    from alienstay.tagging.settings import TagSettings
+    from alienstay.tagging.stage import tagger_model
+    from alienstay.workspace import Workspace
+
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(edit, "run_or_fallback", lambda ws, s: asked.append((s.recipe, s.clip)) or edit.EditSummary(skipped="recorded"))
+    monkeypatch.setattr(persona, "run", lambda *a, **k: pytest.fail("the offline preset has no text-to-image model to load"))
+    ws, log, console = Workspace(tmp_path / "ws").ensure(), demo.DemoLog(), Console(file=open(tmp_path / "out.txt", "w"))
+    guard = tagger_model(TagSettings(model="auto", preset="offline"))
+    demo.run_edits(ws, guard, 5, console, log, preset="offline")
+    demo.run_persona(ws, console, log, preset="offline")
+    assert guard == "offline" and asked == [("time_of_day", "offline"), ("lights", "offline")]
+    assert log.skipped == ["recorded", "recorded", "edit bed_decoration: the offline preset edits with classical, which this recipe does not allow",
+                           "edit alien_style: the offline preset edits with classical, which this recipe does not allow",
+                           "persona: the offline preset has no text-to-image model"]
