@@ -206,3 +206,40 @@ def test_the_demo_with_the_offline_preset_tries_no_hub_model(tmp_path: Path, mon
     assert log.skipped == ["recorded", "recorded", "edit bed_decoration: the offline preset edits with classical, which this recipe does not allow",
                            "edit alien_style: the offline preset edits with classical, which this recipe does not allow",
                            "persona: the offline preset has no text-to-image model"]
+
+
+LOAD_TEXT_MODEL = """
+import sys, warnings
+if sys.argv[1] == "quiet":
+    from alienstay.cli_common import quiet_third_parties
+    quiet_third_parties()
+from alienstay.encoders.offline import load_text_model
+load_text_model()
+warnings.warn_explicit("a third-party notice", UserWarning, "x.py", 1, module="sentence_transformers.x")
+warnings.warn_explicit("our own warning", UserWarning, "y.py", 1, module="alienstay.y")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_weight_loading_bars_and_third_party_warnings_show_only_when_verbose(mode: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in cli_common.QUIET_ENVIRONMENT}
+    said = subprocess.run([sys.executable, "-c", LOAD_TEXT_MODEL, mode], capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert said.returncode == 0, said.stderr
+    assert "our own warning" in said.stderr  # this project's warnings always show
+    noisy = "Loading weights" in said.stderr and "a third-party notice" in said.stderr
+    assert noisy == (mode == "verbose"), said.stderr
+
+
+def test_the_cli_is_quiet_unless_verbose(monkeypatch) -> None:
+    import alienstay.cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(alienstay.cli, "quiet_third_parties", lambda: calls.append("quiet"))
+    assert runner.invoke(app, ["models", "list", "--preset", "offline"]).exit_code == 0
+    assert runner.invoke(app, ["--verbose", "models", "list", "--preset", "offline"]).exit_code == 0
+    assert calls == ["quiet"]
