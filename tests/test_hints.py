@@ -243,3 +243,25 @@ def test_the_cli_is_quiet_unless_verbose(monkeypatch) -> None:
     assert runner.invoke(app, ["models", "list", "--preset", "offline"]).exit_code == 0
     assert runner.invoke(app, ["--verbose", "models", "list", "--preset", "offline"]).exit_code == 0
     assert calls == ["quiet"]
+
+
+def test_the_auto_fallback_paragraph_is_said_once_a_process(monkeypatch, caplog) -> None:
+    """The demo loads `auto` for the tagger and for each edit's guard: the 'could not be had' paragraph once."""
+    import logging
+    import types
+
+    import alienstay.encoders as encoders
+    from alienstay.devices import probe
+    from alienstay.models import WeightsUnavailable
+
+    def load_entry(entry, model, device, dtype, machine=None):
+        if entry.name == "hf":
+            raise WeightsUnavailable(missing_model_message(model))
+        return types.SimpleNamespace(model_id="offline:efficientnet-lite1+all-MiniLM-L6-v2")
+
+    monkeypatch.setattr(encoders, "load_entry", load_entry)
+    monkeypatch.setattr(encoders, "_FALLBACKS_SAID", set())
+    with caplog.at_level(logging.WARNING, logger="alienstay"):
+        for _ in range(4):
+            assert encoders._load_auto("cpu", "float32", probe()).model_id.startswith("offline:")
+    assert [r.getMessage().count("could not be had") for r in caplog.records] == [1]
