@@ -121,6 +121,7 @@ def tag(
     from alienstay.stages import tag as stage
     from alienstay.vocabulary import VocabularyError
 
+    device = announce(device, dtype)  # a device this machine lacks is named first
     ws = open_workspace(workspace)
     if caption:  # the captioner's weights are checked before tagging, not after an hour of it
         from alienstay.models import resolve
@@ -129,7 +130,6 @@ def tag(
             resolve(caption_model)
         except ModelUnavailable as error:
             fail(str(error))
-    device = announce(device, dtype)
     settings = stage.TagSettings(
         model=model, vocabulary=vocabulary, batch_size=batch_size, workers=workers, device=device, dtype=dtype,
         rows_per_shard=rows_per_shard, engine=engine, ray_address=ray_address, ray_actors=ray_actors, preset=preset,
@@ -232,7 +232,6 @@ def edit(
     from alienstay.models import ModelUnavailable, WeightsUnavailable
     from alienstay.stages import edit as stage
 
-    ws = open_workspace(workspace)
     settings = stage.EditSettings(
         recipe=recipe, images=images, method=method, steps=steps, size=size, seed=seed, recipes_path=recipes,
         model=model, controlnet=controlnet, control=control, guidance=guidance, image_guidance=image_guidance,
@@ -240,6 +239,7 @@ def edit(
         attention_slicing=attention_slicing, cpu_offload=cpu_offload, clip=clip, dino=dino,
         device=device if list_only else announce(device, dtype), dtype=dtype, preset=preset,
     )  # fmt: skip
+    ws = open_workspace(workspace)  # after the device: a device this machine lacks is named first
     try:
         if list_only:
             photos = stage.plan(ws, images)
