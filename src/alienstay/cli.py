@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from alienstay.cli_common import WorkspaceOption, console, did_you_mean, fail, open_workspace, quiet_third_parties
+from alienstay.cli_common import WorkspaceOption, classical_hint, console, fail, open_workspace, quiet_third_parties
 from alienstay.cli_ingest import ingest_app
-from alienstay.workspace import DEFAULT_WORKSPACE, Workspace, WorkspaceError
+from alienstay.cli_serve import serve
+from alienstay.workspace import DEFAULT_WORKSPACE, WorkspaceError
 
 app = typer.Typer(
     help="alienstay: hotel photos an alien guest can search and trust.",
@@ -266,20 +267,6 @@ def edit(
     )
 
 
-def classical_hint(recipe: str, recipes: Path | None, workspace: Path) -> str:
-    """Where the recipe has a classical grade: the command that runs it without diffusion weights (as the demo does)."""
-    from alienstay.editing.recipes import CLASSICAL, RecipeError, load_recipes
-
-    try:
-        if CLASSICAL not in load_recipes(recipes).get(recipe).methods:
-            return ""
-    except RecipeError:
-        return ""
-    own = f" --recipes {recipes}" if recipes else ""
-    return (f"\n  - or, without diffusion, the recipe's classical grade (NOT diffusion, what the demo falls back to): "
-            f"`alienstay edit --recipe {recipe} --method classical{own} --workspace {workspace}`.")
-
-
 @app.command()
 def persona(
     model: Annotated[str, typer.Option("--model", help="Text-to-image: an SD 1.5 hub id or folder, or flux-schnell[:FOLDER_OR_ID] (FLUX.1 [schnell], the gpu choice).")] = "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -352,33 +339,7 @@ def retrieval(
                       + f" ({summary.photos} photos, {summary.hotels} hotels) -> {Path(workspace) / 'report' / 'retrieval.md'}")
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=0, help=(
-        "Server processes; 0 (auto): one per core, fewer where memory is short.")
-    )] = 0,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-) -> None:
-    """The web gallery: search photos by alien words, see their tags, compare restyles."""
-    from alienstay.web.serving import PortUnavailable, auto_workers, check_port
-    from alienstay.web.serving import serve as run_gallery
-
-    if not Path(workspace).is_dir():
-        fail(f"{workspace} is not a workspace folder:{did_you_mean(workspace)} A new one starts with "
-             f"`alienstay ingest folder DIR --workspace {workspace}`.")
-    ws = Workspace(workspace)
-    ws.check_tables()  # a damaged table is named before the gallery starts
-    try:
-        check_port(host, port)
-    except PortUnavailable as error:
-        fail(str(error))
-    count = workers or auto_workers()
-    how = "" if workers else ", auto: one per core within the memory"
-    console.print(f"gallery of {workspace} at http://{host}:{port}/ ({count} worker(s){how}; each loads its models "
-                  "before it answers; Ctrl+C stops it)")
-    run_gallery(ws, host, port, count)
+app.command()(serve)
 
 
 @app.command()

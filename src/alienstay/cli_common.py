@@ -76,3 +76,17 @@ def open_workspace(path: Path, create: bool = False) -> Workspace:
     if not ws.catalog_path.exists() and other_workspaces(path):
         console.print(f"[yellow]note:[/] {path} has no photos catalogued yet.{did_you_mean(path)}")
     return ws
+
+
+def classical_hint(recipe: str, recipes: Path | None, workspace: Path) -> str:
+    """Where the recipe has a classical grade: the command that runs it without diffusion weights (as the demo does)."""
+    from alienstay.editing.recipes import CLASSICAL, RecipeError, load_recipes
+
+    try:
+        if CLASSICAL not in load_recipes(recipes).get(recipe).methods:
+            return ""
+    except RecipeError:
+        return ""
+    own = f" --recipes {recipes}" if recipes else ""
+    return (f"\n  - or, without diffusion, the recipe's classical grade (NOT diffusion, what the demo falls back to): "
+            f"`alienstay edit --recipe {recipe} --method classical{own} --workspace {workspace}`.")
