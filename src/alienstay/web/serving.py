@@ -134,5 +134,6 @@ def serve(ws: Workspace, host: str, port: int, workers: int = 1) -> None:
     current_index(ws)  # built once here, not once a worker
     os.environ[WORKSPACE_ENV] = str(ws.root.resolve())
     os.environ[THREADS_ENV] = str(max(1, usable_cores() // workers))
+    os.environ.setdefault("OMP_NUM_THREADS", os.environ[THREADS_ENV])  # read by torch when a worker imports it
     uvicorn.run(f"{__name__}:app_from_environment", factory=True, host=host, port=port, workers=workers,
                 http=f"{__name__}:NoDelayHTTPProtocol", log_level="warning")
