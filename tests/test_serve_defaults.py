@@ -142,3 +142,19 @@ def test_a_worker_loads_only_the_offline_encoders_text_side_and_it_embeds_as_the
     assert (query.model_id, query.encoder.revision) == (whole.model_id, whole.revision)
     phrases = ["a pool at night", "a bright room with a big bed"]
     assert torch.allclose(query.encoder.encode_texts(phrases), whole.encode_texts(phrases), atol=1e-6)
+
+
+def test_a_worker_keeps_only_a_clips_text_tower_and_it_embeds_as_the_whole_encoder(tiny_clip: Path) -> None:
+    import torch
+
+    from alienstay.encoders.hf import load_hf_encoder
+    from alienstay.similarity.query import load_query_model
+
+    query = load_query_model({"model_id": str(tiny_clip)})
+    whole = load_hf_encoder(str(tiny_clip))
+    assert query.encoder.model.vision_model is None and query.encoder.model.visual_projection is None
+    assert query.note is None and (query.model_id, query.encoder.revision) == (str(tiny_clip), whole.revision)
+    phrases = ["a pool at night", "a bright room with a big bed"]
+    assert torch.allclose(query.encoder.encode_texts(phrases), whole.encode_texts(phrases), atol=1e-6)
+    kept = sum(p.numel() for p in query.encoder.model.parameters())
+    assert kept < sum(p.numel() for p in whole.model.parameters())  # the image tower's weights are gone

@@ -70,6 +70,12 @@ def _load_hf(model: str | None, device: str, dtype: str) -> ImageTextEncoder:
     return load_hf_encoder(model, device=device, dtype=dtype)
 
 
+def _load_hf_text(model: str | None, device: str, dtype: str) -> object:
+    from alienstay.encoders.query_text import load_hf_text
+
+    return load_hf_text(model, device=device, dtype=dtype)
+
+
 def _load_offline(model: str | None, device: str, dtype: str) -> ImageTextEncoder:
     from alienstay.encoders.offline import load_offline_encoder
 
@@ -84,7 +90,7 @@ def _load_offline_text(model: str | None, device: str, dtype: str) -> object:
 
 ENCODERS.register(EncoderEntry(
     name="hf", load=_load_hf, default_model="openai/clip-vit-base-patch32", dtypes=DTYPES,
-    roles=("tagger", "guard", "search"),
+    roles=("tagger", "guard", "search"), load_text=_load_hf_text,
     description="CLIP / SigLIP dual encoders through transformers: a hub id or a folder in the hub's layout",
 ))
 ENCODERS.register(EncoderEntry(
