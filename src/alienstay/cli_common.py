@@ -26,6 +26,9 @@ QUIET_ENVIRONMENT = {
     "TRANSFORMERS_VERBOSITY": "error",  # e.g. "CLIPImageProcessor requires torchvision ... falling back"
     "DIFFUSERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    # child processes (gallery workers, multiprocessing's resource tracker at shutdown, Ray and
+    # decoding workers) start with their own warning filters: this one they read
+    "PYTHONWARNINGS": "ignore",
 }
 
 
