@@ -14,9 +14,17 @@ pandas gallery at 100,000 photos. Beside each latency, the server's CPU time a r
 system, from /proc): on a machine shared with other work the latencies grow with the load
 average, the CPU time much less.
 
+Beside the per-kind figures, **the mix with default settings** (issue 22's target): plain
+`alienstay serve` (workers auto), measured from its first answer with nothing warmed up, 16
+clients each opening a NEW connection for every request, drawing from a mix of word searches
+(1 to 3 words), home pages and searches by meaning (a phrase, through the home page's search box
+and /api/search?text=); the workspace's embeddings are grown from the sample photos' real ones
+(`benchmarks/gallery_meaning.py`), so a search by meaning runs the real query model.
+
     python -m benchmarks gallery                          # both sizes
     ALIENSTAY_BENCH_GALLERY_SIZES=100000 python -m benchmarks gallery
     ALIENSTAY_BENCH_GALLERY_WORKERS=1 python -m benchmarks gallery   # one server process
+    ALIENSTAY_BENCH_GALLERY_PARTS=mix python -m benchmarks gallery   # only the mix (or: kinds)
 """
 
 from __future__ import annotations
@@ -45,6 +53,11 @@ REQUESTS = 100  # a client's requests per kind of request
 SECONDS = 30.0  # and at most this long per kind
 WARMUP_S = 2.0  # unmeasured requests of a kind before it is measured
 WORKERS = int(os.environ.get("ALIENSTAY_BENCH_GALLERY_WORKERS", os.cpu_count() or 1))
+PARTS = os.environ.get("ALIENSTAY_BENCH_GALLERY_PARTS", "kinds,mix").split(",")
+MIX = {"word search": 0.5, "home page": 0.3, "search by meaning": 0.2}  # shares of the mix's requests
+PHRASES = ("a bright room with a big bed", "a pool at night", "a quiet terrace with plants", "a sofa by the window",
+           "a bathroom with a bathtub", "a view of the sea", "a dark lounge with lamps", "a breakfast table")
+TARGET_MAX_S = 1.0  # no request of the mix slower than this after start
 TARGET_P95_MS, TARGET_MEMORY_MB, TARGET_START_S = 100, 2048, 10
 NOW = {  # issue 15, the pandas gallery at 100,000 photos
     "server memory": "5.6 GB", "start until the first answer": "16 s", "search, 1 word, one client": "400 ms",
@@ -71,10 +84,10 @@ def generate(photos: int) -> dict:
 class Server:
     """`alienstay serve` in a child process, its resident memory sampled while it runs."""
 
-    def __init__(self, workspace: Path, workers: int = WORKERS) -> None:
+    def __init__(self, workspace: Path, workers: int | None = WORKERS) -> None:
         self.port = free_port()
         command = ["-c", "from alienstay.cli import main; main()", "serve", "--workspace", str(workspace), "--port", str(self.port),
-                   "--workers", str(workers)]
+                   *(["--workers", str(workers)] if workers else [])]  # None: the default (auto)
         self.started = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.peak_mb, self.peak_rss_mb, self._stop = 0.0, 0.0, threading.Event()
@@ -191,6 +204,103 @@ def scenarios(photos: int) -> dict:
     }
 
 
+def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQUESTS, seconds: float = SECONDS) -> dict:
+    """`clients` threads, a new connection for every request, each request drawn from MIX; per kind and overall."""
+    kinds, draw = list(MIX), scenarios(photos)
+    latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
+    errors, lock, barrier, deadline = [0], threading.Lock(), threading.Barrier(clients), [0.0]
+
+    def url(rng, kind: str) -> str:
+        if kind == "word search":
+            n = int(rng.integers(1, 4))
+            return draw[f"search, {n} word{'s' if n > 1 else ''}"](rng)
+        if kind == "home page":
+            return "/"
+        phrase = quote(str(rng.choice(PHRASES)))
+        return f"/?q={phrase}" if rng.random() < 0.5 else f"/api/search?text={phrase}"
+
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(1000 + seed)
+        mine = []
+        barrier.wait()
+        for _ in range(requests):
+            if time.perf_counter() > deadline[0]:
+                break
+            kind = str(rng.choice(kinds, p=list(MIX.values())))
+            target, start = url(rng, kind), time.perf_counter()
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)  # a new connection each time
+                connection.request("GET", target)
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                ok = response.status == 200
+            except OSError:
+                ok = False
+            mine.append((kind, time.perf_counter() - start))
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            for kind, took in mine:
+                latencies[kind].append(took)
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+
+    def figures(ms: np.ndarray) -> dict:
+        return {"requests": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+                "max_ms": float(ms.max())}
+
+    every = np.array([t for kind in kinds for t in latencies[kind]]) * 1000
+    return {"all": {**figures(every), "per_s": len(every) / wall}, "errors": errors[0],
+            **{kind: figures(np.array(latencies[kind]) * 1000) for kind in kinds if latencies[kind]}}
+
+
+def measure_mix(photos: int) -> dict:
+    """Plain `alienstay serve` (its defaults), from its first answer, nothing warmed: the mix on new connections."""
+    root = ROOT / f"ws-{photos}"
+    generate(photos)
+    grown = subprocess.run([sys.executable, "-m", "benchmarks.gallery_meaning", str(root)], check=True, capture_output=True, text=True)
+    meaning = json.loads(grown.stdout.strip().splitlines()[-1])
+    server = Server(root, workers=None)
+    try:
+        workers = len([p for p in psutil.Process(server.process.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]) or 1
+        cpu = server.cpu_s()
+        mix = load_mix(server.port, photos)
+        mix["server_cpu_ms"] = (server.cpu_s() - cpu) * 1000 / max(mix["all"]["requests"], 1)
+        return {"photos": photos, "start_s": server.start_s, "workers": workers, "model_id": meaning["model_id"], "mix": mix,
+                "server_peak_mb": server.peak_mb, "server_peak_rss_mb": server.peak_rss_mb,
+                "load_average": os.getloadavg()[0]}
+    finally:
+        server.close()
+
+
+def mix_table(results: list[dict]) -> str:
+    sizes = " | ".join(f"{r['photos']:,}" for r in results)
+    lines = [f"| the mix, default `serve`, {CLIENTS} clients, new connections | {sizes} | target |",
+             "|---" * (2 + len(results)) + "|"]
+    row = lambda name, cell, target="": lines.append(f"| {name} | {' | '.join(cell(r) for r in results)} | {target} |")  # noqa: E731
+    row("workers (auto), start until the first answer", lambda r: f"{r['workers']}, {r['start_s']:.1f} s")
+    row("all requests: p50 / p95 / max", lambda r: f"{r['mix']['all']['p50_ms']:.0f} / **{r['mix']['all']['p95_ms']:.0f}** / "
+        f"{r['mix']['all']['max_ms']:.0f} ms, {r['mix']['all']['requests']} requests, {r['mix']['errors']} errors",
+        f"p95 < {TARGET_P95_MS} ms, max < {TARGET_MAX_S * 1000:.0f} ms")
+    for kind in MIX:
+        row(f"{kind} ({MIX[kind]:.0%}): p50 / p95 / max", lambda r, k=kind: f"{r['mix'][k]['p50_ms']:.0f} / {r['mix'][k]['p95_ms']:.0f} / "
+            f"{r['mix'][k]['max_ms']:.0f} ms" if k in r["mix"] else "-")
+    row("server CPU a request", lambda r: f"{r['mix']['server_cpu_ms']:.1f} ms")
+    row("memory: peak PSS, all processes (RSS sum)", lambda r: f"**{r['server_peak_mb']:.0f} MB** ({r['server_peak_rss_mb']:.0f} MB)",
+        f"< {TARGET_MEMORY_MB} MB")
+    row("load average while measured", lambda r: f"{r['load_average']:.1f} on {os.cpu_count()} cores")
+    return "\n".join(lines)
+
+
 def measure(photos: int) -> dict:
     built = generate(photos)
     server = Server(ROOT / f"ws-{photos}")
@@ -231,14 +341,19 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
-    results = [measure(photos) for photos in SIZES]
-    print(table(results))
-    print(f"(`alienstay serve --workers {WORKERS}`; load average while measured: {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores; the clients run on the same machine; {WARMUP_S:.0f} s of each kind unmeasured first)")
+    results = [measure(photos) for photos in SIZES] if "kinds" in PARTS else []
+    if results:
+        print(table(results))
+        print(f"(`alienstay serve --workers {WORKERS}`; load average while measured: {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores; the clients run on the same machine; {WARMUP_S:.0f} s of each kind unmeasured first)")
+        worst = max(r[name]["p95_ms"] for r in results for name in scenarios(1))
+        print(f"  worst p95 {worst:.0f} ms; errors {sum(r[name]['errors'] for r in results for name in scenarios(1))}")
+    mixes = [measure_mix(photos) for photos in SIZES] if "mix" in PARTS else []
+    if mixes:
+        print(mix_table(mixes))
+        print(f"  (the clients run on the same {os.cpu_count()} cores as the server; query model {mixes[0]['model_id']})")
     ROOT.mkdir(parents=True, exist_ok=True)
-    (ROOT.parent / "gallery.json").write_text(json.dumps(results, indent=2) + "\n")
-    worst = max(r[name]["p95_ms"] for r in results for name in scenarios(1))
-    print(f"  worst p95 {worst:.0f} ms; errors {sum(r[name]['errors'] for r in results for name in scenarios(1))}")
+    (ROOT.parent / "gallery.json").write_text(json.dumps({"kinds": results, "mix": mixes}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

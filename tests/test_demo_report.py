@@ -32,7 +32,7 @@ def test_report_names_missing_stages_and_their_commands(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws").ensure()
     text = build_report(ws).read_text()
     assert "alienstay stats --workspace" in text
-    assert "alienstay tag && alienstay analyse" in text
+    assert f"alienstay tag --workspace {ws.root} && alienstay analyse --workspace {ws.root}" in text  # each takes it
     assert "alienstay edit --recipe" in text
 
 

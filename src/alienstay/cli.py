@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from alienstay.cli_common import WorkspaceOption, console, fail, open_workspace
+from alienstay.cli_common import WorkspaceOption, classical_hint, console, fail, open_workspace, quiet_third_parties
 from alienstay.cli_ingest import ingest_app
-from alienstay.workspace import DEFAULT_WORKSPACE, Workspace, WorkspaceError
+from alienstay.cli_serve import serve
+from alienstay.workspace import DEFAULT_WORKSPACE, WorkspaceError
 
 app = typer.Typer(
     help="alienstay: hotel photos an alien guest can search and trust.",
@@ -26,8 +27,13 @@ app.add_typer(models_app, name="models")
 
 
 @app.callback()
-def _every_command(models_dir: ModelsDirOption = None) -> None:
+def _every_command(
+    models_dir: ModelsDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also show third-party warnings and weight-loading bars.")] = False,
+) -> None:
     """alienstay: hotel photos an alien guest can search and trust."""
+    if not verbose:
+        quiet_third_parties()
     use_models_dir(models_dir)  # looked in before the hub cache by every model-loading stage
 
 
@@ -116,8 +122,15 @@ def tag(
     from alienstay.stages import tag as stage
     from alienstay.vocabulary import VocabularyError
 
+    device = announce(device, dtype)  # a device this machine lacks is named first
     ws = open_workspace(workspace)
-    device = announce(device, dtype)
+    if caption:  # the captioner's weights are checked before tagging, not after an hour of it
+        from alienstay.models import resolve
+
+        try:
+            resolve(caption_model)
+        except ModelUnavailable as error:
+            fail(str(error))
     settings = stage.TagSettings(
         model=model, vocabulary=vocabulary, batch_size=batch_size, workers=workers, device=device, dtype=dtype,
         rows_per_shard=rows_per_shard, engine=engine, ray_address=ray_address, ray_actors=ray_actors, preset=preset,
@@ -217,10 +230,9 @@ def edit(
     from rich.table import Table
 
     from alienstay.editing.recipes import RecipeError
-    from alienstay.models import ModelUnavailable
+    from alienstay.models import ModelUnavailable, WeightsUnavailable
     from alienstay.stages import edit as stage
 
-    ws = open_workspace(workspace)
     settings = stage.EditSettings(
         recipe=recipe, images=images, method=method, steps=steps, size=size, seed=seed, recipes_path=recipes,
         model=model, controlnet=controlnet, control=control, guidance=guidance, image_guidance=image_guidance,
@@ -228,6 +240,7 @@ def edit(
         attention_slicing=attention_slicing, cpu_offload=cpu_offload, clip=clip, dino=dino,
         device=device if list_only else announce(device, dtype), dtype=dtype, preset=preset,
     )  # fmt: skip
+    ws = open_workspace(workspace)  # after the device: a device this machine lacks is named first
     try:
         if list_only:
             photos = stage.plan(ws, images)
@@ -242,6 +255,8 @@ def edit(
             task = progress.add_task(f"edit {recipe}", total=None)
             summary = stage.run(ws, settings, on_start=lambda total: progress.update(task, total=total),
                                 on_edit=lambda: progress.advance(task))  # fmt: skip
+    except WeightsUnavailable as error:
+        fail(str(error) + classical_hint(recipe, recipes, workspace))
     except (ModelUnavailable, RecipeError, WorkspaceError, ValueError) as error:
         fail(str(error))
     first = summary.rows.iloc[0]
@@ -270,7 +285,7 @@ def persona(
     try:
         settings = stage.PersonaSettings(model=model, seed=seed, steps=steps, size=size, device=announce(device, dtype),
                                          dtype=dtype, preset=preset)  # fmt: skip
-        summary = stage.run(open_workspace(workspace), settings)
+        summary = stage.run(open_workspace(workspace, create=True), settings)
     except (ModelUnavailable, ValueError) as error:
         fail(str(error))
     console.print(f"alien portrait -> {summary.path} (prompt and seed in {summary.path.with_suffix('.json').name})")
@@ -342,24 +357,7 @@ def retrieval(
                          "and results in train_set.csv, so it reads this file only under the paper's protocol)"))
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1, help=(
-        "Server processes (one per core for a large workspace: one process answers on one core).")
-    )] = 1,
-    workspace: WorkspaceOption = DEFAULT_WORKSPACE,
-) -> None:
-    """The web gallery: search photos by alien words, see their tags, compare restyles."""
-    from alienstay.web.serving import serve as run_gallery
-
-    if not Path(workspace).is_dir():
-        fail(f"{workspace} is not a workspace folder: run `alienstay ingest folder DIR --workspace {workspace}` first.")
-    ws = Workspace(workspace)
-    ws.check_tables()  # a damaged table is named before the gallery starts
-    console.print(f"gallery of {workspace} at http://{host}:{port}/ ({workers} worker(s); Ctrl+C stops it)")
-    run_gallery(ws, host, port, workers)
+app.command()(serve)
 
 
 @app.command()
@@ -378,14 +376,15 @@ def demo(
 ) -> None:
     """Every stage end to end: ingest, preprocess, stats, tag, analyse, cluster, edit, persona, report."""
     from alienstay import demo as stage
+    from alienstay.models import ModelUnavailable
     from alienstay.sources.hotels50k import MetadataError
 
     settings = stage.DemoSettings(input=input, metadata=metadata, hotels=hotels, per_hotel=per_hotel, model=model,
                                   images=images, preset=preset, device=announce(device, "auto"))  # fmt: skip
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=True)
     try:
         log = stage.run(ws, settings, console=console)
-    except (MetadataError, FileNotFoundError) as error:
+    except (MetadataError, FileNotFoundError, ModelUnavailable) as error:  # e.g. --preset cpu without CLIP's weights
         fail(str(error))
     for line in log.fallbacks + log.skipped:
         console.print(f"[yellow]note:[/] {line}")

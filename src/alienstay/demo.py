@@ -102,9 +102,16 @@ def run_edits(ws: Workspace, model: str, images: int, console: Console, log: Dem
               preset: str | None = None, device: str = "auto") -> None:  # fmt: skip
     """Each demo recipe with the preset's editor (gpu: qwen-image-edit) or its own method; without
     diffusion weights, its classical grade (or a recorded skip where the recipe has none)."""
+    from alienstay.editing.recipes import load_recipes
+    from alienstay.presets import preset_editor
     from alienstay.stages import edit
 
+    editor = preset_editor(preset)
     for name in DEMO_RECIPES:
+        if editor and editor not in load_recipes().get(name).methods:  # nothing to load: say so, try no weights
+            log.skipped.append(f"edit {name}: the {preset} preset edits with {editor}, which this recipe does not allow")
+            console.print(f"[yellow]skipped[/] {log.skipped[-1]}")
+            continue
         summary = edit.run_or_fallback(ws, edit.EditSettings(recipe=name, images=images, clip=model, preset=preset, device=device))
         if summary.skipped:
             log.skipped.append(summary.skipped)
@@ -121,8 +128,13 @@ def run_edits(ws: Workspace, model: str, images: int, console: Console, log: Dem
 
 def run_persona(ws: Workspace, console: Console, log: DemoLog, *, preset: str | None = None, device: str = "auto") -> None:
     from alienstay.models import ModelUnavailable
+    from alienstay.presets import model_for
     from alienstay.stages import persona
 
+    if preset is not None and model_for(preset, "text-to-image") is None:  # offline: no model to try
+        log.skipped.append(f"persona: the {preset} preset has no text-to-image model")
+        console.print(f"[yellow]skipped[/] the alien portrait: the {preset} preset has no text-to-image model")
+        return
     try:
         summary = persona.run(ws, persona.PersonaSettings(preset=preset, device=device))
     except ModelUnavailable as error:
@@ -136,6 +148,8 @@ def run_persona(ws: Workspace, console: Console, log: DemoLog, *, preset: str | 
 def run(ws: Workspace, settings: DemoSettings = DemoSettings(), *, console: Console | None = None) -> DemoLog:
     """Ingest, then the analysis stages, then restyles, the portrait and the report."""
     from alienstay.stages import report
+    from alienstay.tagging.settings import TagSettings
+    from alienstay.tagging.stage import tagger_model
 
     console = console or Console(stderr=True)
     log = DemoLog()
@@ -143,7 +157,9 @@ def run(ws: Workspace, settings: DemoSettings = DemoSettings(), *, console: Cons
     log.stages.append("ingest")
     analysis_stages(ws, settings, console, log)
     console.rule("[bold]edit")
-    run_edits(ws, settings.model, settings.images, console, log, preset=settings.preset, device=settings.device)
+    # the edit guard's CLIP direction uses the tagger the tag stage used (offline preset: the offline one)
+    guard = tagger_model(TagSettings(model=settings.model, preset=settings.preset))
+    run_edits(ws, guard, settings.images, console, log, preset=settings.preset, device=settings.device)
     console.rule("[bold]persona")
     run_persona(ws, console, log, preset=settings.preset, device=settings.device)
     write_json(log.as_dict(), ws.report_dir / "demo.json")

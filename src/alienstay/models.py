@@ -129,16 +129,27 @@ def _resolve_hub_id(repo_id: str, allow_patterns: list[str] | None) -> ResolvedM
 
 
 def missing_model_message(repo_id: str, error: BaseException | None = None) -> str:
+    """Where the model was looked for, and the two fixes, naming the preset and option that need it."""
+    from alienstay.presets import folder_hint, needing
+
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
     why = "HF_HUB_OFFLINE is set, so the hub was not asked" if offline else "the hub could not be reached"
     detail = f" ({type(error).__name__}: {str(error).splitlines()[0][:200]})" if error else ""
     root = models_dir()
     folder = f" nor in the models folder {root}" if root else ""
+    members = needing(repo_id)
+    if members:  # the first preset that loads it (gpu inherits cpu's), so its download fetches it
+        need = members[0]
+        fetch = (f"`alienstay models download --preset {need.preset} --to DIR` (the {need.preset} preset's "
+                 f"{need.role}; or `hf download {repo_id} --local-dir DIR/{repo_id}`)")
+        local = f"`{folder_hint(need)}`"
+    else:
+        fetch = f"`hf download {repo_id} --local-dir DIR/{repo_id}`"
+        local = f"`--model /path/to/{repo_id.split('/')[-1]}`"
     return (
         f"model '{repo_id}' is not available: it is not in the hub cache at {hub_cache_dir()}{folder} "
         f"and {why}{detail}.\n"
         f"Fix it either way:\n"
-        f"  - on a machine with internet: `alienstay models download --preset cpu --to DIR` (or `hf download "
-        f"{repo_id}`), copy DIR here and pass `--models-dir DIR` (or set {MODELS_DIR_ENV});\n"
-        f"  - or pass a local folder in the hub's layout: `--model /path/to/{repo_id.split('/')[-1]}`."
+        f"  - on a machine with internet: {fetch}, copy DIR here and pass `--models-dir DIR` (or set {MODELS_DIR_ENV});\n"
+        f"  - or pass a local folder in the hub's layout: {local}."
     )

@@ -69,6 +69,7 @@ class Member:
     files: tuple[str, ...] | None = TRANSFORMERS_FILES  # allow-patterns; None: nothing to fetch (packaged)
     note: str = ""
     entry: str = ""  # the registry entry that loads it, where the role does not say (a masker: "owlv2-sam")
+    folder_form: str = "{folder}"  # how the role's option takes a local copy (FLUX: "flux-schnell:{folder}")
 
     @property
     def name(self) -> str:
@@ -84,7 +85,7 @@ MEMBERS: Registry[Member] = Registry("preset member")
 
 PRESETS.register(Preset("cpu", "fast on a laptop: small 2022-era models, fp32 on the CPU"))
 PRESETS.register(Preset("gpu", "best quality on one 24-80 GB GPU (bf16/fp16)", inherits="cpu", editor="qwen-image-edit"))
-PRESETS.register(Preset("offline", "pip-installed weights only: no model hub needed"))
+PRESETS.register(Preset("offline", "pip-installed weights only: no model hub needed", editor="classical"))
 
 _SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 _OPENRAIL = "CreativeML OpenRAIL-M"
@@ -118,12 +119,30 @@ for member in (
            "FLUX.1-dev Non-Commercial License: NOT for commercial use", FLUX_FILES,
            "offered, never a default (--method kontext)"),
     Member("gpu", "text-to-image", "black-forest-labs/FLUX.1-schnell", "Apache-2.0", FLUX_FILES,
-           "persona --model flux-schnell"),
-    Member("offline", "tagger", "offline", "Apache-2.0 (EfficientNet-Lite0) + MIT (all-MiniLM-L6-v2)", None,
-           "ConSE from the `offline` extra's wheels"),
+           "persona --model flux-schnell", folder_form="flux-schnell:{folder}"),
+    Member("offline", "tagger", "offline", "Apache-2.0 (EfficientNet-Lite1) + MIT (all-MiniLM-L6-v2)", None,
+           "EfficientNet-Lite1 + all-MiniLM-L6-v2 (ConSE) from the `offline` extra's wheels"),
     Member("offline", "edit:classical", "classical", "this project's code", None, "a colour grade, NOT diffusion"),
 ):  # fmt: skip
     MEMBERS.register(member)
+
+
+# The option through which a command takes each role's model (a local copy in a hint); others: --model.
+ROLE_OPTIONS = {
+    "captioner": "--caption-model", "masker": "--mask-model", "masker:segmenter": "--mask-segmenter",
+    "guard:clip": "--clip", "guard:dino": "--dino", "control:mlsd": "--controlnet", "control:canny": "--controlnet",
+}  # fmt: skip
+
+
+def needing(model: str) -> list[Member]:
+    """The fetchable members that load `model`, in registration order (cpu before gpu)."""
+    return [m for m in MEMBERS if m.model == model and m.fetchable]
+
+
+def folder_hint(member: Member) -> str:
+    """The option and value that pass a local copy of `member`'s weights, as a user types them."""
+    folder = "/path/to/" + member.model.split("/")[-1]
+    return f"{ROLE_OPTIONS.get(member.role, '--model')} {member.folder_form.format(folder=folder)}"
 
 
 def members(preset: str) -> dict[str, Member]:

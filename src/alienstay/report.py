@@ -49,7 +49,8 @@ def stage_section(ws: Workspace, section: Section, damaged: dict[str, str]) -> s
     if broken:  # a note from before the damage would no longer match the tables: say so instead
         return f"## {section.title}\n\n" + "".join(f"_Damaged input, not shown: {text}_\n\n" for text in broken)
     if not path.exists():
-        return f"## {section.title}\n\n_Not run yet: `{section.command} --workspace {ws.root}`._\n"
+        commands = " && ".join(f"{c} --workspace {ws.root}" for c in section.command.split(" && "))  # each takes it
+        return f"## {section.title}\n\n_Not run yet: `{commands}`._\n"
     note = path.read_text(encoding="utf-8")
     if note.startswith("# "):  # the note's own title gives way to the report's section title
         note = note.split("\n", 1)[1] if "\n" in note else ""

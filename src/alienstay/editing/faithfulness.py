@@ -200,6 +200,9 @@ def direction_cosine(image_delta: "torch.Tensor", text_delta: "torch.Tensor") ->
     return float(torch.nn.functional.cosine_similarity(image_delta.float(), text_delta.float(), dim=0))
 
 
+NO_LPIPS = "lpips not measured: the lpips package is not installed (left out on purpose: it needs torchvision)"
+
+
 class LpipsUnavailable(RuntimeError):
     """LPIPS cannot be measured here; the message says why (recorded with the edit)."""
 
@@ -211,7 +214,9 @@ def _lpips_metric():
         import lpips  # (pulls torchvision and downloads the AlexNet backbone weights)
 
         return lpips.LPIPS(net="alex", verbose=False)
-    except Exception as error:  # an import error, a broken torchvision, weights that cannot be had
+    except ImportError as error:  # not installed: left out on purpose (README 5), so no install hint
+        raise LpipsUnavailable(NO_LPIPS) from error
+    except Exception as error:  # a broken torchvision, weights that cannot be had
         raise LpipsUnavailable(
             f"lpips not measured: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
             " (install the `lpips` package and make its AlexNet weights available to measure it)"
@@ -238,7 +243,8 @@ def _lpips_or_reason(original: Image.Image, edited: Image.Image) -> tuple[float,
     except LpipsUnavailable as error:
         if str(error) not in _warned:
             _warned.add(str(error))
-            log.warning("%s; recorded in each edit's missing_metrics.", error)
+            # the expected absence is recorded, not announced; a broken install is worth a warning
+            log.log(logging.INFO if str(error) == NO_LPIPS else logging.WARNING, "%s; recorded in each edit's missing_metrics.", error)
         return math.nan, str(error)
 
 

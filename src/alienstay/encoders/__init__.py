@@ -53,6 +53,9 @@ class EncoderEntry:
     # Its text direction (image change towards the edit's words) is trustworthy enough to
     # decide a faithfulness verdict; otherwise the guard records it and decides without it.
     direction_decides: bool = True
+    # Its text side alone (model, device, dtype) -> an object with encode_texts, model_id and
+    # revision, for search by meaning (similarity/query.py); None: the whole encoder is loaded.
+    load_text: Callable[[str | None, str, str], object] | None = None
 
 
 ENCODERS: Registry[EncoderEntry] = Registry("encoder")
@@ -67,19 +70,32 @@ def _load_hf(model: str | None, device: str, dtype: str) -> ImageTextEncoder:
     return load_hf_encoder(model, device=device, dtype=dtype)
 
 
+def _load_hf_text(model: str | None, device: str, dtype: str) -> object:
+    from alienstay.encoders.query_text import load_hf_text
+
+    return load_hf_text(model, device=device, dtype=dtype)
+
+
 def _load_offline(model: str | None, device: str, dtype: str) -> ImageTextEncoder:
     from alienstay.encoders.offline import load_offline_encoder
 
     return load_offline_encoder(device=device)
 
 
+def _load_offline_text(model: str | None, device: str, dtype: str) -> object:
+    from alienstay.encoders.query_text import load_offline_text
+
+    return load_offline_text(device=device)
+
+
 ENCODERS.register(EncoderEntry(
     name="hf", load=_load_hf, default_model="openai/clip-vit-base-patch32", dtypes=DTYPES,
-    roles=("tagger", "guard", "search"),
+    roles=("tagger", "guard", "search"), load_text=_load_hf_text,
     description="CLIP / SigLIP dual encoders through transformers: a hub id or a folder in the hub's layout",
 ))
 ENCODERS.register(EncoderEntry(
     name="offline", load=_load_offline, takes_model=False, direction_decides=False, roles=("tagger", "search"),
+    load_text=_load_offline_text,
     description="ConSE from pip-installed weights (ImageNet classifier + sentence encoder): no hub needed",
 ))
 OFFLINE = "offline"
@@ -109,10 +125,13 @@ def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32")
 
 
 def load_entry(
-    entry: EncoderEntry, model_id: str | None, device: str, dtype: str, machine: Machine | None = None
+    entry: EncoderEntry, model_id: str | None, device: str, dtype: str, machine: Machine | None = None,
+    text_only: bool = False,
 ) -> ImageTextEncoder:
+    """`text_only`: the entry's text side where it has one of its own (search needs no image tower)."""
     dtype = select_dtype(dtype, device, machine or probe(), entry.dtypes, f"the {entry.name} encoder")
-    encoder = entry.load(model_id if entry.takes_model else None, device, dtype)
+    load = entry.load_text if text_only and entry.load_text is not None else entry.load
+    encoder = load(model_id if entry.takes_model else None, device, dtype)
     encoder.encoder_name = entry.name  # how anyone later finds its entry (see encoder_entry)
     return encoder
 
@@ -134,6 +153,9 @@ def reload_argument(encoder: ImageTextEncoder) -> str:
     return model if entry.name == DEFAULT_ENCODER else f"{entry.name}:{model}"
 
 
+_FALLBACKS_SAID: set[tuple[str, str]] = set()
+
+
 def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
     import logging
 
@@ -150,10 +172,13 @@ def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
                         fallback.name, fallback.dtypes[0], dtype)
             dtype = fallback.dtypes[0]
         encoder = load_entry(fallback, fallback.default_model, device, dtype, machine)
-        log.warning(
-            "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
-            first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,
-        )
+        said = (first.default_model, encoder.model_id)
+        if said not in _FALLBACKS_SAID:  # once a process: the demo loads `auto` for the tagger and each edit's guard
+            _FALLBACKS_SAID.add(said)
+            log.warning(
+                "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
+                first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,
+            )
         return encoder
     log.warning("model auto: running %s from the hub cache", encoder.model_id)
     return encoder

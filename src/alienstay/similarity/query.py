@@ -21,15 +21,16 @@ _LOADED: dict[tuple, object] = {}
 _LOADING = threading.Lock()
 
 
-def cached_encoder(model: str, device: str = "cpu", dtype: str = "float32"):
-    """One loaded encoder a process for each (registry entry, model, device, dtype): loaded once."""
+def cached_encoder(model: str, device: str = "cpu", dtype: str = "float32", text_only: bool = False):
+    """One loaded encoder a process for each (registry entry, model, device, dtype): loaded once.
+    `text_only`: its text side alone where the entry has one (a gallery worker embeds phrases only)."""
     from alienstay.encoders import entry_for, load_entry
 
     entry, model_id = entry_for(model)
-    key = (entry.name, model_id if entry.takes_model else None, device, dtype)
+    key = (entry.name, model_id if entry.takes_model else None, device, dtype, text_only)
     with _LOADING:
         if key not in _LOADED:
-            _LOADED[key] = load_entry(entry, model_id, device, dtype)
+            _LOADED[key] = load_entry(entry, model_id, device, dtype, text_only=text_only)
     return _LOADED[key]
 
 
@@ -71,7 +72,7 @@ def load_query_model(meta: dict, device: str = "cpu") -> QueryModel:
     """The recorded model, or QueryModelUnavailable saying why and that word search still works."""
     spec, dtype = encoder_spec(meta)
     try:
-        encoder = cached_encoder(spec, device, dtype)
+        encoder = cached_encoder(spec, device, dtype, text_only=True)
     except (ModelUnavailable, ImportError, OSError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise QueryModelUnavailable(

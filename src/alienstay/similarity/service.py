@@ -4,8 +4,9 @@ Held once per server and refreshed when the embeddings, the built index or the c
 on disk (a stat per file a request). One tag generation's ids, matrix and index are opened
 together into an `Embeddings`, swapped in whole; the gallery takes one into each request's
 snapshot, so a request never ranks one generation's rows under another's ids. The query model
-is loaded on the first text search, once; when it cannot be loaded, the reason is kept and
-returned, and word search is untouched.
+is loaded once, by `alienstay serve` before a worker accepts requests (web/serving.py), else on
+the first text search; when it cannot be loaded, the reason is kept and returned, and word
+search is untouched.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ class Similarity:
     _model: QueryModel | QueryModelUnavailable | None = field(init=False, default=None)
     _stamps: tuple = field(init=False, default=())
     _fixed: tuple = field(init=False, default=())
-    _lock: threading.RLock = field(init=False, default_factory=threading.RLock)
     _refreshing: threading.Lock = field(init=False, default_factory=threading.Lock)
+    # Loading the query model takes seconds: under its own lock, so "more like this" and the
+    # refresh (self._refreshing) never wait behind the first search by meaning (issue 23 item 6).
+    _model_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def stamps(self, outputs: TagOutputs) -> tuple:
         """What tells one state of the embeddings, the built index and the catalog from the next."""
@@ -180,7 +183,7 @@ class Similarity:
     def query_model(self, embeddings: Embeddings | None | _Current = CURRENT) -> QueryModel:
         """The model that made the embeddings, loaded once; raises QueryModelUnavailable with the reason."""
         vectors = self.state(embeddings).vectors
-        with self._lock:
+        with self._model_lock:
             if self._model is None:
                 try:
                     self._model = load_query_model(vectors.meta)

@@ -26,8 +26,13 @@ def run(ws: Workspace, settings: IngestFolderSettings) -> IngestFolderSummary:
     """Raises FileNotFoundError (with what to pass instead) when the folder is not one."""
     from alienstay.sources import folder as folder_source
 
-    ws.ensure()
     found = folder_source.catalog_folder(settings.folder, settings.follow_outside_links)
+    if found.empty:  # nothing to catalogue is a mistake to report (a wrong folder), not a success
+        raise FileNotFoundError(
+            f"no photo files under {settings.folder} (looked for {', '.join(sorted(folder_source.PHOTO_SUFFIXES))} "
+            "at any depth): pass the folder that holds the photos."
+        )
+    ws.ensure()
     ws.check_tables("catalog")  # a damaged input is named, with how to restore it
     with ws.lock("ingest folder"):
         existing = ws.read_catalog() if ws.catalog_path.exists() else found.iloc[0:0]

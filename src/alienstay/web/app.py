@@ -26,6 +26,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
@@ -100,7 +101,8 @@ def create_app(workspace: Path) -> FastAPI:
     similarity = Similarity(ws)  # search by meaning, more like this (search_api.py)
     data = g.Gallery(ws, similarity)  # one snapshot a request: tables, word index and embeddings of one generation
     definitions = vocabulary_definitions()
-    app = FastAPI(title="alienstay gallery", description=f"workspace {ws.root.name}")  # no path in an answer
+    # FastAPIOffline: /docs and /redoc from assets in its wheel, not a CDN (the nav's "API" link works offline)
+    app = FastAPIOffline(title="alienstay gallery", description=f"workspace {ws.root.name}")  # no path in an answer
     app.state.gallery, app.state.similarity = data, similarity
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")

@@ -1,0 +1,58 @@
+"""An encoder's text side alone: what search by meaning needs in every gallery worker.
+
+A phrase is embedded by the text tower only. The offline encoder's image side (EfficientNet and
+its ONNX export, the 1,000 class-name embeddings) took about 25 s and 500 MB in each worker of
+`alienstay serve`, and search never uses it; its text side is all-MiniLM-L6-v2 alone, with the
+full encoder's model id and revision, so the gallery's revision check still holds. A CLIP or
+SigLIP is loaded whole and its image tower dropped (transformers loads the pair from one file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class OfflineTextSide:
+    """The offline encoder's `encode_texts`, without its image classifier."""
+
+    text_model: object
+    model_id: str
+    revision: str
+    logit_scale: float
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        from alienstay.encoders.offline import embed_sentences
+
+        return embed_sentences(self.text_model, texts)
+
+
+def load_offline_text(model: str | None = None, device: str = "cpu", dtype: str = "float32") -> OfflineTextSide:
+    """The text side of `load_offline_encoder()` (default image model, top T, scale and evidence)."""
+    from alienstay.encoders import offline
+
+    spec = offline.IMAGE_MODELS[offline.IMAGE_MODEL]
+    offline._check_offline_packages(spec)  # the same "pip install 'alienstay[offline]'" message
+    revision = offline._revision(offline.load_imagenet_class_names(), offline.DEFAULT_TOP_T, spec,
+                                 offline.CONSE_EVIDENCE, offline.DEFAULT_LOGIT_SCALE)  # fmt: skip
+    return OfflineTextSide(offline.load_text_model(device), f"offline:{spec.name}+{offline.TEXT_MODEL}", revision,
+                           offline.DEFAULT_LOGIT_SCALE)  # fmt: skip
+
+
+def load_hf_text(model: str | None, device: str = "cpu", dtype: str = "float32"):
+    """A CLIP / SigLIP encoder with its image tower dropped after loading (CLIP ViT-B/32: 88 M of its
+    151 M parameters); `encode_texts`, the model id and the revision are the whole encoder's."""
+    import gc
+
+    from alienstay.encoders.hf import load_hf_encoder
+
+    encoder = load_hf_encoder(model, device=device, dtype=dtype)
+    for name in ("vision_model", "visual_projection"):  # the image side; get_text_features never runs it
+        if isinstance(getattr(encoder.model, name, None), torch.nn.Module):
+            setattr(encoder.model, name, None)
+    gc.collect()  # the tower's tensors go back now, not at some later collection
+    encoder.text_only = True
+    return encoder
