@@ -42,6 +42,7 @@ class Ranked:
     model_id: str | None
     note: str | None = None
     total: int | None = None  # photos ranked in all (a page shows some of them)
+    rows: np.ndarray | None = None  # the embedding rows of `ids`: the page's chips looked up by row, not by id
 
 
 @dataclass
@@ -212,13 +213,13 @@ class Similarity:
         total = len(vectors) if within is None and usable is None else len(within if within is not None else usable)
         note = "; ".join(n for n in (model.note, state.note) if n) or None
         if total <= skip:
-            return Ranked([], [], state.index.name, model.model_id, note, total)
+            return Ranked([], [], state.index.name, model.model_id, note, total, np.zeros(0, np.int64))
         if within is not None:
             scores, rows = state.index.search(query, min(skip + k, total), within)
         else:
             scores, rows = best_usable(state.index, len(vectors), query, min(skip + k, total), usable)
         return Ranked(vectors.ids_of(rows[skip:]), [float(s) for s in scores[skip:]], state.index.name,
-                      model.model_id, note, total)
+                      model.model_id, note, total, rows[skip:])
 
     # ---- more like this -------------------------------------------------------------------
     def similar(self, image_id: str, k: int, embeddings: Embeddings | None | _Current = CURRENT,
@@ -242,7 +243,7 @@ class Similarity:
             want *= 4
         scores, rows = scores[keep][:k], rows[keep][:k]
         return Ranked(vectors.ids_of(rows), [float(s) for s in scores], state.index.name,
-                      state.vectors.meta.get("model_id"), state.note)
+                      state.vectors.meta.get("model_id"), state.note, rows=rows)
 
 
 def is_usable(rows: np.ndarray, usable: np.ndarray) -> np.ndarray:

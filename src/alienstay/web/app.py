@@ -108,7 +108,6 @@ def create_app(workspace: Path) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(
         photo_url=photo_url, page_url=page_url, search_url=search_url, toggled=toggled, tag_chips=tag_chips,
-        browse_cards=browse_cards,
         workspace=ws.root.name, metric_columns=g.METRIC_COLUMNS,
     )
 
@@ -123,6 +122,18 @@ def create_app(workspace: Path) -> FastAPI:
             groups = g.vocabulary_groups(gallery.words, definitions)
             facets_cache[key] = Markup(templates.get_template("_facets.html").render(groups=groups, words=words))
         return facets_cache[key]
+
+    browse_cache: dict[int, tuple[g.Snapshot, Markup]] = {}
+
+    def browse_html(gallery: g.Snapshot, per_page: int) -> Markup:
+        """The home page's cards without words: rendered once a snapshot and page size, not once a request."""
+        cached = browse_cache.get(per_page)
+        if cached is None or cached[0] is not gallery:
+            if len(browse_cache) >= 8:
+                browse_cache.clear()
+            ids, tags = gallery.browse(per_page)
+            cached = browse_cache[per_page] = (gallery, browse_cards(ids, tags))
+        return cached[1]
 
     def fresh() -> g.Snapshot:
         return data.refresh()
@@ -167,10 +178,10 @@ def create_app(workspace: Path) -> FastAPI:
         meaning = ({"meaning": None} if not (text or phrase).strip() else await run_in_threadpool(
             search_api.page_context, similarity, gallery, text or phrase, chosen, per_page, page))
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")
-        browse, browse_tags = ([], {}) if chosen or by_meaning else gallery.browse(per_page)
+        browse = [] if chosen or by_meaning else gallery.browse(per_page)[0]
         context = {**meaning,
             "words": chosen, "dropped": [w for w in asked if w not in known], "found": found, "browse": browse,
-            "photos": len(gallery.catalog), "browse_tags": browse_tags,
+            "photos": len(gallery.catalog), "browse_html": browse_html(gallery, per_page) if browse else "",
             "groups": g.vocabulary_groups(gallery.words, definitions),
             "facets_html": facets_html(gallery, chosen),
             "has_tags": gallery.index is not None, "has_catalog": ws.catalog_path.exists(),

@@ -51,19 +51,23 @@ def coded_chips(codes: list[int], percents: list[int], pairs: list[tuple[str, st
     return '<ul class="chips small">' + "".join(items) + "</ul>"
 
 
+WORDS_SCORE = "sum of the matched words' probabilities"  # a word search's score, explained on hover
+
+
 def result_cards(ids: list[str], scores: list[float], chips: list[tuple[list[int], list[int]]],
-                 pairs: list[tuple[str, str]], words: list[str]) -> Markup:
-    """A page of word-search results as cards: photo, id, score, chips."""
+                 pairs: list[tuple[str, str]], words: list[str], score_title: str = WORDS_SCORE) -> Markup:
+    """A page of ranked results (by words, or by meaning) as cards: photo, id, score, chips."""
     asked = set(words)
     hits = frozenset(c for c, (facet, tag) in enumerate(pairs) if searched(facet, tag, asked))
-    return Markup("".join(card(i, coded_chips(*codes, pairs, hits), s) for i, s, codes in zip(ids, scores, chips)))
+    title = escaped(score_title)
+    # a card a line, as the template's loop wrote them (a page's source stays readable)
+    return Markup("\n".join(card(i, coded_chips(*codes, pairs, hits), s, title) for i, s, codes in zip(ids, scores, chips)))
 
 
-def card(image_id: str, chips_html: str, score: float | None = None) -> str:
-    """One result: the photo, its id (linked to its page), its score when ranked, its chips."""
+def card(image_id: str, chips_html: str, score: float | None = None, title: str = escaped(WORDS_SCORE)) -> str:
+    """One result: the photo, its id (linked to its page), its score when ranked (`title`: escaped), its chips."""
     i, page = escaped(image_id), escape(page_url(image_id))
-    shown = ("" if score is None else
-             f'<span class="score" title="sum of the matched words\' probabilities">{score:.2f}</span>')
+    shown = "" if score is None else f'<span class="score" title="{title}">{score:.2f}</span>'
     return (f'<li class="card" data-image-id="{i}"><a href="{page}"><img src="{escape(photo_url(image_id))}" alt="{i}" '
             f'loading="lazy"></a><div class="meta"><a href="{page}" class="id">{i}</a>{shown}</div>'
             f"{chips_html}</li>")

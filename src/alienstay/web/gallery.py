@@ -78,6 +78,23 @@ class Snapshot:
         rows = np.unique(self.embeddings.vectors.positions(self.catalog.ids))  # sorted, each row once
         return None if len(rows) == len(self.embeddings.vectors) else rows
 
+    @functools.cached_property
+    def embedding_ordinals(self) -> np.ndarray | None:
+        """Per embedding row, its photo's word-index ordinal (-1: not in the index), matched once a snapshot:
+        a page of ranked photos then finds its chips by row (an id's binary search over Arrow strings
+        cost ~20 us a photo, a page of 120 ~3 ms)."""
+        if self.embeddings is None or self.index is None:
+            return None
+        found = pc.index_in(self.embeddings.vectors.ids, value_set=self.index.ids)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def ordinals_of_rows(self, rows: np.ndarray) -> list[int | None]:
+        """The word-index ordinals of these embedding rows (None where a photo has no tags)."""
+        table = self.embedding_ordinals
+        if table is None:
+            return [None] * len(rows)
+        return [o if o >= 0 else None for o in table[np.asarray(rows, np.int64)].tolist()]
+
     def count(self, word: str) -> int:
         """Usable photos with this word selected (cached for the snapshot)."""
         if word not in self._counts:

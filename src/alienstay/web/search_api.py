@@ -15,13 +15,16 @@ import numpy as np
 import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
+from markupsafe import Markup
 
 from alienstay.similarity.query import MAX_TEXT, QueryModelUnavailable
-from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity
+from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity, is_usable
 from alienstay.storage import without_paths
 from alienstay.web import wordindex
 from alienstay.workspace import DamagedTable
-from alienstay.web.cards import page_url, photo_url
+from alienstay.web.cards import page_url, photo_url, result_cards
+
+MEANING_SCORE = "cosine of the photo with the phrase"  # a card's score, explained on hover
 
 SIMILAR_SHOWN = 12
 
@@ -37,13 +40,35 @@ def word_filter_ids(gallery, words: list[str]) -> pa.Array | None:
     return index.ids.take(pa.array(np.asarray(found.ordinals, dtype=np.int64)))
 
 
+def shown_rows(gallery, ranked: Ranked) -> tuple[list[str], list[float], list[int | None]]:
+    """The ranked photos still in the catalog, their scores and word-index ordinals, looked up by
+    embedding row where the ranking kept its rows (one array step), else by id."""
+    if ranked.rows is None or gallery.embeddings is None:
+        kept = [(i, s) for i, s in zip(ranked.ids, ranked.scores) if i in gallery.catalog]
+        ids = [i for i, _ in kept]
+        return ids, [s for _, s in kept], [None if gallery.index is None else gallery.index.ordinal(i) for i in ids]
+    rows = np.asarray(ranked.rows, np.int64)
+    usable = gallery.embedding_rows  # the catalog's rows (None: every row is in it)
+    keep = np.ones(len(rows), bool) if usable is None else is_usable(rows, usable)
+    ids = [i for i, k in zip(ranked.ids, keep.tolist()) if k]
+    scores = [s for s, k in zip(ranked.scores, keep.tolist()) if k]
+    return ids, scores, gallery.ordinals_of_rows(rows[keep])
+
+
 def results(gallery, ranked: Ranked) -> list[dict]:
-    chips = gallery.selected_tags_of(ranked.ids)
-    return [
-        {"image_id": i, "score": round(s, 4), "tags": chips.get(i, []), "image": photo_url(i), "page": page_url(i)}
-        for i, s in zip(ranked.ids, ranked.scores)
-        if i in gallery.catalog
-    ]
+    ids, scores, ordinals = shown_rows(gallery, ranked)
+    chips = gallery.selected_tags_of(ids, ordinals)
+    return [{"image_id": i, "score": round(s, 4), "tags": chips.get(i, []), "image": photo_url(i), "page": page_url(i)}
+            for i, s in zip(ids, scores)]
+
+
+def meaning_cards(gallery, ranked: Ranked, words: list[str]) -> tuple[Markup, int]:
+    """The results grid of a ranking by meaning as HTML cards (as a word search's), and how many."""
+    ids, scores, ordinals = shown_rows(gallery, ranked)
+    tagged = [o for o in ordinals if o is not None]
+    codes = iter(gallery.chip_codes_of(tagged))
+    chips = [next(codes) if o is not None else ([], []) for o in ordinals]
+    return result_cards(ids, scores, chips, gallery.word_pairs, words, MEANING_SCORE), len(ids)
 
 
 def public(text: str | None, gallery) -> str | None:
@@ -54,17 +79,21 @@ def public(text: str | None, gallery) -> str | None:
     return without_paths(str(text).replace(str(gallery.ws.root), gallery.ws.root.name))
 
 
-def meaning_search(similarity: Similarity, gallery, text: str, words: list[str], k: int, page: int = 1) -> dict:
-    """One page of a ranking by meaning (within the words' photos), ranked from the request's snapshot;
-    raises QueryModelUnavailable / NoEmbeddings / DamagedTable / ValueError."""
+def meaning_search(similarity: Similarity, gallery, text: str, words: list[str], k: int, page: int = 1,
+                   as_html: bool = False) -> dict:
+    """One page of a ranking by meaning (within the words' photos), ranked from the request's snapshot:
+    JSON results, or (as_html) the grid's cards; raises QueryModelUnavailable / NoEmbeddings / DamagedTable / ValueError."""
     known = gallery.known_words()
     ranked = similarity.text_search(text, k, word_filter_ids(gallery, words), gallery.embeddings,
                                     gallery.embedding_rows, skip=(page - 1) * k)
-    shown = results(gallery, ranked)
     total = ranked.total or 0
-    return {"mode": "meaning", "text": text.strip(), "words": words, "unknown": [w for w in words if w not in known],
-            "model_id": public(ranked.model_id, gallery), "index": ranked.index, "note": public(ranked.note, gallery),
-            "total": total, "page": page, "per_page": k, "pages": -(-total // k), "results": shown}
+    answer = {"mode": "meaning", "text": text.strip(), "words": words, "unknown": [w for w in words if w not in known],
+              "model_id": public(ranked.model_id, gallery), "index": ranked.index, "note": public(ranked.note, gallery),
+              "total": total, "page": page, "per_page": k, "pages": -(-total // k)}
+    if as_html:
+        cards, shown = meaning_cards(gallery, ranked, words)
+        return {**answer, "cards": cards, "shown": shown}
+    return {**answer, "results": results(gallery, ranked)}
 
 
 def page_context(similarity: Similarity, gallery, text: str, words: list[str], k: int, page: int = 1) -> dict:
@@ -72,7 +101,7 @@ def page_context(similarity: Similarity, gallery, text: str, words: list[str], k
     if not text.strip():
         return {"meaning": None}
     try:
-        return {"meaning": meaning_search(similarity, gallery, text, words, k, page)}
+        return {"meaning": meaning_search(similarity, gallery, text, words, k, page, as_html=True)}
     except (QueryModelUnavailable, NoEmbeddings, ValueError) as error:
         return {"meaning": {"mode": "meaning", "text": text.strip(), "words": words, "unavailable": public(str(error), gallery)}}
     except DamagedTable as error:
