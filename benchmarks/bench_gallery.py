@@ -55,8 +55,16 @@ WARMUP_S = 2.0  # unmeasured requests of a kind before it is measured
 WORKERS = int(os.environ.get("ALIENSTAY_BENCH_GALLERY_WORKERS", os.cpu_count() or 1))
 PARTS = os.environ.get("ALIENSTAY_BENCH_GALLERY_PARTS", "kinds,mix").split(",")
 MIX = {"word search": 0.5, "home page": 0.3, "search by meaning": 0.2}  # shares of the mix's requests
-PHRASES = ("a bright room with a big bed", "a pool at night", "a quiet terrace with plants", "a sofa by the window",
-           "a bathroom with a bathtub", "a view of the sea", "a dark lounge with lamps", "a breakfast table")
+# A search by meaning's phrase: one of 12 x 16 x 8 = 1,536, drawn uniformly, so the workers' phrase
+# caches (similarity/query.py) see few repeats (the run prints how many) and each phrase mostly runs the model.
+LOOKS = ("a bright", "a quiet", "a dark", "a cosy", "a modern", "an old", "a small", "a large", "a sunny", "a calm",
+         "a colourful", "a simple")
+THINGS = ("room with a big bed", "pool at night", "terrace with plants", "sofa by the window", "bathroom with a bathtub",
+          "balcony with a view of the sea", "lounge with lamps", "breakfast table", "lobby with a reception desk",
+          "garden with chairs", "room with two beds", "kitchen with a stove", "restaurant with tables", "fireplace",
+          "hallway with paintings", "desk by a window")
+PLACES = ("", " near the beach", " in the city", " with wooden floors", " for a family", " at sunset", " in the mountains",
+          " with white walls")
 TARGET_MAX_S = 1.0  # no request of the mix slower than this after start
 TARGET_P95_MS, TARGET_MEMORY_MB, TARGET_START_S = 100, 2048, 10
 NOW = {  # issue 15, the pandas gallery at 100,000 photos
@@ -209,6 +217,7 @@ def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQ
     kinds, draw = list(MIX), scenarios(photos)
     latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
     errors, lock, barrier, deadline = [0], threading.Lock(), threading.Barrier(clients), [0.0]
+    seen: dict[str, int] = {}  # phrase -> times asked
 
     def url(rng, kind: str) -> str:
         if kind == "word search":
@@ -216,8 +225,10 @@ def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQ
             return draw[f"search, {n} word{'s' if n > 1 else ''}"](rng)
         if kind == "home page":
             return "/"
-        phrase = quote(str(rng.choice(PHRASES)))
-        return f"/?q={phrase}" if rng.random() < 0.5 else f"/api/search?text={phrase}"
+        phrase = f"{rng.choice(LOOKS)} {rng.choice(THINGS)}{rng.choice(PLACES)}"
+        with lock:
+            seen[phrase] = seen.get(phrase, 0) + 1
+        return f"/?q={quote(phrase)}" if rng.random() < 0.5 else f"/api/search?text={quote(phrase)}"
 
     def client(seed: int) -> None:
         rng = np.random.default_rng(1000 + seed)
@@ -259,7 +270,9 @@ def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQ
                 "max_ms": float(ms.max())}
 
     every = np.array([t for kind in kinds for t in latencies[kind]]) * 1000
+    asked = sum(seen.values())
     return {"all": {**figures(every), "per_s": len(every) / wall}, "errors": errors[0],
+            "phrases": {"asked": asked, "distinct": len(seen), "repeats": (asked - len(seen)) / max(asked, 1)},
             **{kind: figures(np.array(latencies[kind]) * 1000) for kind in kinds if latencies[kind]}}
 
 
@@ -295,6 +308,8 @@ def mix_table(results: list[dict]) -> str:
         row(f"{kind} ({MIX[kind]:.0%}): p50 / p95 / max", lambda r, k=kind: f"{r['mix'][k]['p50_ms']:.0f} / {r['mix'][k]['p95_ms']:.0f} / "
             f"{r['mix'][k]['max_ms']:.0f} ms" if k in r["mix"] else "-")
     row("server CPU a request", lambda r: f"{r['mix']['server_cpu_ms']:.1f} ms")
+    row("phrases: asked, distinct, repeats (the phrase caches' hit rate is at most this)", lambda r: (
+        f"{r['mix']['phrases']['asked']}, {r['mix']['phrases']['distinct']}, {r['mix']['phrases']['repeats']:.0%}"))
     row("memory: peak PSS, all processes (RSS sum)", lambda r: f"**{r['server_peak_mb']:.0f} MB** ({r['server_peak_rss_mb']:.0f} MB)",
         f"< {TARGET_MEMORY_MB} MB")
     row("load average while measured", lambda r: f"{r['load_average']:.1f} on {os.cpu_count()} cores")

@@ -18,7 +18,7 @@ import torch
 class OfflineTextSide:
     """The offline encoder's `encode_texts`, without its image classifier."""
 
-    text_model: object
+    text_model: object | None  # PyTorch's MiniLM; None once ONNX Runtime has taken over (`fast`)
     model_id: str
     revision: str
     logit_scale: float
@@ -47,6 +47,8 @@ def load_offline_text(model: str | None = None, device: str = "cpu", dtype: str 
         from alienstay.encoders.query_onnx import onnx_sentence_encoder
 
         side.fast = onnx_sentence_encoder(side.text_model, side.encode_texts, torch.get_num_threads())
+        if side.fast is not None:
+            side.text_model = None  # its weights would only sit beside the session's copy (~90 MB a worker)
     return side
 
 

@@ -8,7 +8,8 @@ loaded again through the encoder loader, and a different revision is reported.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,13 +58,41 @@ def encoder_spec(meta: dict) -> tuple[str, str]:
     return spec, dtype if dtype in entry.dtypes else "float32"
 
 
+CACHED_PHRASES = 2048  # phrases a worker remembers the vector of (1.5 KB each at 384-d)
+
+
 @dataclass
 class QueryModel:
+    """The query model, with the vectors of the phrases searched last: people repeat searches (the
+    home page's examples, a phrase paged through), and a repeat then costs no forward pass.
+    `hits` / `misses` count how often that happened."""
+
     encoder: object
     model_id: str
     note: str | None  # e.g. a revision other than the one that embedded the photos
+    hits: int = 0
+    misses: int = 0
+    _recent: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def embed(self, text: str) -> np.ndarray:
+        with self._lock:
+            vector = self._recent.get(text)
+            if vector is not None:
+                self._recent.move_to_end(text)
+                self.hits += 1
+                return vector
+            self.misses += 1
+        vector = self.encode(text)
+        vector.flags.writeable = False  # shared by every request that searches this phrase
+        with self._lock:
+            self._recent[text] = vector
+            if len(self._recent) > CACHED_PHRASES:
+                self._recent.popitem(last=False)
+        return vector
+
+    def encode(self, text: str) -> np.ndarray:
+        """The phrase through the model, uncached."""
         vector = self.encoder.encode_texts([text])
         return np.asarray(vector.detach().cpu().float().numpy() if hasattr(vector, "detach") else vector, np.float32)[0]
 

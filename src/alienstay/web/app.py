@@ -106,6 +106,7 @@ def create_app(workspace: Path) -> FastAPI:
     app.state.gallery, app.state.similarity = data, similarity
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
+    app.state.templates = templates  # `alienstay serve` compiles them before a worker answers (web/serving.py)
     templates.env.globals.update(
         photo_url=photo_url, page_url=page_url, search_url=search_url, toggled=toggled, tag_chips=tag_chips,
         workspace=ws.root.name, metric_columns=g.METRIC_COLUMNS,

@@ -7,7 +7,8 @@ copy. The word index is brought up to date once, here, before any worker starts.
 Each worker loads the query model and maps the embedding index in the app factory, that is
 before it accepts a connection (uvicorn calls the factory first): so no search by meaning waits
 seconds for a model behind a queue of other requests (issue 22: the first one took 26 s), and
-each worker says on stderr how long after `serve` started it was ready.
+each worker says on stderr how long after `serve` started it was ready. With several workers,
+none answers until all are ready (`wait_for_the_others`).
 
 Every connection gets TCP_NODELAY. uvicorn's multi-worker path binds its listening socket
 with protocol number 0, and asyncio only switches Nagle's algorithm off for sockets whose
@@ -22,6 +23,7 @@ import asyncio
 import os
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +39,8 @@ STARTED_ENV = "ALIENSTAY_GALLERY_STARTED"  # when `serve` started (time.time()),
 # torch, the query model (the offline tagger's MiniLM text side; a CLIP is loaded whole) and the word tables.
 WORKER_MEMORY_BYTES = 640 * 2**20  # measured: 645 MB resident, 525 MB PSS (offline text side, 3,000 photos)
 THREADS_ENV = "ALIENSTAY_GALLERY_THREADS"  # torch threads a worker: its share of the cores
+READY_ENV = "ALIENSTAY_GALLERY_READY"  # "folder:workers": where each worker says it is ready, and how many will
+READY_WAIT_S = 300.0  # a worker waits at most this for the others, then answers anyway
 WARM_UP = ("a hotel room", "a pool at night with lamps", "a bright breakfast room by the sea with plants")
 
 
@@ -98,11 +102,14 @@ def preload(app: FastAPI) -> str:
     from alienstay.similarity.service import NoEmbeddings
 
     similarity = app.state.similarity
+    env = app.state.templates.env
+    for name in env.list_templates():  # compiled now, not on the first page of each kind
+        env.get_template(name)
     try:
         vectors = similarity.require()
         model = similarity.query_model()
         for phrase in WARM_UP:  # the first forward passes allocate buffers (300 ms, then 90): not on a user's search
-            model.embed(phrase)
+            model.encode(phrase)  # uncached: the phrase cache keeps users' phrases only
         similarity.similar(vectors.ids_of(np.array([0]))[0], 1)  # builds "more like this"'s duplicate keys
     except NoEmbeddings:
         return "no embeddings: search by alien words only"
@@ -121,7 +128,24 @@ def app_from_environment() -> FastAPI:
         sys.modules["torch"].set_num_threads(int(os.environ.get(THREADS_ENV, "0")) or usable_cores())
     started = float(os.environ.get(STARTED_ENV, time.time()))
     print(f"worker {os.getpid()} ready {time.time() - started:.1f} s after start ({loaded})", file=sys.stderr, flush=True)
+    wait_for_the_others(os.environ.get(READY_ENV, ""))
     return app
+
+
+def wait_for_the_others(ready: str, limit_s: float = READY_WAIT_S) -> bool:
+    """Say this worker is ready, then wait until every worker is: the listening socket is shared, so the
+    first worker ready would otherwise take every request while the others still load their models on
+    the same cores (the mix's first searches took over a second). False when the wait ran out."""
+    if not ready:
+        return True
+    folder, _, count = ready.rpartition(":")
+    (Path(folder) / str(os.getpid())).touch()
+    deadline = time.monotonic() + limit_s
+    while sum(1 for _ in Path(folder).iterdir()) < int(count):  # a restarted worker finds them all there
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def serve(ws: Workspace, host: str, port: int, workers: int = 1) -> None:
@@ -135,5 +159,7 @@ def serve(ws: Workspace, host: str, port: int, workers: int = 1) -> None:
     os.environ[WORKSPACE_ENV] = str(ws.root.resolve())
     os.environ[THREADS_ENV] = str(max(1, usable_cores() // workers))
     os.environ.setdefault("OMP_NUM_THREADS", os.environ[THREADS_ENV])  # read by torch when a worker imports it
-    uvicorn.run(f"{__name__}:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                http=f"{__name__}:NoDelayHTTPProtocol", log_level="warning")
+    with tempfile.TemporaryDirectory(prefix="alienstay-ready-") as ready:
+        os.environ[READY_ENV] = f"{ready}:{workers}" if workers > 1 else ""
+        uvicorn.run(f"{__name__}:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    http=f"{__name__}:NoDelayHTTPProtocol", log_level="warning")
