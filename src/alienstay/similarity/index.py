@@ -96,7 +96,7 @@ class FaissIndex:
         candidates = found[0][found[0] >= 0]
         if within is not None and len(candidates) < min(k, len(within)):
             return exact_search(self.vectors.matrix, query, k, within)  # the filter starved the probed cells
-        scores = self.vectors.rows(candidates) @ query[0]
+        scores = self.vectors.cosines(candidates, query[0])
         best = top_k(scores, k)
         return scores[best], candidates[best]
 
