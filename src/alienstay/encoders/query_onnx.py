@@ -3,16 +3,24 @@
 A phrase of a few words through all-MiniLM-L6-v2 costs ~13 ms of CPU in eager PyTorch (with
 sentence-transformers' `encode` around it) and ~4.5 ms in ONNX Runtime on one thread
 (`python -m benchmarks gallery`'s mix spends a fifth of its requests there). The transformer, its
-mean pooling and the L2 normalisation are exported together, in memory, by the TorchScript
-exporter (as the offline classifier is: encoders/classifier_runtime.py), and the session is used
-only when it agrees with PyTorch on probe phrases; otherwise PyTorch answers, as before.
+mean pooling and the L2 normalisation are exported together by the TorchScript exporter (as the
+offline classifier is: encoders/classifier_runtime.py), once, in a child process, into the user's
+cache; the session is used only when it agrees with PyTorch on probe phrases; otherwise PyTorch
+answers, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
+import os
+import subprocess
+import sys
 import warnings
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,7 +56,8 @@ class OnnxSentenceEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads leave the core
-        self.session = onnxruntime.InferenceSession(export(sentence_model, self.tokenizer), options,
+        # From a file, not from bytes: a session made from bytes keeps them (a second 90 MB copy a worker).
+        self.session = onnxruntime.InferenceSession(str(exported_file(sentence_model)), options,
                                                     providers=["CPUExecutionProvider"])
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
@@ -70,6 +79,37 @@ def export(sentence_model, tokenizer) -> bytes:
                           input_names=list(INPUTS), output_names=["embedding"],
                           dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17)
     return buffer.getvalue()
+
+
+def cache_folder() -> Path:
+    """Where exported text models are kept between starts: $ALIENSTAY_CACHE_DIR, else the user's cache."""
+    root = os.environ.get("ALIENSTAY_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alienstay"
+    return Path(root) / "query-onnx"
+
+
+def exported_file(sentence_model) -> Path:
+    """The model's ONNX file, exported once by a child process and kept, keyed by the model folder and the
+    exporting packages' versions: the TorchScript exporter leaves ~60 MB behind in the process that ran it,
+    and a gallery worker should not carry that (nor spend the 4 s) at every start."""
+    folder = str(Path(sentence_model[0].auto_model.name_or_path).resolve())
+    versions = [f"{name}=={metadata.version(name)}" for name in ("torch", "transformers", "sentence-transformers", "onnxruntime")]
+    key = hashlib.sha256(json.dumps([folder, versions, 1]).encode()).hexdigest()[:16]
+    path = cache_folder() / f"{key}.onnx"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")  # two workers may export at once: each its own
+        code = "import sys; from alienstay.encoders.query_onnx import export_folder; export_folder(sys.argv[1], sys.argv[2])"
+        subprocess.run([sys.executable, "-c", code, folder, str(partial)], check=True, capture_output=True)
+        os.replace(partial, path)
+    return path
+
+
+def export_folder(folder: str, target: str) -> None:
+    """(In the child process) the sentence-transformers model in `folder` exported to `target`."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(folder, device="cpu", local_files_only=True)
+    Path(target).write_bytes(export(model, model.tokenizer))
 
 
 def onnx_sentence_encoder(sentence_model, reference, threads: int = 1) -> OnnxSentenceEncoder | None:
