@@ -181,6 +181,10 @@ class Similarity:
         return None if self.current is None else self.current.vectors.meta.get("model_id")
 
     # ---- text -------------------------------------------------------------------------
+    def model_ready(self) -> bool:
+        """Is the query model loaded (a search by meaning then waits for no loading)?"""
+        return isinstance(self._model, QueryModel)
+
     def query_model(self, embeddings: Embeddings | None | _Current = CURRENT) -> QueryModel:
         """The model that made the embeddings, loaded once; raises QueryModelUnavailable with the reason."""
         vectors = self.state(embeddings).vectors

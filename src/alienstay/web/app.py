@@ -136,6 +136,14 @@ def create_app(workspace: Path) -> FastAPI:
             cached = browse_cache[per_page] = (gallery, browse_cards(ids, tags))
         return cached[1]
 
+    async def by_meaning_call(function, sim: Similarity, gallery: g.Snapshot, text: str, words: list[str], k: int, page: int):
+        """A search by meaning: on the event loop once the query model is loaded (~10 ms of CPU: in the
+        thread pool it only fought the loop for the GIL, and stretched under load), in the thread pool
+        while it may still have to load (seconds that no other route waits behind) or for a large page."""
+        if sim.model_ready() and k <= LOOP_PAGE:
+            return function(sim, gallery, text, words, k, page)
+        return await run_in_threadpool(function, sim, gallery, text, words, k, page)
+
     def fresh() -> g.Snapshot:
         return data.refresh()
 
@@ -176,7 +184,7 @@ def create_app(workspace: Path) -> FastAPI:
         chosen = [w for w in asked if w in known]  # unknown words are dropped, and said so
         found = run_search(gallery, chosen, page, per_page, as_html=True) if chosen else None
         # Only a phrase needs the model (and the thread pool); without one, page_context's empty answer.
-        meaning = ({"meaning": None} if not (text or phrase).strip() else await run_in_threadpool(
+        meaning = ({"meaning": None} if not (text or phrase).strip() else await by_meaning_call(
             search_api.page_context, similarity, gallery, text or phrase, chosen, per_page, page))
         by_meaning = bool(meaning["meaning"]) and not meaning["meaning"].get("unavailable")
         browse = [] if chosen or by_meaning else gallery.browse(per_page)[0]
@@ -238,7 +246,7 @@ def create_app(workspace: Path) -> FastAPI:
     ) -> JSONResponse:
         asked, gallery, size = words_or_422(words), await current(), limit or per_page
         if text.strip():
-            return await run_in_threadpool(search_api.api_text_search, similarity, gallery, text, asked, size, page)
+            return await by_meaning_call(search_api.api_text_search, similarity, gallery, text, asked, size, page)
         if size > LOOP_PAGE:  # thousands of results' chips and JSON: tens of ms, not on the event loop
             return JSONResponse(await run_in_threadpool(run_search, gallery, asked, page, size))
         return JSONResponse(run_search(gallery, asked, page, size))

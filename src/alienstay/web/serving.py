@@ -111,6 +111,8 @@ def preload(app: FastAPI) -> str:
         for phrase in WARM_UP:  # the first forward passes allocate buffers (300 ms, then 90): not on a user's search
             model.encode(phrase)  # uncached: the phrase cache keeps users' phrases only
         similarity.similar(vectors.ids_of(np.array([0]))[0], 1)  # builds "more like this"'s duplicate keys
+        snapshot = app.state.gallery.current
+        snapshot.embedding_rows, snapshot.embedding_ordinals  # noqa: B018  (a snapshot's row tables, made once)
     except NoEmbeddings:
         return "no embeddings: search by alien words only"
     except QueryModelUnavailable as error:
