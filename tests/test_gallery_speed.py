@@ -113,3 +113,18 @@ def test_no_worker_answers_until_every_worker_is_ready(tmp_path: Path) -> None:
     late.mkdir()
     assert wait_for_the_others(f"{late}:3", limit_s=0.2) is False  # the others never came: it answers anyway
     assert wait_for_the_others("") is True  # one worker: nothing to wait for
+
+
+def test_a_photo_url_is_quoted_as_quote_would_quote_it() -> None:
+    import random
+    import string
+    from urllib.parse import quote
+
+    from alienstay.web.cards import page_url, photo_url, quoted
+
+    rng = random.Random(0)
+    alphabet = string.printable + "éü中/%"
+    for text in ["h1/a.jpg", "a b", "x~y", "", "a\nb", "p%20", "../x", *("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+                                                                     for _ in range(5000))]:
+        assert quoted(text) == quote(text, safe="/"), text
+    assert (photo_url("h1/a b.jpg"), page_url("h1/a.jpg")) == ("/media/photo/h1/a%20b.jpg", "/photo/h1/a.jpg")

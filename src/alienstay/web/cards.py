@@ -9,17 +9,27 @@ probability and whether it was searched for, so it is built once and reused.
 from __future__ import annotations
 
 import functools
+import re
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
 
+UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote(..., safe="/") leaves as it is
+
+
+def quoted(image_id: str) -> str:
+    """quote(image_id, safe="/"), skipped for the usual id that has nothing to quote (a tenth of the time:
+    two URLs a result, 240 a page)."""
+    return image_id if UNQUOTED.fullmatch(image_id) else quote(image_id, safe="/")
+
+
 def photo_url(image_id: str) -> str:
-    return "/media/photo/" + quote(image_id, safe="/")
+    return "/media/photo/" + quoted(image_id)
 
 
 def page_url(image_id: str) -> str:
-    return "/photo/" + quote(image_id, safe="/")
+    return "/photo/" + quoted(image_id)
 
 
 @functools.lru_cache(maxsize=4096)
