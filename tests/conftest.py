@@ -1,4 +1,9 @@
-"""Shared fixtures. The real sample photos are used in place from ../shared beside the checkout."""
+"""Shared fixtures. The real sample photos are used in place from ../shared beside the checkout.
+
+The GPU target (``make test-gpu``: ``ALIENSTAY_TEST_DEVICE=cuda pytest -m gpu``) runs every test
+module below that exercises a model, with the stages' ``device=auto`` picking CUDA and the tests
+that name a device taking :data:`TEST_DEVICE`. Without a CUDA device it skips them with the reason.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,47 @@ import os
 from pathlib import Path
 
 import pytest
+from gpu_target import GPU_TARGET, GPU_TEST_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("ALIENSTAY_SAMPLES", REPO.parent / "shared" / "samples" / "unsplash"))
+
+
+def share_cores_between_workers() -> int:
+    """Under pytest-xdist, each worker gets its share of the cores for torch's thread pool.
+
+    Every model loader sizes torch's pool to the cores (encoders.hf.cpu_threads): 12 workers
+    x 16 threads on 16 cores made the CPU-side work (VAE group norms, classical edits) crawl,
+    over 60 s a test. OMP_NUM_THREADS is what cpu_threads honours, in this worker and its children."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers <= 1:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
+
+
+share_cores_between_workers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu = pytest.mark.gpu
+    missing = None
+    if GPU_TARGET:
+        import torch
+
+        if not torch.cuda.is_available():
+            missing = pytest.mark.skip(reason=f"ALIENSTAY_TEST_DEVICE=cuda but torch {torch.__version__} sees no CUDA "
+                                              "device: the GPU target needs an NVIDIA GPU (make test runs on the CPU)")
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in GPU_TEST_MODULES:
+            item.add_marker(gpu)
+            if missing:
+                item.add_marker(missing)
 
 
 def missing_samples_message(samples: Path = SAMPLES) -> str | None:

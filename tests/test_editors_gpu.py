@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import tiny_flux
 import tiny_qwen
+from gpu_target import TEST_DEVICE
 from alienstay.cli import app
 from alienstay.editing import masks, methods, selection
 from alienstay.editing.base import fit_size
@@ -146,9 +147,13 @@ def test_image_only_processor_expands_image_tokens_and_tokenizes_bytes(qwen, sam
     """What QwenImageEditPipeline asks of its processor, on a sample photo at the pipeline's ~1 MP."""
     from alienstay.editing.qwen_processor import PROCESSOR_FOLDER, ImageOnlyQwen2VLProcessor
 
+    from transformers.utils import is_torchvision_available
+
     processor = ImageOnlyQwen2VLProcessor.from_pretrained(str(qwen), subfolder=PROCESSOR_FOLDER)
     assert not hasattr(processor, "video_processor")
-    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    # AutoImageProcessor's backend: torchvision's where it is installed (every GPU machine), PIL's otherwise
+    backend = "" if is_torchvision_available() else "Pil"
+    assert type(processor.image_processor).__name__ == f"Qwen2VLImageProcessor{backend}"
     photo = Image.open(next(p for p in sorted(samples_dir.rglob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}))
     photo = photo.convert("RGB").resize((1184, 896))
     template = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{}<|im_end|>"
@@ -226,7 +231,7 @@ recipes:
 
 
 def edit(ws: Workspace, *args: str):
-    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", "cpu",
+    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", TEST_DEVICE,
                                "--dtype", "float32", "--workspace", str(ws.root)])  # fmt: skip
 
 
@@ -262,6 +267,6 @@ def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_bac
     result = edit(ws, "--preset", "gpu", "--recipe", "lights")
     assert result.exit_code == 2 and "Qwen/Qwen-Image-Edit" in result.output and "is not available" in result.output
     # The demo's path (demo.run_edits): the gpu editor's weights missing -> the recipe's classical grade.
-    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device="cpu"))
+    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device=TEST_DEVICE))
     assert summary.fallback and "Qwen/Qwen-Image-Edit" in summary.fallback
     assert (summary.rows["method"] == "classical").all()

@@ -21,6 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import tiny_maskers
+from gpu_target import TEST_DEVICE
 import tiny_pipelines
 from alienstay import model_store, presets
 from alienstay.cli import app
@@ -52,16 +53,22 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def masker(tiny) -> owlsam.OwlSamMasker:
     models = {"masker": str(tiny["owl"]), "masker:segmenter": str(tiny["sam"])}
-    return masks.MASKERS.get("owlv2-sam").build(models, device="cpu")  # the registry's own builder
+    return masks.MASKERS.get("owlv2-sam").build(models, device=TEST_DEVICE)  # the registry's own builder
 
 
 
-def test_both_models_load_through_the_resolver_without_torchvision(masker, tiny):
-    assert "torchvision" not in sys.modules  # the PIL image processors: nothing imported it
+def test_both_models_load_through_the_resolver_with_or_without_torchvision(masker, tiny):
+    from transformers.utils import is_torchvision_available
+
+    # Without torchvision (the CPU machines) the PIL image processors, and nothing imports it;
+    # with it (every GPU machine) transformers picks its torchvision backend: both must work.
+    backend = "" if is_torchvision_available() else "Pil"
+    if not backend:
+        assert "torchvision" not in sys.modules
     assert masker.model_id == f"{tiny['owl']} + {tiny['sam']}"
     assert all(revision.startswith("local-") for revision in masker.revisions.values())  # folders, named by content
-    assert type(masker.detector_processor).__name__ == "Owlv2ImageProcessorPil"
-    assert type(masker.segmenter_processor.image_processor).__name__ == "SamImageProcessorPil"
+    assert type(masker.detector_processor).__name__ == f"Owlv2ImageProcessor{backend}"
+    assert type(masker.segmenter_processor.image_processor).__name__ == f"SamImageProcessor{backend}"
 
 
 def test_the_mask_is_the_union_of_every_box_above_the_floor_at_full_resolution(masker, samples_dir):
@@ -184,7 +191,7 @@ def test_the_cli_edits_with_owlv2_sam_and_records_it_in_the_key(ws, tiny):
         return runner.invoke(app, [
             "edit", "--recipe", "bed_decoration", "--method", "inpaint", "--model", str(tiny["inpaint"]), "--masker", masker,
             "--mask-model", str(tiny["owl"]), "--mask-segmenter", str(tiny["sam"]), "--steps", "2", "--size", "64",
-            "--images", "5", "--device", "cpu", "--workspace", str(ws.root),
+            "--images", "5", "--device", TEST_DEVICE, "--workspace", str(ws.root),
         ])  # fmt: skip
 
     result = edit("owlv2-sam")

@@ -29,7 +29,13 @@ DEFAULT_PROBABILITY_RULE = "softmax"
 
 
 def cpu_threads() -> int:
-    """The cores this process may use (cgroup/affinity aware), the size for torch's thread pool."""
+    """The cores this process may use (cgroup/affinity aware), the size for torch's thread pool.
+
+    OMP_NUM_THREADS, where set, wins: several processes sharing the cores (test workers, a
+    server's workers) each take their share instead of all of them each."""
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
