@@ -99,8 +99,11 @@ def encode_only(encoder, sizes: Sizes, batch: int) -> float:
     """Images/s of the image tower on pixel batches of the processor's own size, ready on the device."""
     from PIL import Image
 
-    shape = encoder.image_transform()(Image.new("RGB", (640, 480))).shape  # (3, H, W): 384 for so400m-384
-    pixels = torch.randn(batch, *shape, device=sizes.device)
+    one = encoder.image_transform()(Image.new("RGB", (640, 480)))  # (3, H, W): 384 for so400m-384
+    if one.dtype == torch.uint8:  # the lean transform's pixels, normalised on the device inside encode_images
+        pixels = torch.randint(0, 256, (batch, *one.shape), dtype=torch.uint8, device=sizes.device)
+    else:
+        pixels = torch.randn(batch, *one.shape, device=sizes.device)
     encoder.encode_images(pixels)  # warm-up
     sync(sizes)
     start = time.perf_counter()

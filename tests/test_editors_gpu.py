@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 import tiny_flux
 import tiny_qwen
-from gpu_target import TEST_DEVICE
 from alienstay.cli import app
 from alienstay.editing import masks, methods, selection
 from alienstay.editing.base import fit_size
@@ -230,33 +229,33 @@ recipes:
 """
 
 
-def edit(ws: Workspace, *args: str):
-    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", TEST_DEVICE,
+def edit(ws: Workspace, *args: str, device: str = "cpu"):
+    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", device,
                                "--dtype", "float32", "--workspace", str(ws.root)])  # fmt: skip
 
 
-def test_gpu_preset_edits_every_recipe_with_qwen_image_edit_and_method_still_wins(ws, qwen, tmp_path):
+def test_gpu_preset_edits_every_recipe_with_qwen_image_edit_and_method_still_wins(ws, qwen, tmp_path, test_device):
     """One value on the minimum 5 photos (~2 s a Qwen-Image-Edit edit here); the recipe's own method is classical."""
     mine = tmp_path / "mine.yaml"
     mine.write_text(ONE_VALUE_RECIPES)
-    result = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "dusk_only", "--model", str(qwen))
+    result = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "dusk_only", "--model", str(qwen), device=test_device)
     assert result.exit_code == 0, result.output
     assert "5 edits with qwen-image-edit" in result.output and (ws.read_edits()["model_id"] == str(qwen)).all()
     table = ws.read_edits()
     assert len(table) == 5 and (table["method"] == "qwen-image-edit").all() and table["is_diffusion"].all()
 
-    chosen = edit(ws, "--preset", "gpu", "--method", "classical", "--recipes", str(mine), "--recipe", "dusk_only")
+    chosen = edit(ws, "--preset", "gpu", "--method", "classical", "--recipes", str(mine), "--recipe", "dusk_only", device=test_device)
     assert chosen.exit_code == 0 and "5 edits with classical" in chosen.output
-    own = edit(ws, "--preset", "cpu", "--recipes", str(mine), "--recipe", "dusk_only")
+    own = edit(ws, "--preset", "cpu", "--recipes", str(mine), "--recipe", "dusk_only", device=test_device)
     assert own.exit_code == 0 and "5 edits with classical" in own.output  # cpu names no editor: the recipe's
 
-    refused = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "no_qwen")
+    refused = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "no_qwen", device=test_device)
     message = " ".join(refused.output.split())  # the console wraps long lines
     assert refused.exit_code == 2 and "does not allow method 'qwen-image-edit'" in message
     assert "use one of ['classical']" in message  # what to do next: --method classical
 
 
-def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_back(ws, monkeypatch, tmp_path):
+def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_back(ws, monkeypatch, tmp_path, test_device):
     from alienstay.presets import preset_editor
     from alienstay.stages import edit as stage
 
@@ -264,9 +263,9 @@ def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_bac
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.delenv("ALIENSTAY_MODELS_DIR", raising=False)
     assert preset_editor("gpu") == "qwen-image-edit" and preset_editor("cpu") is None and preset_editor(None) is None
-    result = edit(ws, "--preset", "gpu", "--recipe", "lights")
+    result = edit(ws, "--preset", "gpu", "--recipe", "lights", device=test_device)
     assert result.exit_code == 2 and "Qwen/Qwen-Image-Edit" in result.output and "is not available" in result.output
     # The demo's path (demo.run_edits): the gpu editor's weights missing -> the recipe's classical grade.
-    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device=TEST_DEVICE))
+    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device=test_device))
     assert summary.fallback and "Qwen/Qwen-Image-Edit" in summary.fallback
     assert (summary.rows["method"] == "classical").all()

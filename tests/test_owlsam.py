@@ -21,7 +21,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import tiny_maskers
-from gpu_target import TEST_DEVICE
 import tiny_pipelines
 from alienstay import model_store, presets
 from alienstay.cli import app
@@ -51,9 +50,9 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def masker(tiny) -> owlsam.OwlSamMasker:
+def masker(tiny, test_device) -> owlsam.OwlSamMasker:
     models = {"masker": str(tiny["owl"]), "masker:segmenter": str(tiny["sam"])}
-    return masks.MASKERS.get("owlv2-sam").build(models, device=TEST_DEVICE)  # the registry's own builder
+    return masks.MASKERS.get("owlv2-sam").build(models, device=test_device)  # the registry's own builder
 
 
 
@@ -63,7 +62,7 @@ def test_both_models_load_through_the_resolver_with_or_without_torchvision(maske
     # Without torchvision (the CPU machines) the PIL image processors, and nothing imports it;
     # with it (every GPU machine) transformers picks its torchvision backend: both must work.
     backend = "" if is_torchvision_available() else "Pil"
-    if not backend:
+    if backend == "Pil":
         assert "torchvision" not in sys.modules
     assert masker.model_id == f"{tiny['owl']} + {tiny['sam']}"
     assert all(revision.startswith("local-") for revision in masker.revisions.values())  # folders, named by content
@@ -186,12 +185,12 @@ def test_an_empty_mask_runs_no_edit_and_records_why(ws, tiny):
         assert np.array_equal(np.asarray(Image.open(row.output_path).convert("RGB")), original)
 
 
-def test_the_cli_edits_with_owlv2_sam_and_records_it_in_the_key(ws, tiny):
+def test_the_cli_edits_with_owlv2_sam_and_records_it_in_the_key(ws, tiny, test_device):
     def edit(masker: str):
         return runner.invoke(app, [
             "edit", "--recipe", "bed_decoration", "--method", "inpaint", "--model", str(tiny["inpaint"]), "--masker", masker,
             "--mask-model", str(tiny["owl"]), "--mask-segmenter", str(tiny["sam"]), "--steps", "2", "--size", "64",
-            "--images", "5", "--device", TEST_DEVICE, "--workspace", str(ws.root),
+            "--images", "5", "--device", test_device, "--workspace", str(ws.root),
         ])  # fmt: skip
 
     result = edit("owlv2-sam")

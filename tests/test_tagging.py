@@ -454,3 +454,29 @@ def test_florence2_detailed_captions_through_the_caption_stage(prepared, tmp_pat
     assert summary.written == 8 and len(captions) == 8 and set(captions["model_id"]) == {str(folder)}
     assert captions["caption"].map(lambda c: isinstance(c, str)).all()
     assert caption_stage.run(prepared, caption_stage.CaptionSettings(model=str(folder))).written == 0  # resumable
+
+
+# ---- the reader's lean transform ----------------------------------------------------------------
+@pytest.mark.parametrize("build", [build_tiny_clip, build_tiny_siglip], ids=["clip", "siglip"])
+def test_lean_transform_gives_the_processors_pixels_from_uint8(build, tmp_path, samples_dir):
+    """What the reader's processes hand over is uint8; normalised on the device it equals the processor's output."""
+    from alienstay.encoders.hf import ProcessorTransform
+    from alienstay.encoders.lean_transform import LeanTransform
+
+    encoder = load_hf_encoder(str(build(tmp_path / "model")))
+    lean, processor = encoder.image_transform(), ProcessorTransform(encoder.image_processor)
+    assert isinstance(lean, LeanTransform) and lean.input_size == processor.input_size == 32  # the JPEG draft's side
+    for path in sorted(samples_dir.glob("*.jpg"))[:3]:
+        photo = Image.open(path).convert("RGB")
+        pixels = lean(photo)
+        assert pixels.dtype == torch.uint8 and pixels.shape == (3, 32, 32)
+        torch.testing.assert_close(lean.unpack(pixels[None])["pixel_values"][0], processor(photo), atol=1e-5, rtol=0)
+
+
+def test_a_processor_that_does_more_keeps_the_processor_transform(tiny_siglip2):
+    from alienstay.encoders.hf import NaFlexTransform
+    from alienstay.encoders.lean_transform import lean_transform
+
+    encoder = load_hf_encoder(str(tiny_siglip2))
+    assert isinstance(encoder.image_transform(), NaFlexTransform)  # patches, never the lean path
+    assert lean_transform(encoder.image_processor) is None
