@@ -173,17 +173,24 @@ def florence_part(sizes: Sizes) -> dict:
 
     folder = build_florence2(WORK / "florence2_large", sizes.full, sizes.device)
     captioner = load_captioner(f"florence2:{folder}", device=sizes.device, dtype="auto")
-    captioner.max_new_tokens = captioner.min_new_tokens = sizes.caption_tokens  # equal work a caption
     side = captioner.image_processor.size["height"]
     figures: dict = {"florence2_large_dtype": captioner.dtype, "florence2_large_tokens": sizes.caption_tokens}
-    for batch in sizes.caption_batches:
-        pixels = torch.randn(batch, 3, side, side)
-        captioner.caption(pixels)  # warm-up at this shape
+    def seconds(pixels: torch.Tensor, tokens: int) -> float:
+        captioner.max_new_tokens = captioner.min_new_tokens = tokens
         sync(sizes)
         start = time.perf_counter()
         captioner.caption(pixels)
         sync(sizes)
-        figures[f"florence2_large_captions_s_batch{batch}"] = batch / (time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    for batch in sizes.caption_batches:
+        pixels = torch.randn(batch, 3, side, side)
+        seconds(pixels, sizes.caption_tokens)  # warm-up at this shape
+        whole, first = seconds(pixels, sizes.caption_tokens), seconds(pixels, 1)
+        figures[f"florence2_large_captions_s_batch{batch}"] = batch / whole
+        # where the time goes: the encoders and one token, then each further token of the batch
+        figures[f"florence2_large_encode_and_first_token_s_batch{batch}"] = first
+        figures[f"florence2_large_per_token_ms_batch{batch}"] = 1e3 * (whole - first) / max(1, sizes.caption_tokens - 1)
     figures["florence2_large_peak_gib"] = peak_gib(sizes)
     return figures
 
