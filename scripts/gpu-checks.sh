@@ -31,7 +31,7 @@ if [ -n "${DRY:-}" ]; then BENCH=(--dry-run); else BENCH=(); fi
 part bench $((BENCH_S + 20)) $PY -m benchmarks.bench_gpu "${BENCH[@]}" --budget-s "$BENCH_S"
 cp runs/bench/gpu*.json "$OUT/" 2>/dev/null
 XDIST=(); $PY -c "import xdist" 2>/dev/null && XDIST=(-n "$WORKERS")
-part tests "$TESTS_S" env ALIENSTAY_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -o addopts="" -m gpu -rfE \
+part tests "$TESTS_S" env ALIENSTAY_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -o addopts="" -m gpu -rfEs \
   --durations=15 "${XDIST[@]}" tests/test_tagging.py tests/test_editing.py tests/test_editors_gpu.py tests/test_owlsam.py \
   tests/test_stages.py tests/test_faithfulness.py tests/test_registries.py tests/test_devices.py tests/test_hardware.py
 tail -25 "$OUT/tests.log"; grep -E "^  " "$OUT/bench.log" | tail -60
