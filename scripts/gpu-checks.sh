@@ -24,7 +24,7 @@ $PY -c "import torch, transformers, diffusers, torchvision; print(torch.__versio
 part() {  # part NAME SECONDS COMMAND...: one timed part, its log under $OUT, a line of summary
   local name=$1 limit=$2; shift 2
   timeout -k 10 "$limit" "$@" >"$OUT/$name.log" 2>&1
-  echo "$name rc=$? at $(( $(date +%s) - T0 )) s"
+  RC=$?; echo "$name rc=$RC at $(( $(date +%s) - T0 )) s"; [ $RC -eq 0 ] || FAILED=1
 }
 if [ -n "${DRY:-}" ]; then BENCH=(--dry-run); else BENCH=(); fi
 [ -n "${BENCH_PARTS:-}" ] && BENCH+=(--parts "$BENCH_PARTS")
@@ -37,3 +37,4 @@ part tests "$TESTS_S" env ALIENSTAY_TEST_DEVICE=cuda $PY -m pytest -q -p no:cach
   --durations=15 "${XDIST[@]}" tests/test_tagging.py tests/test_editing.py tests/test_editors_gpu.py tests/test_owlsam.py \
   tests/test_stages.py tests/test_faithfulness.py tests/test_registries.py tests/test_devices.py tests/test_hardware.py
 tail -25 "$OUT/tests.log"; [ -f "$OUT/bench.log" ] && grep -E "^  " "$OUT/bench.log" | tail -60
+exit ${FAILED:-0}  # non-zero when a part failed or ran out of time
