@@ -35,6 +35,6 @@ fi
 XDIST=(); $PY -c "import xdist" 2>/dev/null && XDIST=(-n "$WORKERS")
 part tests "$TESTS_S" env ALIENSTAY_TEST_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider -o addopts="" -m gpu -rfEs \
   --durations=15 "${XDIST[@]}" tests/test_tagging.py tests/test_editing.py tests/test_editors_gpu.py tests/test_owlsam.py \
-  tests/test_stages.py tests/test_faithfulness.py tests/test_registries.py tests/test_devices.py tests/test_hardware.py
+  tests/test_stages.py tests/test_faithfulness.py tests/test_registries.py tests/test_devices.py tests/test_hardware.py tests/test_reader.py
 tail -25 "$OUT/tests.log"; [ -f "$OUT/bench.log" ] && grep -E "^  " "$OUT/bench.log" | tail -60
 exit ${FAILED:-0}  # non-zero when a part failed or ran out of time

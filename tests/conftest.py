@@ -19,7 +19,7 @@ SAMPLES = Path(os.environ.get("ALIENSTAY_SAMPLES", REPO.parent / "shared" / "sam
 # the `gpu` marker is put on each of their tests here, one entry a module.
 GPU_TEST_MODULES = frozenset({
     "test_tagging", "test_editing", "test_editors_gpu", "test_owlsam", "test_stages", "test_faithfulness",
-    "test_registries", "test_devices", "test_hardware",
+    "test_registries", "test_devices", "test_hardware", "test_reader",
 })  # fmt: skip
 GPU_TARGET = os.environ.get("ALIENSTAY_TEST_DEVICE", "").strip().lower() == "cuda"
 
