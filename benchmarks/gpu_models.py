@@ -10,7 +10,6 @@ random init on the CPU in fp32 would take minutes and 80 GB.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +23,6 @@ from tests.tiny_models import build_full_size_clip, build_tiny_clip, florence2_t
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 SO400M = {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16}
 TINY_TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
-# lightx2v's scheduler for its Lightning LoRAs (Apache-2.0): exponential time shift, log(3) fixed.
-LIGHTNING_SCHEDULER = {
-    "base_image_seq_len": 256, "base_shift": math.log(3), "invert_sigmas": False, "max_image_seq_len": 8192,
-    "max_shift": math.log(3), "num_train_timesteps": 1000, "shift": 1.0, "shift_terminal": None,
-    "stochastic_sampling": False, "time_shift_type": "exponential", "use_beta_sigmas": False,
-    "use_dynamic_shifting": True, "use_exponential_sigmas": False, "use_karras_sigmas": False,
-}  # fmt: skip
 
 
 @contextmanager
@@ -177,6 +169,8 @@ def lightning_scheduler() -> Any:
     """The few-step path's scheduler: a fused Lightning LoRA leaves the transformer's cost as it is;
     what changes is the step count (8) and no CFG branch (true_cfg_scale 1)."""
     from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from alienstay.editing.qwen import LIGHTNING_SCHEDULER
 
     return FlowMatchEulerDiscreteScheduler.from_config(LIGHTNING_SCHEDULER)
 

@@ -142,6 +142,35 @@ def test_qwen_image_edit_series_on_the_sample_photos(ws, qwen):
     assert not np.array_equal(outputs[0], outputs[1])  # one photo, two values: the instruction reaches the transformer
 
 
+def test_a_few_step_lora_is_fused_with_its_schedule_and_named_in_the_model_id(ws, qwen, tmp_path):
+    """--lcm-lora for Qwen-Image-Edit: a Lightning-style LoRA file, fused before placing, the FlowMatch
+    schedule it was distilled for, and its name in the model id (so its edits never pass for the base's)."""
+    import torch
+    from diffusers import QwenImageEditPipeline, QwenImageTransformer2DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from alienstay.editing.methods import Speed
+    from alienstay.editing.qwen import QwenImageEditEditor
+
+    transformer = QwenImageTransformer2DModel.from_pretrained(qwen, subfolder="transformer")
+    targets = ["to_q", "to_k", "to_v"]
+    transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False, target_modules=targets))
+    lora = tmp_path / "lightning" / "Qwen-Image-Edit-Lightning-4steps.safetensors"
+    QwenImageEditPipeline.save_lora_weights(lora.parent, transformer_lora_layers=get_peft_model_state_dict(transformer),
+                                            weight_name=lora.name)  # fmt: skip
+    plain, fast = QwenImageEditEditor(str(qwen)), QwenImageEditEditor(str(qwen), speed=Speed(lcm_lora=str(lora)))
+    assert fast.model_id == f"{qwen} + {lora}" and plain.model_id == str(qwen)
+    assert fast.pipe.scheduler.config.time_shift_type == "exponential" and fast.pipe.scheduler.config.use_dynamic_shifting
+    before = dict(plain.pipe.transformer.named_parameters())
+    after = dict(fast.pipe.transformer.named_parameters())
+    assert set(after) == set(before)  # fused, the adapter layers unloaded
+    changed = [name for name, weight in after.items() if not torch.equal(weight, before[name])]
+    assert changed and all(any(t in name for t in targets) for name in changed)
+    table = series(ws, "time_of_day", fast, photos=1)
+    assert len(table) == 3 and (table["model_id"] == fast.model_id).all()
+
+
 def test_image_only_processor_expands_image_tokens_and_tokenizes_bytes(qwen, samples_dir):
     """What QwenImageEditPipeline asks of its processor, on a sample photo at the pipeline's ~1 MP."""
     from alienstay.editing.qwen_processor import PROCESSOR_FOLDER, ImageOnlyQwen2VLProcessor
