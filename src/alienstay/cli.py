@@ -215,7 +215,7 @@ def edit(
     masker: Annotated[Optional[str], typer.Option("--masker", help="Text-query masks: clipseg | owlv2-sam (OWLv2 boxes -> SAM masks); default: the preset's, else clipseg.")] = None,
     mask_model: Annotated[Optional[str], typer.Option("--mask-model", help="The masker's model (owlv2-sam: the OWLv2 detector); default: the preset's, else CIDAS/clipseg-rd64-refined.")] = None,
     mask_segmenter: Annotated[Optional[str], typer.Option("--mask-segmenter", help="owlv2-sam's SAM model; default: the preset's, else facebook/sam-vit-base.")] = None,
-    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="LCM-LoRA id or folder: few-step sampling with LCMScheduler (then default 4 steps, guidance 1).")] = None,
+    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="Few-step LoRA: an LCM-LoRA id or folder (SD 1.5 editors, LCMScheduler), or for qwen-image-edit a Lightning LoRA .safetensors file or folder (then default 4 steps, guidance 1).")] = None,
     attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
     clip: Annotated[str, typer.Option("--clip", help="Image-text encoder for the CLIP direction: none | auto | offline | id/folder.")] = "none",
