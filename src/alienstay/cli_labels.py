@@ -40,6 +40,9 @@ def evaluate(
     calibration: Annotated[
         Optional[Path], typer.Option("--calibration", help="Select by this profile (default: the tagger's own, packaged one).")
     ] = None,
+    uncalibrated: Annotated[
+        bool, typer.Option("--uncalibrated", help="Offline tagger: its ConSE floors before any profile (the 'before').")
+    ] = False,
     mapping: MappingOption = None,
     vocabulary: VocabOption = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
@@ -51,6 +54,8 @@ def evaluate(
     from alienstay.stages.labelled import run_evaluate
 
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
+    if uncalibrated and hasattr(encoder, "base_evidence"):
+        encoder.use_calibration(encoder.base_evidence)
     how = evidence_of(encoder).source
     if calibration is not None:
         try:
