@@ -231,4 +231,4 @@ def test_tag_refuses_a_profile_of_another_model(calibration_labels, tmp_path):
                                        "labels": "l.tsv", "floors": {}, "silenced": {}}))
     result = runner.invoke(app, ["evaluate", "--labels", str(calibration_labels), "--model", "offline",
                                  "--calibration", str(profile), "--workspace", str(tmp_path / "ws")])
-    assert result.exit_code == 2 and "was fitted for someone/else" in result.output
+    assert result.exit_code == 2 and "someone/else" in result.output and "alienstay calibrate" in result.output

@@ -64,6 +64,9 @@ def evaluate(
         except CalibrationError as error:
             fail(str(error))
         how = f"the profile {calibration.name} ({len(profile.floors)} words)"
+    if f"({labels.name})" in how:
+        how += (" - IN SAMPLE: the profile was fitted on these very photos, so these figures flatter it; "
+                "its cross-validated figures are in the profile's `cross_validated` section")
     result = run_evaluate(encoder, table, vocab, open_workspace(workspace).root / "report", how)
     summary = Table(title=f"{encoder.model_id} on {len(table.files)} labelled photos (full note: {result.note})")
     for column in ("facet", "photos judged", "selected", "precision [95 %]", "coverage"):
