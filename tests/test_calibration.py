@@ -232,3 +232,20 @@ def test_tag_refuses_a_profile_of_another_model(calibration_labels, tmp_path):
     result = runner.invoke(app, ["evaluate", "--labels", str(calibration_labels), "--model", "offline",
                                  "--calibration", str(profile), "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 2 and "someone/else" in result.output and "alienstay calibrate" in result.output
+
+
+def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsewhere(tmp_path):
+    from alienstay import analysis
+    from alienstay.evaluation import precision_phrase, read_measured
+
+    pd.DataFrame([{"facet": "place", "selected": 33, "precision": 0.88, "precision_low": 0.73, "precision_high": 0.95,
+                   "model_id": "m"}]).to_csv(tmp_path / "evaluation_facets.csv", index=False)
+    measured = read_measured(tmp_path, "m")
+    assert precision_phrase(measured, "place").startswith("measured precision 0.88 [0.73, 0.95] on 33")
+    assert "unmeasured" in precision_phrase(measured, "light")
+    assert read_measured(tmp_path, "another model") is None  # another tagger's figures say nothing here
+    info = pd.DataFrame([{"facet": "place", "words": 14, "coverage": 0.9, "spread": 0.8, "mean_max_prob": 0.6,
+                          "chance": 1 / 14, "confidence_over_chance": 8.4, "judged": True, "informative": True}])
+    text = analysis.verdict_text(info, analysis.Thresholds(), measured)
+    assert "informs; measured precision 0.88" in text
+    assert "unmeasured" in analysis.verdict_text(info, analysis.Thresholds(), None)

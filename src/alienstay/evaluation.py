@@ -109,3 +109,29 @@ def cluster_agreement(clusters: np.ndarray, scene: pd.Series, seed: int = 0, shu
         "shuffled_ari": float(np.mean([adjusted_rand_score(truth, s) for s in shuffled])),
         "shuffled_nmi": float(np.mean([normalized_mutual_info_score(truth, s) for s in shuffled])),
     }
+
+
+# ---- measured precision beside the analysis' confidence-only verdicts ---------------------------
+EVALUATION_TABLE = "evaluation_facets.csv"
+
+
+def read_measured(report_dir, model_id: str) -> pd.DataFrame | None:
+    """The facets table `alienstay evaluate` left in report/ for this model, indexed by facet; None if none."""
+    from pathlib import Path
+
+    path = Path(report_dir) / EVALUATION_TABLE
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    if "model_id" not in table or set(table["model_id"].astype(str)) != {model_id}:
+        return None  # measured for another tagger: says nothing about this one
+    return table.set_index("facet")
+
+
+def precision_phrase(measured: pd.DataFrame | None, facet: str) -> str:
+    """'measured precision x [lo, hi] on n tags' where labels judged the facet, else 'unmeasured'."""
+    if measured is None or facet not in measured.index or not measured.loc[facet, "selected"]:
+        return "precision unmeasured (a confidence-only verdict: `alienstay evaluate --labels FILE` measures it)"
+    row = measured.loc[facet]
+    return (f"measured precision {row['precision']:.2f} [{row['precision_low']:.2f}, {row['precision_high']:.2f}] "
+            f"on {int(row['selected'])} labelled tags (report/evaluation.md)")

@@ -127,7 +127,7 @@ def run_evaluate(encoder, labels: LabelTable, vocab: Vocabulary, report_dir: Pat
     agreement = cluster_agreement(clusters, labels.scene)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    facets.to_csv(report_dir / "evaluation_facets.csv", index=False)
+    facets.assign(model_id=encoder.model_id).to_csv(report_dir / "evaluation_facets.csv", index=False)
     words.to_csv(report_dir / "evaluation_words.csv", index=False)
     note = report_dir / "evaluation.md"
     note.write_text(evaluation_note(encoder.model_id, labels, facets, words, agreement, calibration), encoding="utf-8")
