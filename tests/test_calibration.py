@@ -249,3 +249,28 @@ def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsew
     text = analysis.verdict_text(info, analysis.Thresholds(), measured)
     assert "informs; measured precision 0.88" in text
     assert "unmeasured" in analysis.verdict_text(info, analysis.Thresholds(), None)
+
+
+def test_tag_with_a_profile_selects_only_its_words_from_their_floors(tmp_path, samples_dir):
+    """`tag --calibration`: only the profile's words may be selected, each from its own floor; shards say so."""
+    import tiny_models
+    from alienstay.calibration import CalibrationProfile
+    from alienstay.encoders import load_encoder
+
+    folder = tiny_models.build_tiny_clip(tmp_path / "clip")
+    ws = tiny_models.prepared_workspace(tmp_path / "ws", samples_dir)
+    vocab = load_vocabulary(None)
+    model_id = load_encoder(str(folder)).model_id
+    profile = CalibrationProfile(model_id=model_id, revision="r", vocab_hash=vocab.hash, evidence_source="probabilities",
+                                 target=0.9, folds=5, photos=1, labels="l.tsv",
+                                 floors={"place:bedroom": 0.0, "objects:bed": 0.0, "light:night": 1.01}, silenced={})
+    path = profile.save(tmp_path / "profile.yaml")
+    result = runner.invoke(app, ["tag", "--model", str(folder), "--calibration", str(path), "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    tags = ws.read_tags()
+    chosen = tags[tags["selected"]]
+    assert set(chosen["facet"] + ":" + chosen["tag"]) == {"place:bedroom", "objects:bed"}  # night's floor is unreachable
+    assert chosen["image_id"].nunique() == tags["image_id"].nunique()  # floor 0: on every photo
+    assert tags["model_revision"].str.contains(f"calibration-{profile.key}").all()
+    judged = tags.groupby("facet")["judged"].any()
+    assert judged["place"] and not judged["water"]  # facets without a profile word are not judged
