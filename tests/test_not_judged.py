@@ -43,3 +43,11 @@ def test_cluster_names_never_use_an_unjudged_word(tmp_path):
     names = cluster_names(selected, words, np.array([0, 0, 0, 1]))
     assert all("night" not in name and "bright" not in name for name in names.values())
     assert names[0] == "pool" and names[1] == "bedroom"
+
+
+def test_gallery_names_its_tagger_and_offers_example_words_that_find_photos(tmp_path):
+    client = TestClient(create_app(_unjudged_light(tmp_path / "ws")))
+    page = client.get("/").text
+    assert 'id="tagger"' in page and "<code>tiny</code>" in page
+    assert "an alien word (pool, bedroom" in page  # the most selected judged words, not a fixed list
+    assert "night…" not in page and "soft" not in page  # unjudged or absent words are no example

@@ -76,6 +76,16 @@ class Snapshot:
         """facet, tag, photos (selected count) in vocabulary order: the summary written with the index."""
         return [] if self.index is None else self.index.meta["words"]
 
+    @property
+    def tagger(self) -> dict:
+        """model_id and model_revision of the tags behind the index (empty for indexes built before it)."""
+        return {} if self.index is None else dict(self.index.meta.get("tagger") or {})
+
+    def example_words(self, n: int = 3) -> list[str]:
+        """The judged words selected on the most photos: the search box's examples exist and find photos."""
+        used = [w for w in self.words if w.get("judged", True) and w["photos"] > 0]
+        return [w["tag"] for w in sorted(used, key=lambda w: -w["photos"])[:n]]
+
     def known_words(self) -> set[str] | dict:
         """A word is a bare tag (any facet) or `facet:tag` (one facet)."""
         return {} if self.index is None else self.index.keys()

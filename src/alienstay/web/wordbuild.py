@@ -147,8 +147,19 @@ def build(ws: Workspace) -> Path | None:
         "words": [{"facet": f, "tag": t, "photos": int(n), "judged": bool(j)}
                   for (f, t), n, j in zip(words, counts, judged_words)],
         "keys": keys,
+        "tagger": _tagger(ws.tags_path),
     }
     return _publish(ws, building, provisional.take(pa.array(by_id)), meta)
+
+
+def _tagger(path: Path) -> dict:
+    """The model (and revision) that tagged the table, for the gallery's banner: its first row says it."""
+    parquet = pq.ParquetFile(path)
+    wanted = [c for c in ("model_id", "model_revision") if c in parquet.schema_arrow.names]
+    if not wanted or parquet.metadata.num_row_groups == 0 or parquet.metadata.num_rows == 0:
+        return {}
+    first = parquet.read_row_group(0, columns=wanted).slice(0, 1).to_pylist()
+    return {k: str(v) for k, v in first[0].items()} if first else {}
 
 
 def _remove_abandoned_builds(root: Path, older_than_s: float = 6 * 3600) -> None:
