@@ -222,6 +222,10 @@ def test_hub_encoders_evaluate_and_calibrate_with_tiny_models(calibration_labels
     assert result.exit_code == 0, result.output
     facets = pd.read_csv(ws / "report" / "evaluation_facets.csv")
     assert facets.set_index("facet").loc["all", "judged_photos"] == 125
+    result = runner.invoke(app, ["report", "--workspace", str(ws)])
+    assert result.exit_code == 0, result.output
+    report = (ws / "report" / "REPORT.md").read_text()
+    assert "## Tags checked against labelled photos" in report and "Wilson interval" in report
 
 
 def test_tag_refuses_a_profile_of_another_model(calibration_labels, tmp_path):
