@@ -65,6 +65,8 @@ class CalibrationProfile:
     cv_facets: list[dict] = field(default_factory=list)
     cv_words: list[dict] = field(default_factory=list)
     head: WordHead | None = None
+    # The same cross-validated selections restricted to the words kept: chosen after seeing them, so optimistic.
+    cv_kept: list[dict] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -83,7 +85,8 @@ class CalibrationProfile:
                 "vocab_hash": self.vocab_hash, "evidence_source": self.evidence_source, "target": self.target,
                 "folds": self.folds, "photos": self.photos, "labels": self.labels,
                 "floors": {w: round(float(f), 6) for w, f in self.floors.items()}, "silenced": self.silenced,
-                "cross_validated": {"facets": self.cv_facets, "words": self.cv_words},
+                "cross_validated": {"facets": self.cv_facets, "words": self.cv_words,
+                                    "kept_words_only": self.cv_kept},
                 "head": self.head.to_dict() if self.head else None}
 
     def save(self, path: Path) -> Path:
@@ -105,7 +108,7 @@ def load_profile(path: Path | str) -> CalibrationProfile:
             photos=int(document["photos"]), labels=str(document["labels"]),
             floors={str(k): float(v) for k, v in (document["floors"] or {}).items()},
             silenced=dict(document.get("silenced") or {}), cv_facets=list(cv.get("facets") or []),
-            cv_words=list(cv.get("words") or []),
+            cv_words=list(cv.get("words") or []), cv_kept=list(cv.get("kept_words_only") or []),
             head=WordHead.from_dict(document["head"]) if document.get("head") else None,
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
@@ -263,11 +266,12 @@ def calibrate(
         if name in final and row.selected and row.precision < target:
             del final[name]
             silenced[name] = f"cross-validated precision {row.precision:.2f} < {target:g} ({row.correct}/{row.selected})"
+    kept = np.array([name in final for name in fitter.names])
     return CalibrationProfile(
         model_id=model_id, revision=revision, vocab_hash=vocab.hash, evidence_source=source, target=target,
         folds=folds, photos=len(rows), labels=Path(labels.source).name, floors=final, silenced=silenced,
         cv_facets=_records(facets_cv), cv_words=_records(words_cv[words_cv["judged_photos"] > 0]),
-        head=fitter.fit(rows),
+        head=fitter.fit(rows), cv_kept=_records(facet_table(selected & kept, labels, vocab)),
     )
 
 

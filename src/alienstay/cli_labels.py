@@ -107,6 +107,10 @@ def calibrate(
         f"{profile.photos} photos): precision {overall['precision']} ({overall['correct']}/{overall['selected']}), "
         f"coverage {overall['coverage']} ({overall['covered_photos']}/{overall['judged_photos']} photos) -> {path}"
     )
+    kept = next(row for row in profile.cv_kept if row["facet"] == "all")
+    console.print(f"the same selections, kept words only (chosen after seeing them: optimistic): precision "
+                  f"{kept['precision']} ({kept['correct']}/{kept['selected']}), coverage {kept['coverage']} "
+                  f"({kept['covered_photos']}/{kept['judged_photos']} photos)")
 
 
 def register(app: typer.Typer) -> None:
