@@ -91,8 +91,11 @@ def calibrate(
     device: Annotated[str, typer.Option("--device")] = "cpu",
 ) -> None:
     """Fit per-word floors by k-fold cross-validation at a target precision; write a profile for `tag --calibration`."""
+    from alienstay.calibration import EVIDENCE_SOURCES
     from alienstay.stages.labelled import run_calibrate
 
+    if evidence != "auto" and evidence not in EVIDENCE_SOURCES:  # said before any model loads
+        fail(f"--evidence {evidence!r}: use auto, {', '.join(EVIDENCE_SOURCES)}.")
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
     source = evidence if evidence != "auto" else ("class-head" if hasattr(encoder, "encode_with_features") else "probabilities")
     try:
