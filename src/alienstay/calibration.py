@@ -206,8 +206,8 @@ class _Fitter:
         self.names = [f"{w.facet}:{w.tag}" for w in vocab.words]
 
     def fit(self, train: np.ndarray) -> WordHead | None:
-        if self.source != "class-head":
-            return None
+        if not EVIDENCE_SOURCES[self.source].needs_features:
+            return None  # the encoder's own probabilities: nothing to fit
         return fit_head(self.features[train], _targets(self.labels, train, self.words, self.vocab))
 
     def predict(self, head: WordHead | None, rows: np.ndarray) -> np.ndarray:
@@ -216,8 +216,8 @@ class _Fitter:
 
     def floor_probs(self, train: np.ndarray) -> np.ndarray:
         """Probabilities on the training rows that floors may be chosen on: out-of-fold for a head."""
-        if self.source != "class-head":
-            return self.probs[train]
+        if not EVIDENCE_SOURCES[self.source].needs_features:
+            return self.probs[train]  # nothing was fitted on them: they are out of sample already
         out = np.array(self.probs[train], dtype=np.float32, copy=True)
         position = {row: i for i, row in enumerate(train.tolist())}
         for inner_train, inner_test in _folds(self.labels, train, self.folds, self.seed + 1):

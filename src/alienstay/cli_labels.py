@@ -97,7 +97,9 @@ def calibrate(
     if evidence != "auto" and evidence not in EVIDENCE_SOURCES:  # said before any model loads
         fail(f"--evidence {evidence!r}: use auto, {', '.join(EVIDENCE_SOURCES)}.")
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
-    source = evidence if evidence != "auto" else ("class-head" if hasattr(encoder, "encode_with_features") else "probabilities")
+    # auto: the last registered source this encoder can feed (a head where class scores exist)
+    feeds = [name for name, entry in EVIDENCE_SOURCES.items() if not entry.needs_features or hasattr(encoder, "encode_with_features")]
+    source = evidence if evidence != "auto" else feeds[-1]
     try:
         profile = run_calibrate(encoder, table, vocab, source=source, target=target, folds=folds,
                                 progress=lambda step: console.print(f"calibrate: {step}"))
