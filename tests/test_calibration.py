@@ -186,6 +186,7 @@ def test_offline_tagger_evaluate_and_calibrate_end_to_end(calibration_labels, tm
     profile = load_profile(profile_path)
     assert profile.model_id.startswith("offline:") and profile.evidence_source == "class-head"
     assert profile.photos == 125 and profile.head is not None
+    assert set(profile.head.words) == set(profile.floors)  # a silenced word's regression is not kept
     assert "comfort:soft" in profile.silenced  # no label judges comfort: silent, and the profile says why
     overall = next(row for row in profile.cv_facets if row["facet"] == "all")
     assert overall["judged_photos"] == 125 and overall["selected"] > 0

@@ -92,7 +92,8 @@ class CalibrationProfile:
     def save(self, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=200), encoding="utf-8")
+        # flow style for lists of numbers: a head is one line a word, not a thousand
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=200, default_flow_style=None), encoding="utf-8")
         return path
 
 
@@ -271,8 +272,13 @@ def calibrate(
         model_id=model_id, revision=revision, vocab_hash=vocab.hash, evidence_source=source, target=target,
         folds=folds, photos=len(rows), labels=Path(labels.source).name, floors=final, silenced=silenced,
         cv_facets=_records(facets_cv), cv_words=_records(words_cv[words_cv["judged_photos"] > 0]),
-        head=fitter.fit(rows), cv_kept=_records(facet_table(selected & kept, labels, vocab)),
+        head=_kept_head(fitter.fit(rows), final), cv_kept=_records(facet_table(selected & kept, labels, vocab)),
     )
+
+
+def _kept_head(head: WordHead | None, floors: dict[str, float]) -> WordHead | None:
+    """Only the kept words' regressions: a silenced word's would never be read."""
+    return None if head is None else head.only(set(floors))
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

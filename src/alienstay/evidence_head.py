@@ -76,6 +76,11 @@ class WordHead:
                 out[:, column] = predicted[:, j]
         return out
 
+    def only(self, words: set[str]) -> "WordHead":
+        """The head for these words alone (a profile keeps only the words it may select)."""
+        keep = [i for i, w in enumerate(self.words) if w in words]
+        return WordHead(self.mean, self.scale, tuple(self.words[i] for i in keep), self.coef[keep], self.intercept[keep])
+
     def to_dict(self) -> dict:
         return {"mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
                 "words": {w: {"intercept": round(float(b), 6), "coef": c.round(6).tolist()}
