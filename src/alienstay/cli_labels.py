@@ -67,7 +67,7 @@ def evaluate(
     if f"({labels.name})" in how:
         how += (" - IN SAMPLE: the profile was fitted on these very photos, so these figures flatter it; "
                 "its cross-validated figures are in the profile's `cross_validated` section")
-    result = run_evaluate(encoder, table, vocab, open_workspace(workspace).root / "report", how)
+    result = run_evaluate(encoder, table, vocab, open_workspace(workspace, create=True).root / "report", how)  # its photos come from the labels file
     summary = Table(title=f"{encoder.model_id} on {len(table.files)} labelled photos (full note: {result.note})")
     for column in ("facet", "photos judged", "selected", "precision [95 %]", "coverage"):
         summary.add_column(column)
