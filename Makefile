@@ -6,7 +6,7 @@ WORKSPACE ?= runs/demo
 INPUT ?=
 STAMP := $(VENV)/.alienstay-installed
 
-.PHONY: install demo test bench notebook figures serve clean
+.PHONY: install demo test test-gpu bench bench-gpu notebook figures serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/browser-deps.sh
 	$(BIN)/python -m pytest -q
+
+# Every test that runs a model, on CUDA (tests/conftest.py); skipped with the reason where there is no GPU.
+# GPU_WORKERS=N spreads them over N pytest-xdist workers (each gets its share of the cores).
+GPU_WORKERS ?=
+test-gpu: $(STAMP)
+	ALIENSTAY_TEST_DEVICE=cuda $(BIN)/python -m pytest -q -m gpu $(if $(GPU_WORKERS),-n $(GPU_WORKERS),)
+
+bench-gpu: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_gpu
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

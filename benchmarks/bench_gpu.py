@@ -1,195 +1,320 @@
-"""On an accelerator: tagging end to end vs encode-only, diffusion steps and a series, peak memory.
+"""On a CUDA GPU: the `gpu` preset's real members at full size with random weights, side by side.
 
-Full-size architectures with random weights (the compute of the real models, no download):
-CLIP ViT-B/32 (`cpu` tagger) and the `gpu` preset's tagger (ViT-L/14, until issue 11's SigLIP 2),
-InstructPix2Pix (SD 1.5 UNet with 8 input channels, its VAE and a ViT-L text encoder) in fp16 at
-512 px, which is also the `gpu` preset's editor until Qwen-Image-Edit lands. Figures:
+Parts, each in its own process under its own timeout, the JSON (runs/bench/gpu.json) rewritten
+after each one, so a part that hangs or fails costs only itself:
 
-- tag images/s end to end (JPEG files on disk -> tags.parquet through the tag stage, the
-  DataLoader decoding on all cores) and encode-only (pixel batches ready on the GPU), and their ratio;
-- seconds a denoising step (3 branches: InstructPix2Pix's text and image guidance) and seconds an
-  8-photo x 3-value series (20 steps each, one pipeline call an edit, as the edit stage runs it);
-- peak accelerator memory of each.
+- ``photos``: 8,192 synthetic 640x480 JPEGs, written in parallel on every core;
+- ``clip_b32`` and ``siglip2_so400m``: tag images/s end to end (JPEG files -> tags.parquet
+  through the tag stage's reader, decoding on every core) and encode-only (pixel batches of
+  the processor's own size ready on the GPU), and their ratio;
+- ``florence2_large``: captions/s at 32 tokens, by batch size;
+- ``qwen_image_edit``: the 20.4 B pipeline at 1024 px: one 50-step true-CFG edit (the quality
+  reference), and the few-step path a fused Lightning LoRA gives (8 steps, CFG distilled away):
+  one edit and an 8 photo x 3 value series; peak memory.
 
-Where no CUDA device is present it prints that it was skipped and why, and exits 0.
+``--dry-run`` runs every part on the CPU with tiny models and sizes (a test does, so the code
+paths stay alive). Without CUDA and without ``--dry-run`` it says why it skipped and exits 0.
 
-    .venv/bin/python -m benchmarks.bench_gpu
+    python -m benchmarks.bench_gpu [--dry-run] [--parts clip_b32,qwen_image_edit] [--budget-s 480]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import tempfile
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import RESULTS, save
 
-TAG_IMAGES = 8192
-ENCODE_ROUNDS = 20
-PHOTOS, VALUES, STEPS, SIZE = 8, 3, 20, 512
-# SD 1.5's text encoder (CLIP ViT-L/14's text tower)
-TEXT_ENCODER = {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12}
-DEVICE = "cuda"  # a module constant, so the code paths can be dry-run on the CPU with small sizes
+
+@dataclass(frozen=True)
+class Sizes:
+    full: bool
+    device: str
+    photos: int
+    encode_rounds: int
+    caption_batches: tuple[int, ...]
+    caption_tokens: int
+    series_photos: int
+    values: int
+    reference_steps: int
+    fast_steps: int
+    edit_px: int
+
+
+FULL = Sizes(True, "cuda", 8192, 10, (64, 256), 32, 8, 3, 50, 8, 1024)
+DRY = Sizes(False, "cpu", 16, 2, (2,), 4, 1, 1, 2, 2, 64)
+WORK = RESULTS / "gpu_work"  # models and photos of one run, shared by its parts
 
 
 def skip_reason() -> str | None:
     from alienstay.devices import probe
 
     machine = probe()
-    if machine.cuda_devices:
-        return None
-    return f"no CUDA device ({machine.describe()}): the GPU figures need an accelerator"
+    return None if machine.cuda_devices else f"no CUDA device ({machine.describe()}): the GPU figures need an accelerator"
 
 
-def clip_config(large: bool):
-    from transformers import CLIPConfig
-
-    if not large:
-        return CLIPConfig()  # ViT-B/32 defaults
-    return CLIPConfig(
-        text_config={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12},
-        vision_config={"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
-                       "num_hidden_layers": 24, "patch_size": 14, "image_size": 224},  # fmt: skip
-        projection_dim=768,
-    )
-
-
-def build_clip(folder: Path, large: bool) -> Path:
-    from tests.tiny_models import tiny_tokenizer
-    from transformers import CLIPImageProcessor, CLIPModel
-
-    tokenizer = tiny_tokenizer(max_length=77)
-    config = clip_config(large)
-    for key in ("eos_token_id", "bos_token_id", "pad_token_id"):
-        setattr(config.text_config, key, getattr(tokenizer, key))
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    CLIPImageProcessor().save_pretrained(folder)
-    return folder
-
-
-def sync() -> None:
-    if DEVICE.startswith("cuda"):
+def sync(sizes: Sizes) -> None:
+    if sizes.device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def encode_only(folder: Path, batch: int) -> tuple[float, float]:
-    """Images/s of the image tower on ready pixel batches, and peak GiB."""
-    from alienstay.encoders import load_encoder
+def peak_gib(sizes: Sizes) -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if sizes.device.startswith("cuda") else 0.0
 
-    encoder = load_encoder(str(folder), device=DEVICE, dtype="auto")
-    pixels = torch.randn(batch, 3, 224, 224, device=DEVICE)
-    encoder.encode_images(pixels)
-    torch.cuda.reset_peak_memory_stats()
-    sync()
+
+# ---- photos ------------------------------------------------------------------------------
+def _write_chunk(args: tuple[str, int, int]) -> int:
+    from benchmarks.bench_tagging import synthetic_photo
+
+    folder, start, stop = args
+    for i in range(start, stop):
+        synthetic_photo(i).save(Path(folder) / f"photo_{i:06d}.jpg", format="JPEG", quality=90)
+    return stop - start
+
+
+def photos_part(sizes: Sizes) -> dict:
+    folder = WORK / "photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    step = max(1, sizes.photos // (cores * 4))
+    chunks = [(str(folder), i, min(i + step, sizes.photos)) for i in range(0, sizes.photos, step)]
     start = time.perf_counter()
-    for _ in range(ENCODE_ROUNDS):
+    with ProcessPoolExecutor(max_workers=cores) as pool:
+        written = sum(pool.map(_write_chunk, chunks))
+    return {"photos_written": written, "photos_write_s": time.perf_counter() - start, "cpu_cores": cores}
+
+
+# ---- tagging -----------------------------------------------------------------------------
+def encode_only(encoder, sizes: Sizes, batch: int) -> float:
+    """Images/s of the image tower on pixel batches of the processor's own size, ready on the device."""
+    from PIL import Image
+
+    one = encoder.image_transform()(Image.new("RGB", (640, 480)))  # (3, H, W): 384 for so400m-384
+    if one.dtype == torch.uint8:  # the lean transform's pixels, normalised on the device inside encode_images
+        pixels = torch.randint(0, 256, (batch, *one.shape), dtype=torch.uint8, device=sizes.device)
+    else:
+        pixels = torch.randn(batch, *one.shape, device=sizes.device)
+    encoder.encode_images(pixels)  # warm-up
+    sync(sizes)
+    start = time.perf_counter()
+    for _ in range(sizes.encode_rounds):
         encoder.encode_images(pixels)
-    sync()
-    return ENCODE_ROUNDS * batch / (time.perf_counter() - start), torch.cuda.max_memory_allocated() / 2**30
+    sync(sizes)
+    return sizes.encode_rounds * batch / (time.perf_counter() - start)
 
 
-def end_to_end(folder: Path, photos: Path, work: Path) -> float:
-    """Images/s of the tag stage from JPEG files to tags.parquet (ingest and preprocess not counted)."""
-    from alienstay.stages import ingest_folder, preprocess, tag
+def end_to_end(encoder, sizes: Sizes, batch: int, name: str) -> float:
+    """Images/s from JPEG files on disk to tags.parquet (the local engine, the reader on every core)."""
+    from alienstay import tagging
+    from alienstay.vocabulary import load_vocabulary
     from alienstay.workspace import Workspace
+    from benchmarks.bench_tagging import prepared_catalog
 
-    ws = Workspace(work).ensure()
-    ingest_folder.run(ws, ingest_folder.IngestFolderSettings(photos))
-    preprocess.run(ws, preprocess.PreprocessSettings(), show_progress=False)
-    settings = tag.TagSettings(model=str(folder), device=DEVICE, workers=os.cpu_count() or 1, show_progress=False)
+    paths = sorted((WORK / "photos").resolve().glob("*.jpg"))  # absolute: the catalog reads them from anywhere
+    ws = Workspace(WORK / f"ws_{name}").ensure()
+    prepared_catalog(ws, paths)
+    vocab = load_vocabulary()
+    tagging.cached_word_embeddings(ws, encoder, vocab)  # text once a model: not part of the per-photo rate
+    sync(sizes)
     start = time.perf_counter()
-    summary = tag.run(ws, settings)
-    return summary.tagged_now / (time.perf_counter() - start)
+    summary = tagging.run_tagging(ws, encoder, vocab, batch_size=batch, workers=os.cpu_count() or 1, show_progress=False)
+    sync(sizes)
+    seconds = time.perf_counter() - start
+    if summary.tagged_now != len(paths):
+        raise RuntimeError(f"{summary.tagged_now} of {len(paths)} photos tagged ({summary.failed_now} failed to decode)")
+    return summary.tagged_now / seconds
 
 
-def tagging_figures(root: Path) -> dict:
-    from alienstay.devices import batch_size_for, probe
-    from benchmarks.bench_tagging import write_photos
+def tagging_part(name: str, build: Callable[[Path, bool], Path]) -> Callable[[Sizes], dict]:
+    def part(sizes: Sizes) -> dict:
+        from alienstay.devices import batch_size_for, probe
+        from alienstay.encoders import load_encoder
 
-    photos = root / "photos"
-    write_photos(photos, TAG_IMAGES)
-    figures: dict = {}
-    batch = batch_size_for(DEVICE, probe())
-    for name, large in (("clip_vit_b32", False), ("gpu_tagger_vit_l14", True)):
-        folder = build_clip(root / name, large)
-        rate, peak = encode_only(folder, batch)
-        e2e = end_to_end(folder, photos, root / f"ws_{name}")
-        figures.update({f"{name}_encode_only_img_s": rate, f"{name}_end_to_end_img_s": e2e,
-                        f"{name}_end_to_end_vs_encode_only": e2e / rate, f"{name}_encode_peak_gib": peak})  # fmt: skip
+        folder = build(WORK / name, sizes.full)
+        encoder = load_encoder(str(folder), device=sizes.device, dtype="auto")
+        batch = batch_size_for(sizes.device, probe())
+        if sizes.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        encode = encode_only(encoder, sizes, batch)
+        e2e = end_to_end(encoder, sizes, batch, name)
+        return {f"{name}_dtype": encoder.dtype, f"{name}_batch": batch, f"{name}_encode_only_img_s": encode,
+                f"{name}_end_to_end_img_s": e2e, f"{name}_end_to_end_vs_encode_only": e2e / encode,
+                f"{name}_peak_gib": peak_gib(sizes)}  # fmt: skip
+
+    return part
+
+
+def _siglip(folder: Path, full: bool) -> Path:
+    from benchmarks.gpu_models import build_siglip
+
+    return build_siglip(folder, full, "cuda" if full else "cpu")
+
+
+def _clip(folder: Path, full: bool) -> Path:
+    from benchmarks.gpu_models import build_clip_b32
+
+    return build_clip_b32(folder, full)
+
+
+# ---- captions ----------------------------------------------------------------------------
+def florence_part(sizes: Sizes) -> dict:
+    from alienstay.captioning import load_captioner
+    from benchmarks.gpu_models import build_florence2
+
+    folder = build_florence2(WORK / "florence2_large", sizes.full, sizes.device)
+    captioner = load_captioner(f"florence2:{folder}", device=sizes.device, dtype="auto")
+    side = captioner.image_processor.size["height"]
+    figures: dict = {"florence2_large_dtype": captioner.dtype, "florence2_large_tokens": sizes.caption_tokens}
+    def seconds(pixels: torch.Tensor, tokens: int) -> float:
+        captioner.max_new_tokens = captioner.min_new_tokens = tokens
+        sync(sizes)
+        start = time.perf_counter()
+        captioner.caption(pixels)
+        sync(sizes)
+        return time.perf_counter() - start
+
+    for batch in sizes.caption_batches:
+        pixels = torch.randn(batch, 3, side, side)
+        seconds(pixels, sizes.caption_tokens)  # warm-up at this shape
+        whole, first = seconds(pixels, sizes.caption_tokens), seconds(pixels, 1)
+        figures[f"florence2_large_captions_s_batch{batch}"] = batch / whole
+        # where the time goes: the encoders and one token, then each further token of the batch
+        figures[f"florence2_large_encode_and_first_token_s_batch{batch}"] = first
+        figures[f"florence2_large_per_token_ms_batch{batch}"] = 1e3 * (whole - first) / max(1, sizes.caption_tokens - 1)
+    figures["florence2_large_peak_gib"] = peak_gib(sizes)
     return figures
 
 
-def ip2p_pipeline():
-    """InstructPix2Pix at full size, random weights, fp16 on the GPU."""
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
-    from tests.tiny_pipelines import build_tiny_clip_tokenizer
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from benchmarks.bench_editing import sd15_unet, sd15_vae
-
-    tokenizer = build_tiny_clip_tokenizer(Path(tempfile.mkdtemp()) / "tokenizer")
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), max_position_embeddings=77, **TEXT_ENCODER))
-    pipe = StableDiffusionInstructPix2PixPipeline(
-        vae=sd15_vae(), text_encoder=text, tokenizer=tokenizer, unet=sd15_unet(8),
-        scheduler=EulerAncestralDiscreteScheduler(), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(DEVICE, torch.float16)
-
-
-def editing_figures() -> dict:
+# ---- edits -------------------------------------------------------------------------------
+def edit_photos(sizes: Sizes) -> list:
     from PIL import Image
 
+    from benchmarks.bench_tagging import synthetic_photo
+
+    return [synthetic_photo(i).resize((sizes.edit_px, sizes.edit_px), Image.Resampling.BICUBIC)
+            for i in range(sizes.series_photos)]  # fmt: skip
+
+
+def qwen_part(sizes: Sizes) -> dict:
     from alienstay.placement import seeded_generator
+    from benchmarks.gpu_models import build_qwen_image_edit, lightning_scheduler, parameters_b
 
-    pipe = ip2p_pipeline()
-    image = Image.new("RGB", (SIZE, SIZE), (120, 110, 100))
-
-    def edit(steps: int, seed: int) -> None:
-        pipe(prompt="make it night", image=image, num_inference_steps=steps, guidance_scale=7.5,
-             image_guidance_scale=1.6, generator=seeded_generator(seed))  # fmt: skip
-
-    edit(2, 0)  # warm-up: kernels, allocator
-    torch.cuda.reset_peak_memory_stats()
-    sync()
     start = time.perf_counter()
-    edit(STEPS, 0)
-    sync()
-    one = time.perf_counter() - start
-    short = time.perf_counter()
-    edit(1, 0)
-    sync()
-    overhead = time.perf_counter() - short  # encode + one step + decode
+    pipe = build_qwen_image_edit(WORK / "qwen", sizes.full, sizes.device)
+    sync(sizes)
+    figures: dict = {"qwen_build_s": time.perf_counter() - start,
+                     "qwen_transformer_params_b": parameters_b(pipe.transformer),
+                     "qwen_text_encoder_params_b": parameters_b(pipe.text_encoder), "qwen_edit_px": sizes.edit_px}  # fmt: skip
+    photos = edit_photos(sizes)
+    values = ["make it night", "make it sunny", "make it foggy"][: sizes.values]
+
+    def edit(photo, prompt: str, steps: int, cfg: float) -> float:
+        begin = time.perf_counter()
+        pipe(image=photo, prompt=prompt, negative_prompt=" ", true_cfg_scale=cfg, height=sizes.edit_px,
+             width=sizes.edit_px, num_inference_steps=steps, generator=seeded_generator(0))  # fmt: skip
+        sync(sizes)
+        return time.perf_counter() - begin
+
+    if sizes.full:
+        edit(photos[0], values[0], 2, 4.0)  # warm-up: kernels, allocator
+    if sizes.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    reference = edit(photos[0], values[0], sizes.reference_steps, 4.0)
+    figures.update({"qwen_reference_steps": sizes.reference_steps, "qwen_reference_edit_s": reference,
+                    "qwen_reference_series_8x3_s_estimated": reference * 24})  # fmt: skip
+    pipe.scheduler = lightning_scheduler()
+    figures.update({"qwen_fast_steps": sizes.fast_steps, "qwen_fast_edit_s": edit(photos[0], values[0], sizes.fast_steps, 1.0)})
     start = time.perf_counter()
-    for seed in range(PHOTOS * VALUES):
-        edit(STEPS, seed)
-    sync()
-    series = time.perf_counter() - start
-    return {"ip2p_fp16_512px_step_s": (one - overhead) / (STEPS - 1), "ip2p_fp16_512px_edit_s": one,
-            "ip2p_fp16_512px_series_8x3_s": series, "ip2p_fp16_512px_peak_gib": torch.cuda.max_memory_allocated() / 2**30,
-            "gpu_preset_editor": "instruct-pix2pix (the same figures)"}  # fmt: skip
+    for photo in photos:
+        for prompt in values:
+            edit(photo, prompt, sizes.fast_steps, 1.0)
+    figures[f"qwen_fast_series_{len(photos)}x{len(values)}_s"] = time.perf_counter() - start
+    figures["qwen_peak_gib"] = peak_gib(sizes)
+    return figures
 
 
-def main() -> None:
-    reason = skip_reason()
+# ---- orchestration -----------------------------------------------------------------------
+# One entry a part: (function, timeout at full size in seconds). Order: cheap first, so a slow
+# editor leaves the other figures standing.
+PARTS: dict[str, tuple[Callable[[Sizes], dict], int]] = {
+    "photos": (photos_part, 90),
+    "clip_b32": (tagging_part("clip_b32", _clip), 120),
+    "siglip2_so400m": (tagging_part("siglip2_so400m", _siglip), 150),
+    "florence2_large": (florence_part, 120),
+    "qwen_image_edit": (qwen_part, 330),
+}
+
+
+def run_part(name: str, sizes: Sizes) -> None:
+    """In this process: one part; its figures (or its error) to runs/bench/gpu_work/<name>.json."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    function, _ = PARTS[name]
+    try:
+        figures = function(sizes)
+    except Exception as error:  # noqa: BLE001 - one part's failure is a figure of its own
+        figures = {f"{name}_error": f"{type(error).__name__}: {error}"[:500]}
+    (WORK / f"{name}.json").write_text(json.dumps(figures, default=float))
+
+
+def run_all(sizes: Sizes, names: list[str], budget_s: float) -> dict:
+    """Each part in its own process, under min(its timeout, what is left of the budget); JSON after each."""
+    from alienstay.devices import describe_device, probe
+
+    figures: dict = {"device": describe_device(sizes.device, probe()), "torch": torch.__version__,
+                     "dry_run": not sizes.full, "sizes": asdict(sizes)}  # fmt: skip
+    started = time.perf_counter()
+    for name in names:
+        left = budget_s - (time.perf_counter() - started)
+        limit = min(PARTS[name][1], left) if sizes.full else left
+        if limit <= 5:
+            figures[f"{name}_error"] = f"not run: the {budget_s:.0f} s budget was spent"
+            continue
+        command = [sys.executable, "-m", "benchmarks.bench_gpu", "--part", name] + ([] if sizes.full else ["--dry-run"])
+        begin = time.perf_counter()
+        try:
+            subprocess.run(command, timeout=limit, check=False)
+            result = WORK / f"{name}.json"
+            figures.update(json.loads(result.read_text()) if result.exists() else {f"{name}_error": "no result written"})
+        except subprocess.TimeoutExpired:
+            figures[f"{name}_error"] = f"timed out after {limit:.0f} s"
+        figures[f"{name}_part_s"] = time.perf_counter() - begin
+        save("gpu" if sizes.full else "gpu_dry_run", figures)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="tiny models and sizes on the CPU (what CI runs)")
+    parser.add_argument("--part", choices=list(PARTS), help="run one part in this process (the runner's child)")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts (default: all)")
+    parser.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget of the whole run")
+    args = parser.parse_args(argv)
+    sizes = DRY if args.dry_run else FULL
+    if args.part:
+        run_part(args.part, sizes)
+        return 0
+    reason = None if args.dry_run else skip_reason()
     if reason:
         print(f"  skipped: {reason}")
         save("gpu", {"skipped": reason})
-        return
-    from alienstay.devices import describe_device, probe
-
-    figures: dict = {"device": describe_device("cuda", probe()), "torch": torch.__version__}
-    with tempfile.TemporaryDirectory() as tmp:
-        figures.update(tagging_figures(Path(tmp)))
-    figures.update(editing_figures())
-    save("gpu", figures)
+        return 0
+    names = [n.strip() for n in args.parts.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}: choose from {', '.join(PARTS)}")
+    figures = run_all(sizes, names, args.budget_s)
+    return 1 if any(key.endswith("_error") for key in figures) else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -181,7 +181,8 @@ def test_cli_clusters_embeddings_and_names_clusters_by_tags(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(ws.clusters_path)
     assert table["features"].eq("embeddings").all() and table["k"].iloc[0] == 4
-    assert set(table["name"]) == set(PLACES)  # names come from the tags of the same photos
+    # names come from the selected tags of the same photos: the place first
+    assert {name.split(" + ")[0] for name in table["name"]} == set(PLACES)
 
 
 def test_a_registered_method_is_run_scored_and_named(monkeypatch) -> None:
@@ -224,3 +225,11 @@ def test_a_registered_feature_kind_is_loaded_by_name(monkeypatch, tmp_path: Path
     assert ids == ["a", "b", "c"] and loaded is matrix
     with pytest.raises(ClusteringError, match="choose one of tags, embeddings, unit"):
         clustering.load_features(Workspace(tmp_path), "colour", pd.DataFrame())
+
+
+def test_a_cluster_with_no_selected_tag_gets_no_word() -> None:
+    """Names come from selected tags (0/1): a cluster where nothing was selected is not named by a guess."""
+    words = ["place:bedroom", "place:pool"]
+    selected = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    names = clustering.cluster_names(selected, words, np.array([0, 0, 1, 1]))
+    assert names[0] == "bedroom" and names[1] == clustering.comparison.NO_NAME

@@ -73,7 +73,10 @@ def test_every_preset_editor_is_a_registered_method_every_recipe_allows_with_wei
     for preset, method in named.items():
         if method is not None:
             assert method in methods.EDITORS.names() and f"edit:{method}" in members(preset)
-            assert all(method in recipe.methods for recipe in book.recipes.values())
+            if members(preset)[f"edit:{method}"].fetchable:  # diffusion: every recipe can use it
+                assert all(method in recipe.methods for recipe in book.recipes.values())
+            else:  # the offline preset's classical grade: the recipes without one are skipped, said so
+                assert any(method in recipe.methods for recipe in book.recipes.values())
 
 
 def test_kontext_series_on_the_sample_photos(ws, flux):
@@ -142,13 +145,46 @@ def test_qwen_image_edit_series_on_the_sample_photos(ws, qwen):
     assert not np.array_equal(outputs[0], outputs[1])  # one photo, two values: the instruction reaches the transformer
 
 
+def test_a_few_step_lora_is_fused_with_its_schedule_and_named_in_the_model_id(ws, qwen, tmp_path):
+    """--lcm-lora for Qwen-Image-Edit: a Lightning-style LoRA file, fused before placing, the FlowMatch
+    schedule it was distilled for, and its name in the model id (so its edits never pass for the base's)."""
+    import torch
+    from diffusers import QwenImageEditPipeline, QwenImageTransformer2DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from alienstay.editing.methods import Speed
+    from alienstay.editing.qwen import QwenImageEditEditor
+
+    transformer = QwenImageTransformer2DModel.from_pretrained(qwen, subfolder="transformer")
+    targets = ["to_q", "to_k", "to_v"]
+    transformer.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights=False, target_modules=targets))
+    lora = tmp_path / "lightning" / "Qwen-Image-Edit-Lightning-4steps.safetensors"
+    QwenImageEditPipeline.save_lora_weights(lora.parent, transformer_lora_layers=get_peft_model_state_dict(transformer),
+                                            weight_name=lora.name)  # fmt: skip
+    plain, fast = QwenImageEditEditor(str(qwen)), QwenImageEditEditor(str(qwen), speed=Speed(lcm_lora=str(lora)))
+    assert fast.model_id == f"{qwen} + {lora}" and plain.model_id == str(qwen)
+    assert fast.pipe.scheduler.config.time_shift_type == "exponential" and fast.pipe.scheduler.config.use_dynamic_shifting
+    before = dict(plain.pipe.transformer.named_parameters())
+    after = dict(fast.pipe.transformer.named_parameters())
+    assert set(after) == set(before)  # fused, the adapter layers unloaded
+    changed = [name for name, weight in after.items() if not torch.equal(weight, before[name])]
+    assert changed and all(any(t in name for t in targets) for name in changed)
+    table = series(ws, "time_of_day", fast, photos=1)
+    assert len(table) == 3 and (table["model_id"] == fast.model_id).all()
+
+
 def test_image_only_processor_expands_image_tokens_and_tokenizes_bytes(qwen, samples_dir):
     """What QwenImageEditPipeline asks of its processor, on a sample photo at the pipeline's ~1 MP."""
     from alienstay.editing.qwen_processor import PROCESSOR_FOLDER, ImageOnlyQwen2VLProcessor
 
+    from transformers.utils import is_torchvision_available
+
     processor = ImageOnlyQwen2VLProcessor.from_pretrained(str(qwen), subfolder=PROCESSOR_FOLDER)
     assert not hasattr(processor, "video_processor")
-    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    # AutoImageProcessor's backend: torchvision's where it is installed (every GPU machine), PIL's otherwise
+    backend = "" if is_torchvision_available() else "Pil"
+    assert type(processor.image_processor).__name__ == f"Qwen2VLImageProcessor{backend}"
     photo = Image.open(next(p for p in sorted(samples_dir.rglob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}))
     photo = photo.convert("RGB").resize((1184, 896))
     template = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{}<|im_end|>"
@@ -225,33 +261,33 @@ recipes:
 """
 
 
-def edit(ws: Workspace, *args: str):
-    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", "cpu",
+def edit(ws: Workspace, *args: str, device: str = "cpu"):
+    return runner.invoke(app, ["edit", *args, "--images", "5", "--size", "64", "--steps", "2", "--device", device,
                                "--dtype", "float32", "--workspace", str(ws.root)])  # fmt: skip
 
 
-def test_gpu_preset_edits_every_recipe_with_qwen_image_edit_and_method_still_wins(ws, qwen, tmp_path):
+def test_gpu_preset_edits_every_recipe_with_qwen_image_edit_and_method_still_wins(ws, qwen, tmp_path, test_device):
     """One value on the minimum 5 photos (~2 s a Qwen-Image-Edit edit here); the recipe's own method is classical."""
     mine = tmp_path / "mine.yaml"
     mine.write_text(ONE_VALUE_RECIPES)
-    result = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "dusk_only", "--model", str(qwen))
+    result = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "dusk_only", "--model", str(qwen), device=test_device)
     assert result.exit_code == 0, result.output
     assert "5 edits with qwen-image-edit" in result.output and (ws.read_edits()["model_id"] == str(qwen)).all()
     table = ws.read_edits()
     assert len(table) == 5 and (table["method"] == "qwen-image-edit").all() and table["is_diffusion"].all()
 
-    chosen = edit(ws, "--preset", "gpu", "--method", "classical", "--recipes", str(mine), "--recipe", "dusk_only")
+    chosen = edit(ws, "--preset", "gpu", "--method", "classical", "--recipes", str(mine), "--recipe", "dusk_only", device=test_device)
     assert chosen.exit_code == 0 and "5 edits with classical" in chosen.output
-    own = edit(ws, "--preset", "cpu", "--recipes", str(mine), "--recipe", "dusk_only")
+    own = edit(ws, "--preset", "cpu", "--recipes", str(mine), "--recipe", "dusk_only", device=test_device)
     assert own.exit_code == 0 and "5 edits with classical" in own.output  # cpu names no editor: the recipe's
 
-    refused = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "no_qwen")
+    refused = edit(ws, "--preset", "gpu", "--recipes", str(mine), "--recipe", "no_qwen", device=test_device)
     message = " ".join(refused.output.split())  # the console wraps long lines
     assert refused.exit_code == 2 and "does not allow method 'qwen-image-edit'" in message
     assert "use one of ['classical']" in message  # what to do next: --method classical
 
 
-def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_back(ws, monkeypatch, tmp_path):
+def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_back(ws, monkeypatch, tmp_path, test_device):
     from alienstay.presets import preset_editor
     from alienstay.stages import edit as stage
 
@@ -259,9 +295,9 @@ def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_bac
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.delenv("ALIENSTAY_MODELS_DIR", raising=False)
     assert preset_editor("gpu") == "qwen-image-edit" and preset_editor("cpu") is None and preset_editor(None) is None
-    result = edit(ws, "--preset", "gpu", "--recipe", "lights")
+    result = edit(ws, "--preset", "gpu", "--recipe", "lights", device=test_device)
     assert result.exit_code == 2 and "Qwen/Qwen-Image-Edit" in result.output and "is not available" in result.output
     # The demo's path (demo.run_edits): the gpu editor's weights missing -> the recipe's classical grade.
-    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device="cpu"))
+    summary = stage.run_or_fallback(ws, stage.EditSettings(recipe="lights", images=5, size=64, preset="gpu", device=test_device))
     assert summary.fallback and "Qwen/Qwen-Image-Edit" in summary.fallback
     assert (summary.rows["method"] == "classical").all()

@@ -30,6 +30,7 @@ from PIL import Image  # noqa: E402
 
 from alienstay import catalog as cat  # noqa: E402
 from alienstay.stats import normalised_entropy  # noqa: E402
+from alienstay.evaluation import precision_phrase, read_measured  # noqa: E402
 from alienstay.workspace import Workspace, WorkspaceError, save_figure, write_text  # noqa: E402
 
 TAG_COLUMNS = ["image_id", "facet", "tag", "prob", "selected", "model_id", "vocab_hash"]
@@ -253,7 +254,7 @@ def plot_examples(tags: pd.DataFrame, catalog: pd.DataFrame, tags_to_show: list[
 
 
 # ---- note ---------------------------------------------------------------------------------------
-def verdict_text(info: pd.DataFrame, thresholds: Thresholds) -> str:
+def verdict_text(info: pd.DataFrame, thresholds: Thresholds, measured: pd.DataFrame | None = None) -> str:
     good = info[info["informative"]]
     judged = info["judged"] if "judged" in info else pd.Series(True, index=info.index)
     unjudged = info.loc[~judged, "facet"].tolist()
@@ -282,7 +283,8 @@ def verdict_text(info: pd.DataFrame, thresholds: Thresholds) -> str:
         status = "informs" if row.informative else "does not inform: " + "; ".join(reasons)
         lines.append(
             f"- `{row.facet}` ({row.words} words): coverage {row.coverage:.0%}, spread {row.spread:.2f}, "
-            f"mean max probability {row.mean_max_prob:.2f} (chance {row.chance:.2f}) -> {status}."
+            f"mean max probability {row.mean_max_prob:.2f} (chance {row.chance:.2f}) -> {status}; "
+            f"{precision_phrase(measured, row.facet)}."
         )
     return "\n".join(lines)
 
@@ -326,7 +328,7 @@ def build_note(
         "",
         "## Do the tags inform an alien?",
         "",
-        verdict_text(info, thresholds),
+        verdict_text(info, thresholds, read_measured(out_dir, models)),
         "",
         f"![informativeness]({figures['informativeness']})",
         "",

@@ -24,6 +24,9 @@ from alienstay.cli_models import (  # noqa: E402
 )
 
 app.add_typer(models_app, name="models")
+from alienstay.cli_labels import register as _register_label_commands  # noqa: E402
+
+_register_label_commands(app)  # evaluate, calibrate
 
 
 @app.callback()
@@ -111,6 +114,7 @@ def tag(
     engine: Annotated[str, typer.Option("--engine", help="local (this process) | ray (Ray Data: this machine or a cluster).")] = "local",
     ray_address: Annotated[str, typer.Option("--ray-address", help="With --engine ray: local (start Ray here) | auto | host:port of a cluster.")] = "local",
     ray_actors: Annotated[int, typer.Option("--ray-actors", min=0, help="With --engine ray: encoder actors (0: half the cluster's CPUs).")] = 0,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Select by this profile (`alienstay calibrate`).")] = None,
     caption: Annotated[bool, typer.Option("--caption", help="Also write a short caption per photo (BLIP).")] = False,
     caption_model: Annotated[str, typer.Option("--caption-model")] = "Salesforce/blip-image-captioning-base",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
@@ -134,6 +138,7 @@ def tag(
     settings = stage.TagSettings(
         model=model, vocabulary=vocabulary, batch_size=batch_size, workers=workers, device=device, dtype=dtype,
         rows_per_shard=rows_per_shard, engine=engine, ray_address=ray_address, ray_actors=ray_actors, preset=preset,
+        calibration=calibration,
     )  # fmt: skip
     try:
         summary = stage.run(ws, settings)
@@ -215,7 +220,7 @@ def edit(
     masker: Annotated[Optional[str], typer.Option("--masker", help="Text-query masks: clipseg | owlv2-sam (OWLv2 boxes -> SAM masks); default: the preset's, else clipseg.")] = None,
     mask_model: Annotated[Optional[str], typer.Option("--mask-model", help="The masker's model (owlv2-sam: the OWLv2 detector); default: the preset's, else CIDAS/clipseg-rd64-refined.")] = None,
     mask_segmenter: Annotated[Optional[str], typer.Option("--mask-segmenter", help="owlv2-sam's SAM model; default: the preset's, else facebook/sam-vit-base.")] = None,
-    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="LCM-LoRA id or folder: few-step sampling with LCMScheduler (then default 4 steps, guidance 1).")] = None,
+    lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="Few-step LoRA: an LCM-LoRA id or folder (SD 1.5 editors, LCMScheduler), or for qwen-image-edit a Lightning LoRA .safetensors file or folder (then default 4 steps, guidance 1).")] = None,
     attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
     clip: Annotated[str, typer.Option("--clip", help="Image-text encoder for the CLIP direction: none | auto | offline | id/folder.")] = "none",

@@ -40,6 +40,9 @@ class Evidence:
     sees_absences: bool = True
     rules: Mapping[str, FacetRule] = field(default_factory=dict)
     source: str = "the vocabulary's own floors"  # where the rules come from, for notes and the README
+    # Per-word floors from a calibration profile ("facet:tag" -> floor). When given, ONLY these
+    # words may be selected: a word the profile silenced or never saw stays silent (calibration.py).
+    word_floors: Mapping[str, float] | None = None
 
     def judges(self, facet: str) -> bool:
         return self.facets is None or facet in self.facets
@@ -47,8 +50,15 @@ class Evidence:
     def may_select(self, vocab: Vocabulary) -> np.ndarray:
         """(W,) bool: the word's facet is judged and the word is no absence this encoder cannot see."""
         return np.array(
-            [self.judges(w.facet) and (self.sees_absences or not w.absence) for w in vocab.words], dtype=bool
+            [self.judges(w.facet) and (self.sees_absences or not w.absence)
+             and (self.word_floors is None or f"{w.facet}:{w.tag}" in self.word_floors) for w in vocab.words],
+            dtype=bool,
         )
+
+    def floors(self, vocab: Vocabulary) -> np.ndarray:
+        """(W,) the floor each word's probability must reach: its calibrated floor, else its facet's."""
+        own = self.word_floors or {}
+        return np.array([own.get(f"{w.facet}:{w.tag}", self.rule(vocab.facets[w.facet]).min_prob) for w in vocab.words])
 
     def rule(self, facet: Facet) -> FacetRule:
         return self.rules.get(facet.name, FacetRule(facet.top_k, facet.min_prob))
@@ -61,6 +71,7 @@ class Evidence:
                 "facets": sorted(self.facets) if self.facets is not None else None,
                 "sees_absences": self.sees_absences,
                 "rules": {name: [r.top_k, r.min_prob] for name, r in sorted(self.rules.items())},
+                **({"floors": dict(sorted(self.word_floors.items()))} if self.word_floors is not None else {}),
             },
             sort_keys=True,
         )
@@ -77,7 +88,7 @@ def evidence_of(encoder: object) -> Evidence:
 
 
 def select_tags(probs: np.ndarray, vocab: Vocabulary, evidence: Evidence = SEES_EVERYTHING) -> np.ndarray:
-    """Per facet: the top_k selectable words by probability, each only if it reaches min_prob.
+    """Per facet: the top_k selectable words by probability, each only if it reaches its floor.
 
     Ties go to vocabulary order. Words the evidence may not select are never chosen and do not
     take a top_k place; a facet the encoder does not judge selects nothing.
@@ -85,6 +96,7 @@ def select_tags(probs: np.ndarray, vocab: Vocabulary, evidence: Evidence = SEES_
     probs = np.asarray(probs)
     selected = np.zeros(probs.shape, dtype=bool)
     allowed = evidence.may_select(vocab)
+    floors = evidence.floors(vocab)
     rows = np.arange(probs.shape[0])[:, None]
     for name, part in vocab.facet_slices().items():
         rule = evidence.rule(vocab.facets[name])
@@ -92,5 +104,5 @@ def select_tags(probs: np.ndarray, vocab: Vocabulary, evidence: Evidence = SEES_
         ranked = np.argsort(-block, axis=1, kind="stable")[:, : rule.top_k]
         chosen = np.zeros(block.shape, dtype=bool)
         chosen[rows, ranked] = True
-        selected[:, part] = chosen & (block >= rule.min_prob)
+        selected[:, part] = chosen & (block >= floors[part])
     return selected

@@ -157,12 +157,12 @@ def score_selection(photos: list[LabelledPhoto], selected: np.ndarray, vocab: Vo
 
 
 def tagger_probabilities(encoder, photos: list[LabelledPhoto], vocab: Vocabulary) -> np.ndarray:
-    """(P, W) per-facet probabilities the tag stage would give these photos (same scores, same softmax)."""
+    """(P, W) probabilities the tag stage would give these photos: its own mapper (softmax, class head)."""
     import torch
 
-    from alienstay.tagging import encoder_probabilities, word_embeddings
+    from alienstay.tagging import TagMapper, word_embeddings
 
     transform = encoder.image_transform()
     pixels = torch.stack([transform(open_photo(photo)) for photo in photos])
-    scores = (encoder.encode_images(pixels).float() @ torch.from_numpy(word_embeddings(encoder, vocab)).T).numpy()
-    return encoder_probabilities(scores, vocab, encoder)
+    mapper = TagMapper(encoder, vocab, word_embeddings(encoder, vocab))
+    return mapper([photo.name for photo in photos], pixels).probs

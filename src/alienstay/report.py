@@ -25,6 +25,7 @@ class Section:
 STAGE_NOTES = [
     Section("The dataset", "dataset.md", "alienstay stats", ("catalog", "metadata")),
     Section("Tags: what an alien can search by", "tags.md", "alienstay tag && alienstay analyse", ("catalog", "tags")),
+    Section("Tags checked against labelled photos", "evaluation.md", "alienstay evaluate --labels FILE"),
     Section("Clusters by tags vs the real classes", "clusters.md", "alienstay cluster", ("catalog", "tags", "clusters")),
     Section("The hotel question by retrieval", "retrieval.md", "alienstay retrieval", ("catalog", "embedding_ids")),
 ]

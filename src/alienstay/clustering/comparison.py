@@ -69,6 +69,9 @@ def spread_of_classes(labels: np.ndarray, classes: pd.Series) -> tuple[float, fl
 
 
 
+NO_NAME = "(no selected tag)"
+
+
 def cluster_names(
     tag_matrix: np.ndarray,
     words: list[str],
@@ -89,10 +92,13 @@ def cluster_names(
             names[cluster] = "noise"
             continue
         mean = tag_matrix[labels == cluster].mean(axis=0)
-        lift = np.where(mean >= min(min_mean, mean.max()), mean / overall, -np.inf)
+        lift = np.where((mean >= min(min_mean, mean.max())) & (mean > 0), mean / overall, -np.inf)
+        if not np.isfinite(lift).any():
+            names[cluster] = NO_NAME  # nothing was selected on these photos: no word may name them
+            continue
         best = np.argsort(-lift, kind="stable")[:top]
         # The first word always names the cluster; later ones only if they really stand out.
-        chosen = [i for rank, i in enumerate(best) if rank == 0 or lift[i] >= min_lift]
+        chosen = [i for rank, i in enumerate(best) if np.isfinite(lift[i]) and (rank == 0 or lift[i] >= min_lift)]
         names[cluster] = " + ".join(words[i].split(":", 1)[1] for i in chosen)
     return names
 

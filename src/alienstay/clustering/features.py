@@ -32,8 +32,8 @@ class ClusteringError(ValueError):
     """The input cannot be clustered; the message says why and what to do."""
 
 
-def tag_feature_matrix(tags: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray]:
-    """Pivot tags.parquet to (image ids, words "facet:tag", image x word matrix of probs)."""
+def tag_feature_matrix(tags: pd.DataFrame, value: str = "prob") -> tuple[list[str], list[str], np.ndarray]:
+    """Pivot tags.parquet to (image ids, words "facet:tag", image x word matrix of `value`: prob or selected)."""
     if tags.empty:
         raise ClusteringError("tags.parquet has no rows: run `alienstay tag` on a catalog with usable photos.")
     for column in ("model_id", "vocab_hash"):
@@ -47,7 +47,7 @@ def tag_feature_matrix(tags: pd.DataFrame) -> tuple[list[str], list[str], np.nda
     image_codes, image_ids = pd.factorize(tags["image_id"].astype(str), sort=True)
     word_codes, words = pd.factorize(tags["facet"].astype(str) + ":" + tags["tag"].astype(str))
     matrix = np.zeros((len(image_ids), len(words)), dtype=np.float32)
-    matrix[image_codes, word_codes] = tags["prob"].to_numpy(dtype=np.float32)
+    matrix[image_codes, word_codes] = tags[value].to_numpy(dtype=np.float32)
     return list(image_ids), list(words), matrix
 
 

@@ -47,8 +47,9 @@ def run(ws: Workspace, settings: ClusterSettings) -> ClusterSummary:
     keep = np.isin(ids, catalog["image_id"].to_numpy())
     ids, matrix = [i for i, k in zip(ids, keep) if k], matrix[keep]
 
-    # Clusters are named by tags whatever they were computed on.
-    tag_ids, words, tag_matrix = tag_feature_matrix(tags)
+    # Clusters are named by SELECTED tags whatever they were computed on: a word the tagger did not
+    # select (a silenced facet, a word below its floor) never names a cluster.
+    tag_ids, words, tag_matrix = tag_feature_matrix(tags, value="selected")
     naming = pd.DataFrame(tag_matrix, index=tag_ids).reindex(ids).fillna(0.0).to_numpy(np.float32)
     classes = known_classes(catalog, tags, ids, settings.place_facet)
     result = run_clustering(

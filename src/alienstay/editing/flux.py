@@ -58,11 +58,14 @@ def _quantized_transformer(transformer_class: Any, path: str, quantize: str) -> 
 
 def load_flux_family(pipeline_class: Any, model: str, speed: Speed = Speed(), quantize: str | None = None,
                      transformer_class: Any = None,
-                     parts: Callable[[str], dict[str, Any]] = lambda path: {}) -> tuple[Any, str]:
+                     parts: Callable[[str], dict[str, Any]] = lambda path: {},
+                     prepare: Callable[[Any], list[str]] = lambda pipe: []) -> tuple[Any, str]:
     """A FLUX / Qwen-Image pipeline from a hub id or folder; on a GPU moved there (or offloaded).
 
     ``parts(folder)``: components the caller builds itself from the resolved folder, passed to
-    ``from_pretrained`` in place of the stock ones (Qwen-Image-Edit's processor without torchvision)."""
+    ``from_pretrained`` in place of the stock ones (Qwen-Image-Edit's processor without torchvision).
+    ``prepare(pipe)``: changes made before placing (a fused LoRA: offload hooks must wrap the
+    weights as they will run); the ids it returns join the model id."""
     import torch
 
     resolved = resolve(model, allow_patterns=list(FLUX_FILES))
@@ -73,8 +76,9 @@ def load_flux_family(pipeline_class: Any, model: str, speed: Speed = Speed(), qu
     # computes in it, fp32 on the CPU); offload switches on by itself when the card is too small.
     pipe = pipeline_class.from_pretrained(str(resolved.path), dtype=getattr(torch, speed.dtype), **components)
     pipe.set_progress_bar_config(disable=True)
+    added = prepare(pipe)
     pipe.alienstay_placed = place_pipeline(pipe, speed.device, speed.dtype, speed.cpu_offload)
-    return pipe, resolved.model_id
+    return pipe, " + ".join([resolved.model_id, *added])
 
 
 def _generator(seed: int) -> Any:

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from alienstay.devices import DTYPES, check_dtype
+from alienstay.encoders.lean_transform import LeanTransform, lean_transform, size_entries
 from alienstay.models import ResolvedModel, resolve
 
 # Text towers trained with fixed-length padding (SigLIP) must see the same padding at inference.
@@ -29,7 +30,13 @@ DEFAULT_PROBABILITY_RULE = "softmax"
 
 
 def cpu_threads() -> int:
-    """The cores this process may use (cgroup/affinity aware), the size for torch's thread pool."""
+    """The cores this process may use (cgroup/affinity aware), the size for torch's thread pool.
+
+    OMP_NUM_THREADS, where set, wins: several processes sharing the cores (test workers, a
+    server's workers) each take their share instead of all of them each."""
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -49,7 +56,9 @@ class ProcessorTransform:
     def input_size(self) -> int:
         """The side the model sees; the reader lets the JPEG decoder scale down towards it."""
         sizes = [getattr(self.processor, "crop_size", None), getattr(self.processor, "size", None)]
-        sides = [v for size in sizes if isinstance(size, dict) for v in size.values() if isinstance(v, int)]
+        # transformers 5 keeps SizeDicts, not dicts: read through size_entries, or no side is found
+        # and the decoder never scales down; pixel budgets (min/max_pixels) are not sides
+        sides = [v for size in sizes for k, v in size_entries(size).items() if not k.endswith("_pixels")]
         return max(sides, default=0)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
@@ -118,12 +127,19 @@ class HFImageTextEncoder:
         self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else 0.0
         self.probability = PROBABILITY_RULE.get(self.model_type, DEFAULT_PROBABILITY_RULE)
         self._compute_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        self._lean: LeanTransform | bool | None = None  # decided once, on first use
 
     def record(self) -> dict[str, str]:
         return {"model_id": self.model_id, "model_revision": self.revision, "dtype": self.dtype}
 
-    def image_transform(self) -> ProcessorTransform:
-        return PATCH_TRANSFORMS.get(self.model_type, ProcessorTransform)(self.image_processor)
+    def image_transform(self) -> ProcessorTransform | LeanTransform:
+        """NaFlex patches for SigLIP 2 NaFlex; the lean uint8 transform where the processor only
+        resizes, crops and normalises (encoders/lean_transform.py); the processor itself otherwise."""
+        if self.model_type in PATCH_TRANSFORMS:
+            return PATCH_TRANSFORMS[self.model_type](self.image_processor)
+        if self._lean is None:
+            self._lean = lean_transform(self.image_processor) or False
+        return self._lean or ProcessorTransform(self.image_processor)
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:

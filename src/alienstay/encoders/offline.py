@@ -5,6 +5,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ IMAGE_MODELS = {
 IMAGE_MODEL = "efficientnet-lite1"
 TEXT_MODEL = "all-MiniLM-L6-v2"
 MODEL_ID = f"offline:{IMAGE_MODEL}+{TEXT_MODEL}"
+DEFAULT_PROFILE = "offline_calibration.yaml"  # package data written by `alienstay calibrate` (README "Tags you can trust")
 INSTALL_HINT = "pip install 'alienstay[offline]'"
 # (import name, distribution name) of every package the offline tagger needs besides its weights.
 REQUIRED_PACKAGES = [
@@ -92,8 +94,13 @@ def load_offline_encoder(
     top_t: int = DEFAULT_TOP_T,
     image_model: str = IMAGE_MODEL,
     evidence: Evidence = CONSE_EVIDENCE,
+    calibrated: bool = True,
 ) -> OfflineEncoder:
-    """The ConSE tagger from packaged weights; `backend` picks the classifier runtime (auto = fastest that agrees)."""
+    """The ConSE tagger from packaged weights; `backend` picks the classifier runtime (auto = fastest that agrees).
+
+    `calibrated`: select by the packaged calibration profile (DEFAULT_PROFILE, fitted by
+    `alienstay calibrate` on the calibration photos) when it was fitted for this image model.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if image_model not in IMAGE_MODELS:
@@ -105,7 +112,7 @@ def load_offline_encoder(
     class_names = load_imagenet_class_names()
     class_embeddings = embed_sentences(text_model, [CLASS_TEMPLATE.format(name) for name in class_names])
     runner = build_classifier_runner(classifier, backend, device, spec.image_size)
-    return OfflineEncoder(
+    encoder = OfflineEncoder(
         runner=runner,
         text_model=text_model,
         class_names=class_names,
@@ -115,6 +122,23 @@ def load_offline_encoder(
         image_model=spec,
         evidence=evidence,
     )
+    if calibrated:
+        use_default_profile(encoder)
+    return encoder
+
+
+def use_default_profile(encoder: OfflineEncoder) -> bool:
+    """Apply the packaged profile if it was fitted for this encoder's model; False when it was not."""
+    from alienstay.calibration import apply_profile, load_profile
+
+    path = resources.files("alienstay").joinpath("data", DEFAULT_PROFILE)
+    if not path.is_file():
+        return False
+    profile = load_profile(Path(str(path)))
+    if profile.model_id != encoder.model_id:
+        return False
+    apply_profile(encoder, profile, None, f"the packaged profile {DEFAULT_PROFILE}")
+    return True
 
 
 class OfflineEncoder:
@@ -140,7 +164,7 @@ class OfflineEncoder:
     ):
         self.image_model = image_model
         self.model_id = f"offline:{image_model.name}+{TEXT_MODEL}"
-        self.evidence = evidence
+        self.evidence = self.base_evidence = evidence  # base: what it sees before any calibration
         self.runner = runner
         self.text_model = text_model
         self.class_names = class_names
@@ -148,7 +172,14 @@ class OfflineEncoder:
         self.top_t = top_t
         self.device = device
         self.logit_scale = logit_scale
+        self.word_head = None  # a calibration profile's class head (evidence_head.py); None: ConSE alone
         self.revision = _revision(class_names, top_t, image_model, evidence, logit_scale)
+
+    def use_calibration(self, evidence: Evidence, word_head=None, key: str = "") -> None:
+        """Select by a calibration profile's floors (and head); the revision says so, so shards never mix."""
+        self.evidence, self.word_head = evidence, word_head
+        base = _revision(self.class_names, self.top_t, self.image_model, evidence, self.logit_scale)
+        self.revision = f"{base};calibration-{key}" if key else base
 
     @property
     def backend(self) -> str:
@@ -165,6 +196,14 @@ class OfflineEncoder:
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return conse_embeddings(self.class_probabilities(pixels), self.class_embeddings, self.top_t)
+
+    @torch.inference_mode()
+    def encode_with_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """ConSE embeddings and the class head's features, from one classifier pass."""
+        from alienstay.evidence_head import head_features
+
+        probs = self.class_probabilities(pixels)
+        return conse_embeddings(probs, self.class_embeddings, self.top_t), head_features(probs.cpu().numpy(), pixels.cpu().numpy())
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:

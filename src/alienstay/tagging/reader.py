@@ -90,12 +90,24 @@ def pending_images(catalog: pd.DataFrame, done_ids: Iterable[str]) -> pd.DataFra
     return rows[["position", "image_id", "pixels_path"]].reset_index(drop=True)
 
 
+def fixed_blocks(positions: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Row indices grouped by catalog block (position // batch_size), in order.
+
+    A batch is always the rows of one block, whatever was tagged before: a run resumed after a
+    kill (shards end at a batch's end) composes its batches as the uninterrupted run did, and on
+    a GPU, where a row's bf16 result depends on the batch's shape, gives the same tags bit for bit."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if not len(positions):
+        return []
+    cuts = np.flatnonzero(np.diff(positions // max(1, batch_size))) + 1
+    return [chunk.tolist() for chunk in np.split(np.arange(len(positions)), cuts)]
+
+
 def image_batches(rows: pd.DataFrame, transform, batch_size: int = 32, workers: int = 1) -> Iterator[ImageBatch]:
-    """The reader: pixel batches in catalog order, decoded ahead by `workers` processes."""
+    """The reader: pixel batches of fixed catalog blocks (:func:`fixed_blocks`), decoded ahead by `workers` processes."""
     loader = torch.utils.data.DataLoader(
         PreparedImages(rows, transform),
-        batch_size=batch_size,
-        shuffle=False,
+        batch_sampler=fixed_blocks(rows["position"].to_numpy(), batch_size),
         num_workers=workers,
         collate_fn=collate_images,
         worker_init_fn=_single_thread_worker if workers else None,

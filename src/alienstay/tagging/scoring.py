@@ -133,9 +133,18 @@ class TagMapper:
         self.evidence = evidence_of(encoder)
 
     def __call__(self, ids: list[str], pixels: torch.Tensor, positions: list[int] | None = None) -> TaggedBatch:
-        embeddings = self.encoder.encode_images(pixels).float()
+        # A calibration profile's class head (evidence_head.py) reads the classifier's class scores:
+        # the encoder gives them with the embeddings, from the same pass.
+        head = getattr(self.encoder, "word_head", None)
+        if head is not None:
+            embeddings, features = self.encoder.encode_with_features(pixels)
+            embeddings = embeddings.float()
+        else:
+            embeddings = self.encoder.encode_images(pixels).float()
         scores = (embeddings @ self.word_embeddings.T).numpy()
         probs = encoder_probabilities(scores, self.vocab, self.encoder)
+        if head is not None:
+            probs = head.apply(probs, features, [f"{w.facet}:{w.tag}" for w in self.vocab.words])
         return TaggedBatch(
             positions=list(positions) if positions is not None else list(range(len(ids))),
             ids=list(ids),

@@ -27,6 +27,7 @@ class TagSettings:
     ray_actors: int = 0  # with engine ray: encoder actors (0: half the cluster's CPUs)
     show_progress: bool = True
     preset: str | None = None  # with model auto: the preset's tagger (alienstay.presets); None: auto as it is
+    calibration: Path | None = None  # a profile from `alienstay calibrate`; None: the tagger's own (calibration.py)
 
 
 @dataclass(frozen=True)

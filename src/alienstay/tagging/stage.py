@@ -54,10 +54,21 @@ def run(ws: Workspace, settings: TagSettings, encoder: ImageTextEncoder | None =
     vocab = load_vocabulary(settings.vocabulary)
     if encoder is None:
         encoder = load_encoder(tagger_model(settings), device=settings.device, dtype=settings.dtype)
+    if settings.calibration is not None:
+        use_calibration(encoder, vocab, settings)
     if not settings.batch_size:
         device = str(getattr(encoder, "device", "cpu"))
         settings = replace(settings, batch_size=batch_size_for(device, probe()))
     return ENGINES[settings.engine](ws, encoder, vocab, settings)
+
+
+def use_calibration(encoder: ImageTextEncoder, vocab: Vocabulary, settings: TagSettings) -> None:
+    """Apply `--calibration FILE`; the Ray engine reloads encoders on its workers, so it cannot carry one."""
+    from alienstay.calibration import apply_profile, load_profile
+
+    if settings.engine != "local":
+        raise ValueError("--calibration works with the local engine: drop --engine ray, or tag without a profile.")
+    apply_profile(encoder, load_profile(settings.calibration), vocab, str(settings.calibration))
 
 
 def tagger_model(settings: TagSettings) -> str:

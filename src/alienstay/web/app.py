@@ -185,6 +185,7 @@ def create_app(workspace: Path) -> FastAPI:
             "groups": g.vocabulary_groups(gallery.words, definitions),
             "facets_html": facets_html(gallery, chosen),
             "has_tags": gallery.index is not None, "has_catalog": ws.catalog_path.exists(),
+            "tagger": gallery.tagger, "examples": gallery.example_words(),
         }
         return templates.TemplateResponse(request, "index.html", context)
 

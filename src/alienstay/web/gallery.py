@@ -111,6 +111,16 @@ class Snapshot:
         """facet, tag, photos (selected count) in vocabulary order: the summary written with the index."""
         return [] if self.index is None else self.index.meta["words"]
 
+    @property
+    def tagger(self) -> dict:
+        """model_id and model_revision of the tags behind the index (empty for indexes built before it)."""
+        return {} if self.index is None else dict(self.index.meta.get("tagger") or {})
+
+    def example_words(self, n: int = 3) -> list[str]:
+        """The judged words selected on the most photos: the search box's examples exist and find photos."""
+        used = [w for w in self.words if w.get("judged", True) and w["photos"] > 0]
+        return [w["tag"] for w in sorted(used, key=lambda w: -w["photos"])[:n]]
+
     def known_words(self) -> set[str] | dict:
         """A word is a bare tag (any facet) or `facet:tag` (one facet)."""
         return {} if self.index is None else self.index.keys()
@@ -173,16 +183,22 @@ class Snapshot:
         return np.searchsorted(owner, np.arange(len(ordinals) + 1)).tolist(), codes, probs  # owner ascends
 
     def tags_by_facet(self, image_id: str) -> list[dict]:
-        """All of a photo's tags per facet, most probable first: the photo page's full view."""
+        """All of a photo's judged tags per facet, most probable first: the photo page's full view.
+
+        A word the tagger does not judge (evidence.py: a silenced facet or word) shows no
+        probability; a facet with no judged word is listed with `judged: False`, as "not judged".
+        """
         ordinal = None if self.index is None else self.index.ordinal(image_id)
         if ordinal is None:
             return []
         rows = self.index.rows(ordinal)
         words, groups = self.words, {}
         for c, p, s, sel in zip(*(rows[f].tolist() for f in ("word", "prob", "score", "sel"))):
-            groups.setdefault(words[c]["facet"], []).append({"tag": words[c]["tag"], "prob": p, "score": s, "selected": sel})
+            group = groups.setdefault(words[c]["facet"], [])
+            if words[c].get("judged", True):  # indexes built before the flag judged every word
+                group.append({"tag": words[c]["tag"], "prob": p, "score": s, "selected": sel})
         return [
-            {"facet": facet, "tags": sorted(rows, key=lambda r: -r["prob"])}  # stable: ties keep table order
+            {"facet": facet, "judged": bool(rows), "tags": sorted(rows, key=lambda r: -r["prob"])}  # stable sort
             for facet, rows in groups.items()
         ]
 

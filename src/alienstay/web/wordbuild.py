@@ -58,7 +58,8 @@ class _Codes:
 
 def _batches(path: Path):
     parquet = pq.ParquetFile(path, read_dictionary=["image_id", "facet", "tag"])
-    return parquet.iter_batches(batch_size=BATCH_ROWS, columns=COLUMNS)
+    judged = ["judged"] if "judged" in parquet.schema_arrow.names else []  # absent from tables before evidence.py
+    return parquet.iter_batches(batch_size=BATCH_ROWS, columns=COLUMNS + judged)
 
 
 def _column(batch: pa.RecordBatch, name: str, dtype) -> np.ndarray:
@@ -109,8 +110,11 @@ def build(ws: Workspace) -> Path | None:
     out = np.lib.format.open_memmap(building / "rows.npy", mode="w+", dtype=ROW, shape=(max(total, 1),))
     filled = ptr[:-1].copy()  # the next free row of each photo
     selected: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    judged_words = np.zeros(len(codes.words), bool)  # words the tagger judged on some photo (evidence.py)
     for batch in _batches(ws.tags_path):
         id_codes, word = codes.batch(batch)
+        judged = _column(batch, "judged", bool) if "judged" in batch.schema.names else np.ones(len(word), bool)
+        judged_words[word[judged]] = True
         ords = rank[id_codes]
         prob, score, sel = _column(batch, "prob", np.float32), _column(batch, "score", np.float32), _column(batch, "selected", bool)
         order = np.argsort(ords, kind="stable")  # within the batch, rows of one photo keep their order
@@ -140,10 +144,22 @@ def build(ws: Workspace) -> Path | None:
     counts = np.bincount(s_word, minlength=len(words)) if len(s_word) else np.zeros(len(words), int)
     meta = {
         "format": FORMAT, "source": stamp, "photos": len(by_id), "rows": total,
-        "words": [{"facet": f, "tag": t, "photos": int(n)} for (f, t), n in zip(words, counts)],
+        "words": [{"facet": f, "tag": t, "photos": int(n), "judged": bool(j)}
+                  for (f, t), n, j in zip(words, counts, judged_words)],
         "keys": keys,
+        "tagger": _tagger(ws.tags_path),
     }
     return _publish(ws, building, provisional.take(pa.array(by_id)), meta)
+
+
+def _tagger(path: Path) -> dict:
+    """The model (and revision) that tagged the table, for the gallery's banner: its first row says it."""
+    parquet = pq.ParquetFile(path)
+    wanted = [c for c in ("model_id", "model_revision") if c in parquet.schema_arrow.names]
+    if not wanted or parquet.metadata.num_row_groups == 0 or parquet.metadata.num_rows == 0:
+        return {}
+    first = parquet.read_row_group(0, columns=wanted).slice(0, 1).to_pylist()
+    return {k: str(v) for k, v in first[0].items()} if first else {}
 
 
 def _remove_abandoned_builds(root: Path, older_than_s: float = 6 * 3600) -> None:
