@@ -23,6 +23,18 @@ class OfflineTextSide:
     revision: str
     logit_scale: float
     fast: object | None = field(default=None, repr=False)  # ONNX Runtime's MiniLM, when it agrees with PyTorch
+    evidence: object | None = field(default=None, repr=False)  # the whole encoder's, for its revision
+    class_names: list[str] = field(default_factory=list, repr=False)
+
+    def use_calibration(self, evidence, word_head=None, key: str = "") -> None:
+        """The revision the whole encoder takes under a calibration profile (`OfflineEncoder.use_calibration`):
+        the phrase is embedded the same, and the gallery compares revisions with the tag stage's."""
+        from alienstay.encoders import offline
+
+        self.evidence = evidence
+        spec = offline.IMAGE_MODELS[offline.IMAGE_MODEL]
+        base = offline._revision(self.class_names, offline.DEFAULT_TOP_T, spec, evidence, self.logit_scale)
+        self.revision = f"{base};calibration-{key}" if key else base
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -39,10 +51,10 @@ def load_offline_text(model: str | None = None, device: str = "cpu", dtype: str 
 
     spec = offline.IMAGE_MODELS[offline.IMAGE_MODEL]
     offline._check_offline_packages(spec)  # the same "pip install 'alienstay[offline]'" message
-    revision = offline._revision(offline.load_imagenet_class_names(), offline.DEFAULT_TOP_T, spec,
-                                 offline.CONSE_EVIDENCE, offline.DEFAULT_LOGIT_SCALE)  # fmt: skip
-    side = OfflineTextSide(offline.load_text_model(device), f"offline:{spec.name}+{offline.TEXT_MODEL}", revision,
-                           offline.DEFAULT_LOGIT_SCALE)  # fmt: skip
+    side = OfflineTextSide(offline.load_text_model(device), f"offline:{spec.name}+{offline.TEXT_MODEL}", "",
+                           offline.DEFAULT_LOGIT_SCALE, class_names=offline.load_imagenet_class_names())  # fmt: skip
+    side.use_calibration(offline.CONSE_EVIDENCE)
+    calibrate_like_the_whole_encoder(side)
     if device == "cpu":  # a third of PyTorch's CPU time a phrase (encoders/query_onnx.py), used only if it agrees
         from alienstay.encoders.query_onnx import onnx_sentence_encoder
 
@@ -50,6 +62,23 @@ def load_offline_text(model: str | None = None, device: str = "cpu", dtype: str 
         if side.fast is not None:
             side.text_model = None  # its weights would only sit beside the session's copy (~90 MB a worker)
     return side
+
+
+def calibrate_like_the_whole_encoder(side: OfflineTextSide) -> None:
+    """The packaged profile's revision, as `offline.use_default_profile` gives the whole encoder (its class
+    head only feeds the image side, which search never runs, so it is not loaded here)."""
+    from importlib import resources
+    from pathlib import Path
+
+    from alienstay.calibration import load_profile
+    from alienstay.encoders import offline
+
+    path = resources.files("alienstay").joinpath("data", offline.DEFAULT_PROFILE)
+    if not path.is_file():
+        return
+    profile = load_profile(Path(str(path)))
+    if profile.model_id == side.model_id:
+        side.use_calibration(profile.evidence(side.evidence), None, profile.key)
 
 
 def load_hf_text(model: str | None, device: str = "cpu", dtype: str = "float32"):
