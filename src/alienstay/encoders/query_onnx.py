@@ -93,14 +93,18 @@ def exported_file(sentence_model) -> Path:
     and a gallery worker should not carry that (nor spend the 4 s) at every start."""
     folder = str(Path(sentence_model[0].auto_model.name_or_path).resolve())
     versions = [f"{name}=={metadata.version(name)}" for name in ("torch", "transformers", "sentence-transformers", "onnxruntime")]
-    key = hashlib.sha256(json.dumps([folder, versions, 1]).encode()).hexdigest()[:16]
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(folder).rglob("*") if p.is_file())
+    key = hashlib.sha256(json.dumps([folder, files, versions, 1]).encode()).hexdigest()[:16]  # new weights: a new file
     path = cache_folder() / f"{key}.onnx"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.part")  # two workers may export at once: each its own
         code = "import sys; from alienstay.encoders.query_onnx import export_folder; export_folder(sys.argv[1], sys.argv[2])"
-        subprocess.run([sys.executable, "-c", code, folder, str(partial)], check=True, capture_output=True)
-        os.replace(partial, path)
+        try:
+            subprocess.run([sys.executable, "-c", code, folder, str(partial)], check=True, capture_output=True)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed export leaves nothing half-written behind
     return path
 
 
