@@ -60,6 +60,13 @@ def test_free_phrases_find_the_photos_they_describe(sample_ws: Workspace) -> Non
     assert 'data-mode="meaning"' in page and "not an alien word" in page
 
 
+def test_report_names_the_offline_tagger_at_its_top(sample_ws: Workspace) -> None:
+    from alienstay.report import build_report
+
+    top = build_report(sample_ws).read_text().split("\n## ", 1)[0]  # before the first section
+    assert "Fell back or skipped" in top and "the offline tagger (`offline:" in top and "NOT CLIP" in top
+
+
 def test_index_command_on_the_samples_then_skips(sample_ws: Workspace) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["index", "--workspace", str(sample_ws.root)])
