@@ -57,6 +57,7 @@ def test_report_stitches_notes_and_flags_edits(tmp_path: Path) -> None:
     assert "### Counts" in text  # the note's headings sit one level down
     assert "NOT diffusion" in text and "classical grade" in text
     assert "structure 0.31 < 0.55" in text  # a flagged edit is listed with its reason
+    assert "offline tagger" not in text  # nothing was tagged: no tagger is named as a fallback
 
 
 def test_console_script_reports_a_missing_stage_input_without_a_traceback(tmp_path: Path) -> None:

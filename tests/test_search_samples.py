@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -57,6 +58,13 @@ def test_free_phrases_find_the_photos_they_describe(sample_ws: Workspace) -> Non
     assert {r["image_id"] for r in sofa["results"][:3]} == INTERIORS
     page = client.get("/", params={"q": PATIO}).text
     assert 'data-mode="meaning"' in page and "not an alien word" in page
+
+
+def test_report_names_the_offline_tagger_at_its_top(sample_ws: Workspace) -> None:
+    from alienstay.report import build_report
+
+    top = build_report(sample_ws).read_text().split("\n## ", 1)[0]  # before the first section
+    assert "Fell back or skipped" in top and "the offline tagger (`offline:" in top and "NOT CLIP" in top
 
 
 def test_index_command_on_the_samples_then_skips(sample_ws: Workspace) -> None:
@@ -146,3 +154,28 @@ def test_browser_says_when_the_model_is_missing_and_words_still_work(tmp_path: P
         browser.press("#word-input", "Enter")
         browser.wait_for_url("**/?words=pool")
         assert result_ids(browser) == webworkspace.POOL
+
+
+@pytest.mark.browser
+def test_browser_marks_unjudged_facets_and_names_clusters_from_selected_words(sample_ws: Workspace, browser,
+                                                                              tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(sample_ws.root, root)  # clustered here: the module's workspace stays as the other tests expect
+    clustered = CliRunner().invoke(cli, ["cluster", "--workspace", str(root)])
+    assert clustered.exit_code == 0, clustered.output
+    tags = Workspace(root).read_tags()
+    selected = set(tags.loc[tags["selected"], "tag"])
+    judged = tags.groupby("facet")["judged"].any()
+    unjudged = set(judged.index[~judged])
+    assert "water" in unjudged  # the offline tagger does not judge water
+    photo = sorted(tags["image_id"].unique())[0]
+    with serve(root) as server:
+        browser.goto(f"{server}/photo/{photo}")
+        cards = browser.locator(".facet-card").evaluate_all(
+            "cards => cards.map(c => [c.querySelector('h3').textContent.trim(), c.textContent])")
+        shown = dict(cards)
+        assert set(shown) >= unjudged
+        for facet in unjudged:  # marked, and no word or probability in its card
+            assert "not judged by this tagger" in shown[facet] and "%" not in shown[facet], shown[facet]
+        name = browser.locator("p.cluster strong").inner_text()
+        assert name and all(word.strip() in selected for word in name.split("+")), (name, selected)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from alienstay.workspace import Workspace, write_text
+from alienstay.workspace import DamagedTable, Workspace, write_text
 
 
 @dataclass(frozen=True)
@@ -114,13 +114,24 @@ def persona_section(ws: Workspace) -> str:
     return "".join(parts)
 
 
+def tagger_fallback(ws: Workspace) -> list[str]:
+    """The offline tagger made the tags: a fallback with less to say than CLIP or SigLIP, named first."""
+    try:
+        meta_path = ws.tag_outputs().embeddings_meta
+        model = json.loads(meta_path.read_text()).get("model_id", "") if meta_path.exists() else ""
+    except (DamagedTable, OSError, ValueError):  # a damaged manifest or meta is named under "Damaged tables"
+        return []
+    if not str(model).startswith("offline"):
+        return []
+    return [f"tag: the offline tagger (`{model}`: ImageNet classes bridged to the words, calibrated), NOT CLIP or "
+            "SigLIP; the facets it does not judge are silent (the photo pages say \"not judged\")"]
+
+
 def demo_notes(ws: Workspace) -> str:
-    """What the demo could not do as designed on this machine, said at the top, not hidden."""
+    """What could not run as designed on this machine (the tagger, the demo's edits and portrait), said at the top."""
     path = ws.report_dir / "demo.json"
-    if not path.exists():
-        return ""
-    log = json.loads(path.read_text())
-    lines = [f"- {line}" for line in log.get("fallbacks", []) + log.get("skipped", [])]
+    log = json.loads(path.read_text()) if path.exists() else {}
+    lines = [f"- {line}" for line in tagger_fallback(ws) + log.get("fallbacks", []) + log.get("skipped", [])]
     return "**Fell back or skipped on this machine:**\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 

@@ -10,11 +10,13 @@ re-exports all of this; stages import it from there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,29 @@ def save_figure(figure: Any, target: Path, *, tight: bool = True, dpi: int = 110
 
 def write_json(data: Any, target: Path) -> Path:
     return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", target)
+
+
+@dataclass(frozen=True)
+class TagOutputs:
+    """One consolidated set of the tag stage's tables, every path from the same generation."""
+
+    tags: Path
+    embeddings_matrix: Path
+    embeddings_ids: Path
+    embeddings_meta: Path
+    failures: Path
+    generation: str | None  # None: the files at their places from before generations
+
+    @classmethod
+    def inside(cls, folder: Path, generation: str) -> "TagOutputs":
+        names = ("tags.parquet", "embeddings.npy", "ids.parquet", "meta.json", "tag_failures.parquet")
+        return cls(*(folder / name for name in names), generation)
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.tags, self.embeddings_matrix, self.embeddings_ids, self.embeddings_meta, self.failures)
+
+
+@functools.lru_cache(maxsize=16)
+def generation_outputs(tagged_dir: Path, generation: str) -> TagOutputs:
+    """A generation's paths, made once: a gallery asks for them on every request."""
+    return TagOutputs.inside(tagged_dir / generation, generation)

@@ -8,7 +8,6 @@ leaves a half-written table behind and any stage can be inspected with pandas or
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
@@ -26,37 +25,11 @@ GENERATION = re.compile(r"g\d{20}-\d+")  # a tag generation's folder name (new_t
 EDIT_PATH_COLUMNS = ("output_path", "source_path")
 
 
-# The file primitives live in storage.py; re-exported here, where every stage imports them.
+# The file primitives and a tag generation's file set live in storage.py; re-exported here, where every stage imports them.
 from alienstay.storage import (  # noqa: E402, F401
     MADE_BY_FILE, TABLES, DamagedTable, WorkspaceError, atomic_path, damage_message, read_optional, read_parquet,
-    save_figure, write_json, write_parquet, write_text,
+    save_figure, write_json, write_parquet, write_text, TagOutputs, generation_outputs,
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class TagOutputs:
-    """One consolidated set of the tag stage's tables, every path from the same generation."""
-
-    tags: Path
-    embeddings_matrix: Path
-    embeddings_ids: Path
-    embeddings_meta: Path
-    failures: Path
-    generation: str | None  # None: the files at their places from before generations
-
-    @classmethod
-    def inside(cls, folder: Path, generation: str) -> "TagOutputs":
-        names = ("tags.parquet", "embeddings.npy", "ids.parquet", "meta.json", "tag_failures.parquet")
-        return cls(*(folder / name for name in names), generation)
-
-    def files(self) -> tuple[Path, ...]:
-        return (self.tags, self.embeddings_matrix, self.embeddings_ids, self.embeddings_meta, self.failures)
-
-
-@functools.lru_cache(maxsize=16)
-def _generation_outputs(tagged_dir: Path, generation: str) -> TagOutputs:
-    """A generation's paths, made once: a gallery asks for them on every request."""
-    return TagOutputs.inside(tagged_dir / generation, generation)
 
 
 @dataclass(frozen=True)
@@ -289,7 +262,7 @@ class Workspace:
         generation = record.get("generation") if isinstance(record, dict) else None
         if not isinstance(generation, str) or not GENERATION.fullmatch(generation):
             raise self._damaged_manifest("it names no tag generation")
-        outputs = _generation_outputs(self.tagged_dir, generation)
+        outputs = generation_outputs(self.tagged_dir, generation)
         if not os.path.isdir(outputs.tags.parent):
             raise self._damaged_manifest(f"its generation {generation} is not in tagged/")
         return outputs
