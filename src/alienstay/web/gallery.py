@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from alienstay.similarity.service import Embeddings, Similarity
 from alienstay.similarity.vectors import file_stamp
-from alienstay.storage import damaged
+from alienstay.storage import damaged, without_paths
 from alienstay.web import tables, wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
 from alienstay.web.wordindex import WordIndex, build_word_index, index_root
@@ -114,7 +114,8 @@ class Snapshot:
     @property
     def tagger(self) -> dict:
         """model_id and model_revision of the tags behind the index (empty for indexes built before it)."""
-        return {} if self.index is None else dict(self.index.meta.get("tagger") or {})
+        tagger = {} if self.index is None else dict(self.index.meta.get("tagger") or {})
+        return {key: without_paths(str(value)) for key, value in tagger.items()}  # a local folder: its name only
 
     def example_words(self, n: int = 3) -> list[str]:
         """The judged words selected on the most photos: the search box's examples exist and find photos."""
