@@ -51,3 +51,14 @@ def test_gallery_names_its_tagger_and_offers_example_words_that_find_photos(tmp_
     assert 'id="tagger"' in page and "<code>tiny</code>" in page
     assert "an alien word (pool, bedroom" in page  # the most selected judged words, not a fixed list
     assert "night…" not in page and "soft" not in page  # unjudged or absent words are no example
+
+
+def test_home_page_marks_an_unjudged_facet_and_shows_no_count_for_it(tmp_path):
+    client = TestClient(create_app(_unjudged_light(tmp_path / "ws")))
+    page = client.get("/").text
+    facets = page[page.index('id="facets"'):]
+    light = facets[facets.index("<h3>light</h3>"):]
+    light = light[:light.index("</div>")]
+    assert "not judged by this tagger" in light and 'data-word="night"' not in light  # no chip, no "0"
+    place = facets[facets.index("<h3>place</h3>"):]
+    assert 'class="chip facet-place' in place[:place.index("</div>")]  # a judged facet keeps its chips

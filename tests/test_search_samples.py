@@ -170,6 +170,10 @@ def test_browser_marks_unjudged_facets_and_names_clusters_from_selected_words(sa
     assert "water" in unjudged  # the offline tagger does not judge water
     photo = sorted(tags["image_id"].unique())[0]
     with serve(root) as server:
+        browser.goto(f"{server}/")
+        marked = browser.locator("#facets .facet").evaluate_all(
+            "fs => fs.filter(f => f.querySelector('.not-judged')).map(f => f.querySelector('h3').textContent.trim())")
+        assert set(marked) == unjudged  # the home page's chips: an unjudged facet is marked, not shown as "0"
         browser.goto(f"{server}/photo/{photo}")
         cards = browser.locator(".facet-card").evaluate_all(
             "cards => cards.map(c => [c.querySelector('h3').textContent.trim(), c.textContent])")

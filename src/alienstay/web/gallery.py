@@ -343,13 +343,17 @@ def inside_workspace(root: Path, path: Any) -> Path | None:
 
 # ---- vocabulary and words -----------------------------------------------------------------
 def vocabulary_groups(words: list[dict], definitions: dict[tuple[str, str], str]) -> list[dict]:
-    """The words the photos were tagged with, grouped by facet (in vocabulary order), with photo counts."""
+    """The words the photos were tagged with, grouped by facet (in vocabulary order), with photo counts.
+    A word the tagger does not judge is marked (its 0 says nothing about the photos); a facet none of
+    whose words it judges is marked as a whole and shows no chips."""
     groups: dict[str, list[dict]] = {}
     for w in words:
         groups.setdefault(w["facet"], []).append(
-            {"tag": w["tag"], "photos": w["photos"], "definition": definitions.get((w["facet"], w["tag"]), "")}
+            {"tag": w["tag"], "photos": w["photos"], "judged": w.get("judged", True),
+             "definition": definitions.get((w["facet"], w["tag"]), "")}
         )
-    return [{"facet": facet, "tags": entries} for facet, entries in groups.items()]
+    return [{"facet": facet, "tags": entries, "judged": any(t["judged"] for t in entries)}
+            for facet, entries in groups.items()]
 
 
 def parse_words(text: str | None) -> list[str]:
