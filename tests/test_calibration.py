@@ -93,6 +93,16 @@ def test_bad_labels_file_names_the_file_and_the_fix(tmp_path, vocab, rows, messa
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize("content", [b"", b"not a jpeg at all", "truncated"])
+def test_a_photo_that_cannot_be_decoded_is_named_before_any_model_loads(tmp_path, vocab, content):
+    path = _labels_file(tmp_path, ["file\tscene", "p0.jpg\tbedroom", "p1.jpg\tbathroom"])
+    photo = tmp_path / "p1.jpg"
+    photo.write_bytes(photo.read_bytes()[:60] if content == "truncated" else content)
+    with pytest.raises(LabelsFileError, match="cannot be decoded .*p1.jpg.*remove their rows") as error:
+        load_label_table(path, vocab)
+    assert str(path) in str(error.value)
+
+
 def test_mapping_naming_an_unknown_word_is_refused(tmp_path, vocab):
     path = _labels_file(tmp_path, ["file\thas_x", "p0.jpg\t1"])
     mapping = tmp_path / "bad.yaml"

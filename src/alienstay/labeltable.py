@@ -145,5 +145,21 @@ def load_label_table(path: Path, vocab: Vocabulary, mapping: Path | None = None,
         if missing:
             raise LabelsFileError(f"{path}: {len(missing)} photos it names are missing (first: {missing[0]}); "
                                   "the `file` column is read relative to the labels file's folder.")
+        broken = [str(p) for p in paths if not _decodes(p)]
+        if broken:  # before any model loads: one bad photo would otherwise stop the run half way
+            raise LabelsFileError(f"{path}: {len(broken)} photos it names cannot be decoded (first: {broken[0]}); "
+                                  "replace them or remove their rows.")
     scene = frame[SCENE_COLUMN].str.strip().replace("", pd.NA) if SCENE_COLUMN in frame else pd.Series(pd.NA, index=frame.index)
     return LabelTable(path, files, paths, verdicts, scene.astype("string").reset_index(drop=True))
+
+
+def _decodes(photo: Path) -> bool:
+    """The photo's header and data are whole (PIL's verify: no pixels kept)."""
+    from PIL import Image
+
+    try:
+        with Image.open(photo) as image:
+            image.verify()
+        return True
+    except (OSError, SyntaxError, ValueError):  # PIL raises these for truncated, garbage or unknown files
+        return False
