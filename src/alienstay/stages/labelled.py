@@ -48,8 +48,8 @@ def run_encoder(encoder, labels: LabelTable, vocab: Vocabulary, batch_size: int 
         probs.append(batch.probs)
         selected.append(batch.selected)
         base.append(encoder_probabilities(batch.scores, vocab, encoder))
-        if hasattr(encoder, "encode_with_features"):
-            features.append(encoder.encode_with_features(pixels)[1])
+        if batch.features is not None:  # from the mapper's own classifier pass
+            features.append(batch.features)
     return LabelledOutputs(np.vstack(base), np.vstack(probs), np.vstack(selected),
                            np.vstack(features) if features else None)
 

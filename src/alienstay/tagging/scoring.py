@@ -121,6 +121,7 @@ class TaggedBatch:
     selected: np.ndarray  # (B, W) bool
     judged: np.ndarray | None = None  # (W,) bool: words the encoder may select; None: all
     device: str = ""  # where the encoder ran
+    features: np.ndarray | None = None  # (B, F) the class head's features, where the encoder gives them
 
 
 class TagMapper:
@@ -135,8 +136,10 @@ class TagMapper:
     def __call__(self, ids: list[str], pixels: torch.Tensor, positions: list[int] | None = None) -> TaggedBatch:
         # A calibration profile's class head (evidence_head.py) reads the classifier's class scores:
         # the encoder gives them with the embeddings, from the same pass.
+        # Calibration reads them too (stages/labelled.py), head or not: kept on the batch.
         head = getattr(self.encoder, "word_head", None)
-        if head is not None:
+        features = None
+        if hasattr(self.encoder, "encode_with_features"):
             embeddings, features = self.encoder.encode_with_features(pixels)
             embeddings = embeddings.float()
         else:
@@ -154,6 +157,7 @@ class TagMapper:
             selected=select_tags(probs, self.vocab, self.evidence),
             judged=self.evidence.may_select(self.vocab),
             device=str(getattr(self.encoder, "device", "cpu")),
+            features=features,
         )
 
 
