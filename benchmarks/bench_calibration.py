@@ -15,9 +15,9 @@ import argparse
 import functools
 from pathlib import Path
 
-import alienstay.calibration as calibration
-from alienstay.evidence import evidence_of
-from alienstay.evidence_head import HEAD_C, fit_head
+import alienstay.labelled.calibration as calibration
+from alienstay.tagging.evidence import evidence_of
+from alienstay.labelled.evidence_head import HEAD_C, fit_head
 from benchmarks.common import save
 
 DEFAULT_LABELS = Path(__file__).resolve().parents[1].parent / "shared/samples/calibration/labels.tsv"
@@ -32,7 +32,7 @@ def main() -> None:
     if not args.labels.is_file():
         raise SystemExit(f"{args.labels}: no labels file; pass --labels PATH/labels.tsv (see README, issue 20).")
 
-    from alienstay.cli_labels import _load
+    from alienstay.cli.labels import _load
     from alienstay.stages.labelled import run_encoder
 
     vocab, table, encoder = _load("offline", None, args.labels, None, "cpu")

@@ -24,7 +24,7 @@ TOKENS = 32
 
 
 def seconds_a_caption(folder: Path, photos: list[Path]) -> tuple[float, int]:
-    from alienstay.captioning import load_captioner
+    from alienstay.captioning.captioners import load_captioner
 
     captioner = load_captioner(str(folder))
     captioner.min_new_tokens = captioner.max_new_tokens = TOKENS
@@ -39,7 +39,7 @@ def seconds_a_caption(folder: Path, photos: list[Path]) -> tuple[float, int]:
 
 
 def main() -> None:
-    from tests.tiny_models import build_full_size_blip, build_full_size_florence2
+    from alienstay.testing.tiny_models import build_full_size_blip, build_full_size_florence2
 
     photos = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:PHOTOS]
     if len(photos) < PHOTOS:

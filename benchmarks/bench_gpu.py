@@ -57,7 +57,7 @@ WORK = RESULTS / "gpu_work"  # models and photos of one run, shared by its parts
 
 
 def skip_reason() -> str | None:
-    from alienstay.devices import probe
+    from alienstay.runtime.devices import probe
 
     machine = probe()
     return None if machine.cuda_devices else f"no CUDA device ({machine.describe()}): the GPU figures need an accelerator"
@@ -116,8 +116,8 @@ def encode_only(encoder, sizes: Sizes, batch: int) -> float:
 def end_to_end(encoder, sizes: Sizes, batch: int, name: str) -> float:
     """Images/s from JPEG files on disk to tags.parquet (the local engine, the reader on every core)."""
     from alienstay import tagging
-    from alienstay.vocabulary import load_vocabulary
-    from alienstay.workspace import Workspace
+    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.workspace.layout import Workspace
     from benchmarks.bench_tagging import prepared_catalog
 
     paths = sorted((WORK / "photos").resolve().glob("*.jpg"))  # absolute: the catalog reads them from anywhere
@@ -137,7 +137,7 @@ def end_to_end(encoder, sizes: Sizes, batch: int, name: str) -> float:
 
 def tagging_part(name: str, build: Callable[[Path, bool], Path]) -> Callable[[Sizes], dict]:
     def part(sizes: Sizes) -> dict:
-        from alienstay.devices import batch_size_for, probe
+        from alienstay.runtime.devices import batch_size_for, probe
         from alienstay.encoders import load_encoder
 
         folder = build(WORK / name, sizes.full)
@@ -168,7 +168,7 @@ def _clip(folder: Path, full: bool) -> Path:
 
 # ---- captions ----------------------------------------------------------------------------
 def florence_part(sizes: Sizes) -> dict:
-    from alienstay.captioning import load_captioner
+    from alienstay.captioning.captioners import load_captioner
     from benchmarks.gpu_models import build_florence2
 
     folder = build_florence2(WORK / "florence2_large", sizes.full, sizes.device)
@@ -206,7 +206,7 @@ def edit_photos(sizes: Sizes) -> list:
 
 
 def qwen_part(sizes: Sizes) -> dict:
-    from alienstay.placement import seeded_generator
+    from alienstay.runtime.placement import seeded_generator
     from benchmarks.gpu_models import build_qwen_image_edit, lightning_scheduler, parameters_b
 
     start = time.perf_counter()
@@ -268,7 +268,7 @@ def run_part(name: str, sizes: Sizes) -> None:
 
 def run_all(sizes: Sizes, names: list[str], budget_s: float) -> dict:
     """Each part in its own process, under min(its timeout, what is left of the budget); JSON after each."""
-    from alienstay.devices import describe_device, probe
+    from alienstay.runtime.devices import describe_device, probe
 
     figures: dict = {"device": describe_device(sizes.device, probe()), "torch": torch.__version__,
                      "dry_run": not sizes.full, "sizes": asdict(sizes)}  # fmt: skip

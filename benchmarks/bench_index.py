@@ -67,7 +67,7 @@ def synthetic(root: Path, n: int, seed: int = 0) -> Collection:
     """Write n embeddings in the tag stage's layout, in blocks (memory bounded)."""
     import pandas as pd
 
-    from alienstay.workspace import Workspace, write_json
+    from alienstay.workspace.layout import Workspace, write_json
 
     ws = Workspace(root).ensure()
     ws.embeddings_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def measure(n: int, scratch: Path) -> dict:
     from alienstay.similarity import index as ix
     from alienstay.similarity.service import Similarity
     from alienstay.stages.index import IndexSettings, run
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     root = scratch / f"ws-{n}"
     start = time.perf_counter()
@@ -160,7 +160,7 @@ def library_choice(scratch: Path, n: int = 20_000) -> dict:
     from alienstay.similarity import index as ix
     from alienstay.similarity.vectors import Vectors
     from alienstay.stages.index import IndexSettings, run
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     root = scratch / "choice"
     collection = synthetic(root, n)

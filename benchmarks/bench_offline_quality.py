@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from alienstay.encoders.offline_evidence import UNSEEN_FACETS
-from alienstay.evidence import SEES_EVERYTHING
+from alienstay.tagging.evidence import SEES_EVERYTHING
 from benchmarks.common import save
 
 TARGET = 0.95  # share of selected tags (on labelled facets) not labelled wrong
@@ -44,8 +44,8 @@ def conse_probabilities(class_probs, class_embeddings, word_embeddings, top_t, s
 
 def choose_floor(probs, photos, vocab, facet: str) -> tuple[float, object] | None:
     """The lowest floor whose selections, and those of every higher floor, reach TARGET precision."""
-    from alienstay.evidence import Evidence, FacetRule, select_tags
-    from alienstay.labels import score_selection
+    from alienstay.tagging.evidence import Evidence, FacetRule, select_tags
+    from alienstay.labelled.samples import score_selection
 
     top_k = vocab.facets[facet].top_k
     found = None
@@ -113,8 +113,8 @@ def gflops_per_image(encoder) -> float:
 
 def shipped_table(encoder, photos, vocab, evidence=None):
     """Per-facet precision and coverage of the encoder's selection (its own evidence unless given)."""
-    from alienstay.evidence import select_tags
-    from alienstay.labels import score_selection, tagger_probabilities
+    from alienstay.tagging.evidence import select_tags
+    from alienstay.labelled.samples import score_selection, tagger_probabilities
 
     evidence = encoder.evidence if evidence is None else evidence
     probs = tagger_probabilities(encoder, photos, vocab)
@@ -127,9 +127,9 @@ def shipped_table(encoder, photos, vocab, evidence=None):
 
 def main() -> None:
     from alienstay.encoders.offline import IMAGE_MODEL, IMAGE_MODELS, load_offline_encoder
-    from alienstay.labels import available, load_labels, open_photo
+    from alienstay.labelled.samples import available, load_labels, open_photo
     from alienstay.tagging import word_embeddings
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     vocab = load_vocabulary()
     photos = available(load_labels(vocab))

@@ -63,7 +63,7 @@ def write_photos(folder: Path, count: int, size: tuple[int, int] = (640, 480)) -
 
 def prepared_catalog(ws, paths: list[Path]) -> None:
     """Catalog rows as preprocess leaves them: status ok, prepared_path set."""
-    from alienstay import catalog as cat
+    from alienstay.workspace import catalog as cat
 
     frame = pd.DataFrame(
         {
@@ -104,7 +104,7 @@ def encode_rate(encoder, pixels: torch.Tensor, rounds: int = ROUNDS) -> float:
 def end_to_end(ws_root: Path, paths: list[Path], encoder, vocab, workers: int = 1):
     """Files on disk -> tags.parquet; returns (images/s, tags, embeddings)."""
     from alienstay import tagging
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     ws = Workspace(ws_root).ensure()
     prepared_catalog(ws, paths)
@@ -141,12 +141,12 @@ def high_water_rss_mb() -> float:
 
 def memory_run(rows: int) -> dict:
     """Child process: tag `rows` catalog rows (a few tiny JPEGs repeated) with a tiny CLIP; peak RSS."""
-    from tests.tiny_models import build_tiny_clip
+    from alienstay.testing.tiny_models import build_tiny_clip
 
     from alienstay import tagging
     from alienstay.encoders.hf import load_hf_encoder
-    from alienstay.vocabulary import load_vocabulary
-    from alienstay.workspace import Workspace
+    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.workspace.layout import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -191,7 +191,7 @@ def selected_agreement(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[fl
 
 def main() -> None:
     from alienstay.encoders.hf import cpu_threads, load_hf_encoder
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     figures: dict = {"cpu_threads": cpu_threads(), "batch": BATCH}
     # Memory first, each size in its own process (peak RSS of the reader/writer path).
@@ -203,7 +203,7 @@ def main() -> None:
     growth = {r: figures[f"memory_{r}_rows_peak_rss_mb"] - figures[f"memory_{r}_rows_rss_before_tagging_mb"] for r in (1_000, 100_000)}
     figures["memory_100k_over_1k_peak_rss"] = figures["memory_100000_rows_peak_rss_mb"] / figures["memory_1000_rows_peak_rss_mb"]
     figures["memory_kb_per_extra_catalog_row"] = (growth[100_000] - growth[1_000]) * 1024 / 99_000
-    from tests.tiny_models import build_full_size_clip  # the tests' tiny tokenizer on the full-size CLIP
+    from alienstay.testing.tiny_models import build_full_size_clip  # the tests' tiny tokenizer on the full-size CLIP
 
     vocab = load_vocabulary()
     with tempfile.TemporaryDirectory() as tmp:

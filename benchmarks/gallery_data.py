@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from alienstay.tagging import select_tags
-from alienstay.vocabulary import load_vocabulary
-from alienstay.web.wordbuild import build as build_word_index  # a build every time, as after a new tag run
-from alienstay.web.wordindex import WordIndex
-from alienstay.workspace import Workspace
+from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.wordindex.build import build as build_word_index  # a build every time, as after a new tag run
+from alienstay.wordindex.lookup import WordIndex
+from alienstay.workspace.layout import Workspace
 
 VERSION = 1
 CHUNK = 50_000

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 SAMPLES = Path(os.environ.get("ALIENSTAY_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "samples" / "unsplash"))
 TAGGED_SAMPLES = Path("runs/bench/gallery/samples")
@@ -32,7 +32,7 @@ VERSION = 1
 
 
 def alienstay(*args: str) -> None:
-    subprocess.run([sys.executable, "-c", "from alienstay.cli import main; main()", *args], check=True,
+    subprocess.run([sys.executable, "-c", "from alienstay.cli.app import main; main()", *args], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

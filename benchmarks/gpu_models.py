@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from tests.tiny_models import build_full_size_clip, build_tiny_clip, florence2_tokenizer, tiny_tokenizer
+from alienstay.testing.tiny_models import build_full_size_clip, build_tiny_clip, florence2_tokenizer, tiny_tokenizer
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 SO400M = {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16}
@@ -73,7 +73,7 @@ def build_florence2(folder: Path, full: bool, device: str) -> Path:
     from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
 
     if not full:
-        from tests.tiny_models import build_tiny_florence2
+        from alienstay.testing.tiny_models import build_tiny_florence2
 
         return build_tiny_florence2(folder)
     tokenizer = florence2_tokenizer(max_length=1024)
@@ -135,7 +135,7 @@ def build_qwen_image_edit(folder: Path, full: bool, device: str) -> Any:
 
     if str(TESTS) not in sys.path:
         sys.path.append(str(TESTS))  # tiny_qwen imports its neighbours as top-level modules, as pytest puts them
-    from tests.tiny_qwen import _preprocessor_config, build_tiny_qwen2_tokenizer
+    from alienstay.testing.tiny_qwen import _preprocessor_config, build_tiny_qwen2_tokenizer
 
     tokenizer = build_tiny_qwen2_tokenizer(Path(folder) / "tokenizer")
     pixels = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280} if full else {}  # the real repo's VL budget

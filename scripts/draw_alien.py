@@ -2,7 +2,7 @@
 
     python scripts/draw_alien.py [OUT_DIR]
 
-A vector illustration drawn by code (src/alienstay/illustration.py), for machines without
+A vector illustration drawn by code (src/alienstay/persona/illustration.py), for machines without
 text-to-image weights; `alienstay persona` renders the diffusion portrait where they exist.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from alienstay.illustration import draw
+from alienstay.persona.illustration import draw
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -93,7 +93,7 @@ def test_device() -> str:
 
 @pytest.fixture
 def workspace(tmp_path: Path):
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     return Workspace(tmp_path / "ws").ensure()
 
@@ -101,7 +101,7 @@ def workspace(tmp_path: Path):
 @pytest.fixture(scope="session")
 def prepared(samples_dir: Path, tmp_path_factory):
     """The sample photos through the real stages (ingest folder, then preprocess), once a session."""
-    from tiny_models import prepared_workspace
+    from alienstay.testing.tiny_models import prepared_workspace
 
     return prepared_workspace(tmp_path_factory.mktemp("samples") / "ws", samples_dir)
 
@@ -109,7 +109,7 @@ def prepared(samples_dir: Path, tmp_path_factory):
 @pytest.fixture
 def ws(prepared, tmp_path: Path):
     """A fresh workspace with the prepared one's catalog (its prepared photos shared, read-only)."""
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     fresh = Workspace(tmp_path / "ws").ensure()
     fresh.write_catalog(prepared.read_catalog())

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alienstay.catalog import conform
-from alienstay.workspace import Workspace
+from alienstay.workspace.catalog import conform
+from alienstay.workspace.layout import Workspace
 
 WORDS = [("place", "pool"), ("place", "bedroom"), ("light", "night")]
 

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_models import build_tiny_clip, prepared_workspace
+from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 from typer.testing import CliRunner
 
-from alienstay import analysis
-from alienstay.cli import app
+from alienstay.notes import analysis
+from alienstay.cli.app import app
 
 runner = CliRunner()
 
@@ -109,7 +109,7 @@ def test_analyse_cli_on_the_real_samples(tmp_path, samples_dir):
 
 
 def test_analyse_without_tags_says_which_command_to_run(workspace):
-    from alienstay.workspace import WorkspaceError
+    from alienstay.workspace.layout import WorkspaceError
 
     with pytest.raises(WorkspaceError, match="alienstay tag"):
         analysis.run_analysis(workspace)
@@ -120,7 +120,7 @@ def test_analyse_without_tags_says_which_command_to_run(workspace):
 
 
 def test_cooccurrence_when_every_facet_stays_silent_is_empty_not_a_crash() -> None:
-    from alienstay.analysis import cooccurrence
+    from alienstay.notes.analysis import cooccurrence
 
     tags = pd.DataFrame(
         {"image_id": ["a", "a", "b"], "facet": ["place"] * 3, "tag": ["bedroom", "lobby", "bedroom"],

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from imagefactory import jpeg_bytes, photo_like
+from alienstay.testing.imagefactory import jpeg_bytes, photo_like
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay import preprocess
-from alienstay.cli import app
+from alienstay.cli.app import app
 from alienstay.sources.folder import catalog_folder
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
 ODD_NAMES = ["with space.jpg", "new\nline.jpg", "ünïcødé 客房.jpg", "<img src=x onerror=alert(1)>&amp;.jpg"]
@@ -159,7 +159,7 @@ def test_odd_names_get_distinct_safe_prepared_copies(decided: pd.DataFrame) -> N
 
 
 def test_every_stage_runs_over_the_bad_folder(bad_folder: Path, tmp_path: Path) -> None:
-    from tiny_models import build_tiny_clip
+    from alienstay.testing.tiny_models import build_tiny_clip
 
     ws = Workspace(tmp_path / "ws")
     model = build_tiny_clip(tmp_path / "tiny-clip")

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from alienstay.calibration import CalibrationError, calibrate, check_profile, choose_floor, load_profile
-from alienstay.cli import app
-from alienstay.evaluation import cluster_agreement, facet_table, wilson, word_table
-from alienstay.evidence import SEES_EVERYTHING, select_tags
-from alienstay.labeltable import OK, RIGHT, UNJUDGED, WRONG, LabelsFileError, load_label_table
-from alienstay.vocabulary import load_vocabulary
+from alienstay.labelled.calibration import CalibrationError, calibrate, check_profile, choose_floor, load_profile
+from alienstay.cli.app import app
+from alienstay.labelled.evaluation import cluster_agreement, facet_table, wilson, word_table
+from alienstay.tagging.evidence import SEES_EVERYTHING, select_tags
+from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelsFileError, load_label_table
+from alienstay.tagging.vocabulary import load_vocabulary
 from tests.conftest import REPO, on_ci
 
 CALIBRATION = Path(os.environ.get("ALIENSTAY_CALIBRATION", REPO.parent / "shared" / "samples" / "calibration"))
@@ -169,7 +169,7 @@ def test_calibration_silences_what_it_cannot_trust(tmp_path, vocab):
 
 
 def load_vocabulary_with_extra_word(tmp_path: Path):
-    from alienstay.vocabulary import default_vocabulary_path
+    from alienstay.tagging.vocabulary import default_vocabulary_path
 
     document = yaml.safe_load(default_vocabulary_path().read_text())
     document["facets"]["objects"]["words"]["rug"] = {"definition": "a mat", "prompts": ["a rug"], "persona": ["A5"]}
@@ -250,8 +250,8 @@ def test_tag_refuses_a_profile_of_another_model(calibration_labels, tmp_path):
 
 
 def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsewhere(tmp_path):
-    from alienstay import analysis
-    from alienstay.evaluation import precision_phrase, read_measured
+    from alienstay.notes import analysis
+    from alienstay.labelled.evaluation import precision_phrase, read_measured
 
     pd.DataFrame([{"facet": "place", "selected": 33, "precision": 0.88, "precision_low": 0.73, "precision_high": 0.95,
                    "model_id": "m"}]).to_csv(tmp_path / "evaluation_facets.csv", index=False)
@@ -269,7 +269,7 @@ def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsew
 def test_tag_with_a_profile_selects_only_its_words_from_their_floors(tmp_path, samples_dir):
     """`tag --calibration`: only the profile's words may be selected, each from its own floor; shards say so."""
     import tiny_models
-    from alienstay.calibration import CalibrationProfile
+    from alienstay.labelled.calibration import CalibrationProfile
     from alienstay.encoders import load_encoder
 
     folder = tiny_models.build_tiny_clip(tmp_path / "clip")

@@ -12,8 +12,8 @@ from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 from alienstay import clustering
-from alienstay.catalog import conform
-from alienstay.cli import app
+from alienstay.workspace.catalog import conform
+from alienstay.cli.app import app
 from alienstay.clustering import ClusteringError, planted_tag_vectors
 
 PLACES = ["bedroom", "bathroom", "pool", "lobby"]
@@ -159,7 +159,7 @@ def test_cli_prints_degenerate_input_without_traceback(tmp_path: Path) -> None:
 
 
 def test_cli_clusters_embeddings_and_names_clusters_by_tags(tmp_path: Path) -> None:
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     ws = Workspace(write_synthetic_workspace(tmp_path / "ws"))
     result = CliRunner().invoke(app, ["cluster", "--features", "embeddings", "--workspace", str(ws.root)])
@@ -215,7 +215,7 @@ def test_the_place_pseudo_class_comes_from_the_facet_setting() -> None:
 
 
 def test_a_registered_feature_kind_is_loaded_by_name(monkeypatch, tmp_path: Path) -> None:
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     registry = clustering.FEATURE_KINDS
     monkeypatch.setattr(registry, "_entries", dict(registry._entries))  # undone after the test

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from generations import plant, publish
 from alienstay.similarity.vectors import Vectors
 from alienstay.web.app import create_app
-from alienstay.workspace import DamagedTable, Workspace
+from alienstay.workspace.layout import DamagedTable, Workspace
 
 LIBRARY_TEXT = ("mmap", "Parquet", "magic", "Expecting", "Traceback", "ArrowInvalid", "pickle", "Errno")
 MANIFESTS = {"cut": "{oops", "empty": "", "no generation": "{}", "outside": '{"generation": "../../etc"}'}
@@ -25,7 +25,7 @@ MANIFESTS = {"cut": "{oops", "empty": "", "no generation": "{}", "outside": '{"g
 
 def run_cli(args: list[str], capsys) -> tuple[int, str]:
     """`alienstay ARGS` through the console script's entry point, as a user runs it."""
-    from alienstay.cli import main
+    from alienstay.cli.app import main
 
     old = sys.argv
     sys.argv = ["alienstay", *args]
@@ -245,7 +245,7 @@ def test_the_table_check_names_a_damaged_manifest(planted) -> None:
 
 
 def test_tag_repairs_a_damaged_manifest_and_runs(tmp_path: Path, samples_dir: Path, capsys) -> None:
-    from tiny_models import build_tiny_clip, prepared_workspace
+    from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
     ws = prepared_workspace(tmp_path / "ws", samples_dir)
     model = build_tiny_clip(tmp_path / "tiny-clip")

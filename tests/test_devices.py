@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alienstay.devices import DTYPES, DeviceUnavailable, Machine, probe, select_device, select_dtype
+from alienstay.runtime.devices import DTYPES, DeviceUnavailable, Machine, probe, select_device, select_dtype
 from alienstay.encoders import load_encoder
 
 CPU_ONLY = Machine(torch_version="2.x", cuda_build=None)

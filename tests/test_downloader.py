@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hotels50k_fakes import FaultServer
+from alienstay.testing.hotels50k_fakes import FaultServer
 
 from alienstay.sources import downloader
 from alienstay.sources.downloader import DownloadSettings, Failure, Fetched

@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import tiny_pipelines
-from alienstay.cli import app
+from alienstay.cli.app import app
 from alienstay.editing import controls, masks, methods, selection
 from alienstay.editing import pipelines as P
 from alienstay.editing.faithfulness import Guard
@@ -25,7 +25,7 @@ from alienstay.editing.identity import SeriesSettings
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.runner import EDIT_COLUMNS, run_series
 from alienstay.editing.selection import choose_photos
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
 FAST = ["--steps", "2", "--size", "64", "--images", "5"]
@@ -226,7 +226,7 @@ def test_persona_without_weights_fails_cleanly_with_exit_code_2(tmp_path, monkey
 def test_only_missing_weights_fall_back_a_real_crash_is_raised(ws, monkeypatch):
     """The demo and the notebook run stages.edit.run_or_fallback: it must not hide a crash."""
     from alienstay.editing import series
-    from alienstay.models import ModelUnavailable, WeightsUnavailable
+    from alienstay.runtime.models import ModelUnavailable, WeightsUnavailable
     from alienstay.stages import edit as edit_stage
 
     real = series.edit_workspace

@@ -90,7 +90,7 @@ def test_the_packaged_portrait_prompt_is_the_one_docs_aliens_md_shows():
 
 
 def test_weights_unavailable_is_its_own_error_and_a_bad_folder_is_not(tmp_path, monkeypatch):
-    from alienstay.models import ModelUnavailable, WeightsUnavailable, resolve
+    from alienstay.runtime.models import ModelUnavailable, WeightsUnavailable, resolve
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))

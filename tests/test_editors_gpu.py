@@ -1,7 +1,7 @@
 """The `gpu` preset's editors and portrait (issue 11) end to end with tiny random pipelines.
 
-FLUX.1 Kontext and FLUX.1 [schnell] are built offline by tests/tiny_flux.py, Qwen-Image-Edit by
-tests/tiny_qwen.py, saved with save_pretrained and loaded back through the resolver: the code
+FLUX.1 Kontext and FLUX.1 [schnell] are built offline by src/alienstay/testing/tiny_flux.py, Qwen-Image-Edit by
+src/alienstay/testing/tiny_qwen.py, saved with save_pretrained and loaded back through the resolver: the code
 path real weights take, on the sample photos at 64 px and 2 steps.
 """
 
@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 
 import tiny_flux
 import tiny_qwen
-from alienstay.cli import app
+from alienstay.cli.app import app
 from alienstay.editing import masks, methods, selection
 from alienstay.editing.base import fit_size
 from alienstay.editing.faithfulness import Guard
 from alienstay.editing.identity import SeriesSettings
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.runner import run_series
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
 
@@ -65,7 +65,7 @@ def test_every_recipe_offers_qwen_image_edit_and_kontext_with_settings_that_vali
 
 
 def test_every_preset_editor_is_a_registered_method_every_recipe_allows_with_weights_in_the_preset():
-    from alienstay.presets import PRESETS, members, preset_editor
+    from alienstay.runtime.presets import PRESETS, members, preset_editor
 
     book = load_recipes()
     named = {preset.name: preset_editor(preset.name) for preset in PRESETS}
@@ -288,7 +288,7 @@ def test_gpu_preset_edits_every_recipe_with_qwen_image_edit_and_method_still_win
 
 
 def test_gpu_preset_without_weights_names_qwen_image_edit_and_the_demo_falls_back(ws, monkeypatch, tmp_path, test_device):
-    from alienstay.presets import preset_editor
+    from alienstay.runtime.presets import preset_editor
     from alienstay.stages import edit as stage
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -181,7 +181,7 @@ def test_clip_direction_says_whether_the_edit_moved_as_asked(thresholds):
 
 
 def test_clip_direction_through_a_tiny_encoder_loaded_by_the_resolver(photos, tmp_path):
-    from tiny_models import build_tiny_clip
+    from alienstay.testing.tiny_models import build_tiny_clip
 
     from alienstay.encoders import load_encoder
 
@@ -196,7 +196,7 @@ def test_clip_direction_through_a_tiny_encoder_loaded_by_the_resolver(photos, tm
 
 
 def test_dino_self_similarity_distance_with_a_tiny_dinov2(photos, tmp_path):
-    from tiny_pipelines import build_tiny_dino
+    from alienstay.testing.tiny_pipelines import build_tiny_dino
 
     from alienstay.editing.series import load_guard
 

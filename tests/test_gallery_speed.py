@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 import webworkspace
 from searchworkspace import write_embeddings
 from test_search_web import IDS, PHRASES, embed
-from tiny_models import build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.similarity import query as query_module
 from alienstay.similarity.query import load_query_model
 from alienstay.web.app import create_app

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import tiny_pipelines
 import torch
-from tiny_models import build_tiny_blip, build_tiny_clip, prepared_workspace
+from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip, prepared_workspace
 from typer.testing import CliRunner
 
-from alienstay import placement
-from alienstay.cli import app
-from alienstay.devices import (
+from alienstay.runtime import placement
+from alienstay.cli.app import app
+from alienstay.runtime.devices import (
     PIPELINE_DTYPES, Machine, batch_size_for, describe_device, needs_offload, probe, select_dtype,
 )  # fmt: skip
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
 GIB = 2**30
@@ -111,8 +111,8 @@ def test_every_stage_runs_with_device_cpu_dtype_auto_and_records_both(models, sa
 
 
 def test_a_preset_fills_the_tagger_and_the_batch_size_follows_the_device(models, samples_dir, tmp_path, monkeypatch):
-    from alienstay.models import MODELS_DIR_ENV
-    from alienstay.presets import members
+    from alienstay.runtime.models import MODELS_DIR_ENV
+    from alienstay.runtime.presets import members
 
     # The `cpu` preset's tagger, carried in a models folder (what `models download` writes).
     carried = tmp_path / "carried" / members("cpu")["tagger"].model

@@ -17,11 +17,12 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from alienstay import cli_common, cli_models
-from alienstay.cli import app
-from alienstay.models import missing_model_message
-from alienstay.presets import MEMBERS, folder_hint, needing
-from tiny_models import prepared_workspace
+from alienstay.cli import common as cli_common
+from alienstay.cli import models as cli_models
+from alienstay.cli.app import app
+from alienstay.runtime.models import missing_model_message
+from alienstay.runtime.presets import MEMBERS, folder_hint, needing
+from alienstay.testing.tiny_models import prepared_workspace
 
 runner = CliRunner()
 # The command whose option takes each role's model (the folder hint is checked on it).
@@ -189,11 +190,11 @@ def test_the_demo_with_the_offline_preset_tries_no_hub_model(tmp_path: Path, mon
     the portrait are skipped with the reason, and no CLIP, diffusion or text-to-image load is attempted."""
     from rich.console import Console
 
-    from alienstay import demo
+    from alienstay.stages import demo
     from alienstay.stages import edit, persona
     from alienstay.tagging.settings import TagSettings
     from alienstay.tagging.stage import tagger_model
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     asked: list[tuple[str, str]] = []
     monkeypatch.setattr(edit, "run_or_fallback", lambda ws, s: asked.append((s.recipe, s.clip)) or edit.EditSummary(skipped="recorded"))
@@ -211,7 +212,7 @@ def test_the_demo_with_the_offline_preset_tries_no_hub_model(tmp_path: Path, mon
 LOAD_TEXT_MODEL = """
 import sys, warnings
 if sys.argv[1] == "quiet":
-    from alienstay.cli_common import quiet_third_parties
+    from alienstay.cli.common import quiet_third_parties
     quiet_third_parties()
 from alienstay.encoders.offline import load_text_model
 load_text_model()
@@ -236,10 +237,10 @@ def test_weight_loading_bars_and_third_party_warnings_show_only_when_verbose(mod
 
 
 def test_the_cli_is_quiet_unless_verbose(monkeypatch) -> None:
-    import alienstay.cli
+    import alienstay.cli.app
 
     calls: list[str] = []
-    monkeypatch.setattr(alienstay.cli, "quiet_third_parties", lambda: calls.append("quiet"))
+    monkeypatch.setattr(alienstay.cli.app, "quiet_third_parties", lambda: calls.append("quiet"))
     assert runner.invoke(app, ["models", "list", "--preset", "offline"]).exit_code == 0
     assert runner.invoke(app, ["--verbose", "models", "list", "--preset", "offline"]).exit_code == 0
     assert calls == ["quiet"]
@@ -251,8 +252,8 @@ def test_the_auto_fallback_paragraph_is_said_once_a_process(monkeypatch, caplog)
     import types
 
     import alienstay.encoders as encoders
-    from alienstay.devices import probe
-    from alienstay.models import WeightsUnavailable
+    from alienstay.runtime.devices import probe
+    from alienstay.runtime.models import WeightsUnavailable
 
     def load_entry(entry, model, device, dtype, machine=None):
         if entry.name == "hf":

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hotels50k_fakes import HOTELS, FaultServer, write_metadata
+from alienstay.testing.hotels50k_fakes import HOTELS, FaultServer, write_metadata
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay import preprocess
-from alienstay.cli import app
+from alienstay.cli.app import app
 from alienstay.sources import hotels50k as h50k
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 # A 1 s timeout: short, yet far above a loopback reply even on a loaded CI machine.
 FAST = h50k.DownloadSettings(workers=4, timeout=1.0, retries=2, backoff=0.01, checkpoint_every=3)
@@ -239,7 +239,7 @@ def test_killed_run_then_rerun_completes_without_duplicates(tmp_path: Path, serv
     urls = {str(5000 + i): server.url(p) + "?delay=0.15" for i, p in enumerate(paths)}
     write_metadata(tmp_path / "meta", train_urls=urls)
     ws = tmp_path / "ws"
-    command = [sys.executable, "-m", "alienstay.cli", "ingest", "hotels50k", "--metadata",
+    command = [sys.executable, "-m", "alienstay.cli.app", "ingest", "hotels50k", "--metadata",
                str(tmp_path / "meta"), "--all", "--workers", "2", "--checkpoint-every", "4",
                "--timeout", "5", "-w", str(ws)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -279,7 +279,7 @@ def test_insecure_warns_and_is_recorded(tmp_path: Path, server: FaultServer) -> 
 
 
 def test_small_jpeg_kept_byte_for_byte_and_large_resized_with_exif() -> None:
-    from imagefactory import exif_rotated, jpeg_bytes, photo_like
+    from alienstay.testing.imagefactory import exif_rotated, jpeg_bytes, photo_like
 
     small = exif_rotated()
     assert h50k.to_official_jpeg(small) == small

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from alienstay.illustration import CAPTION, SKIN, draw
-from alienstay.report import build_report
-from alienstay.workspace import Workspace
+from alienstay.persona.illustration import CAPTION, SKIN, draw
+from alienstay.notes.report import build_report
+from alienstay.workspace.layout import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 

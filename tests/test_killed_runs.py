@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from generations import plant
-from alienstay.locking import WorkspaceBusy, hold
+from alienstay.workspace.locking import WorkspaceBusy, hold
 from alienstay.similarity import index as ix
 from alienstay.stages.index import IndexSettings, run
 
@@ -31,7 +31,7 @@ def test_a_killed_index_builds_temporary_file_is_removed_by_the_next_build(tmp_p
 
 CHILD_HOLDS = """
 import os, sys, time
-from alienstay.locking import hold
+from alienstay.workspace.locking import hold
 with hold(__import__("pathlib").Path(sys.argv[1]), "tag"):
     child = os.fork()  # what a DataLoader decoder worker is: a forked child of the locked run
     if child == 0:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from tiny_models import build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_clip
 
 from alienstay.encoders import load_encoder
-from alienstay.models import folder_revision, resolve
+from alienstay.runtime.models import folder_revision, resolve
 from alienstay.tagging import TagIdentity
 from alienstay.tagging.ray_engine import EncoderMismatch, check_same_model
-from alienstay.vocabulary import load_vocabulary
+from alienstay.tagging.vocabulary import load_vocabulary
 
 
 def test_a_folder_revision_follows_its_weights_not_its_path(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 

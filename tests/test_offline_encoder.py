@@ -149,10 +149,10 @@ def test_missing_offline_extra_names_the_install_command(monkeypatch):
 @pytest.fixture(scope="module")
 def tagged_workspace(encoder, samples_dir: Path, tmp_path_factory):
     """The samples through the real CLI: ingest, preprocess, tag --model offline."""
-    from tiny_models import prepared_workspace
+    from alienstay.testing.tiny_models import prepared_workspace
     from typer.testing import CliRunner
 
-    from alienstay.cli import app
+    from alienstay.cli.app import app
 
     ws = prepared_workspace(tmp_path_factory.mktemp("offline") / "ws", samples_dir)
     result = CliRunner().invoke(app, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])
@@ -171,9 +171,9 @@ def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, sampl
     import pandas as pd
     from typer.testing import CliRunner
 
-    from alienstay.cli import app
+    from alienstay.cli.app import app
     from alienstay.tagging import read_embeddings
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     runner = CliRunner()
     ws = tagged_workspace
@@ -202,7 +202,7 @@ def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, sampl
 
 
 def _sample_verdicts(tags, vocabulary):
-    from alienstay.labels import available, load_labels, verdicts
+    from alienstay.labelled.samples import available, load_labels, verdicts
 
     # A folder's photos are ingested under their file name: the label's `samples:NAME` source.
     photos = {p.source.partition(":")[2]: p for p in available(load_labels(vocabulary)) if p.source.startswith("samples:")}
@@ -213,9 +213,9 @@ def _sample_verdicts(tags, vocabulary):
 
 
 def test_labelled_photos_precision_reaches_the_readme_figure(encoder, samples_dir):
-    from alienstay.evidence import select_tags
-    from alienstay.labels import available, load_labels, score_selection, tagger_probabilities
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.evidence import select_tags
+    from alienstay.labelled.samples import available, load_labels, score_selection, tagger_probabilities
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     vocabulary = load_vocabulary()
     photos = available(load_labels(vocabulary))
@@ -234,7 +234,7 @@ def test_labelled_photos_precision_reaches_the_readme_figure(encoder, samples_di
 
 
 def test_tag_stage_on_the_samples_shows_no_tag_the_labels_call_wrong(tag_stage_tags):
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     tags, encoder = tag_stage_tags
     vocabulary = load_vocabulary()

@@ -1,6 +1,6 @@
 """The owlv2-sam masker (OWLv2 boxes -> SAM masks) with tiny random models, on the sample photos.
 
-Both models are built from configs (tests/tiny_maskers.py), saved with save_pretrained and
+Both models are built from configs (src/alienstay/testing/tiny_maskers.py), saved with save_pretrained and
 loaded back through the resolver by the masker's own loader. Random weights give arbitrary
 boxes, so the tests check what could break: the mask's shape and type, that every box above the
 floor is segmented and their union returned, that a floor nothing passes gives an empty mask the
@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 import tiny_maskers
 import tiny_pipelines
-from alienstay import model_store, presets
-from alienstay.cli import app
+from alienstay.runtime import model_store, presets
+from alienstay.cli.app import app
 from alienstay.editing import masks, owlsam, selection
 from alienstay.editing import pipelines as P
 from alienstay.editing.base import fit_size
@@ -31,7 +31,7 @@ from alienstay.editing.faithfulness import EMPTY_MASK, Guard
 from alienstay.editing.identity import SeriesSettings, build_request, edit_key
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.runner import run_series
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
 

@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from imagefactory import EXPECTED, write_troublesome_images
+from alienstay.testing.imagefactory import EXPECTED, write_troublesome_images
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay import preprocess
-from alienstay.cli import app
+from alienstay.cli.app import app
 from alienstay.sources.folder import catalog_folder
 
 
@@ -136,7 +136,7 @@ def test_a_format_pillow_reads_but_we_do_not_support_is_rejected(tmp_path: Path)
 
 
 def test_rerun_rebuilds_a_prepared_copy_that_was_deleted(samples_dir, tmp_path) -> None:
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
 
     ws = Workspace(tmp_path / "ws")
     runner = CliRunner()

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import tiny_pipelines as tp
 from hub_server import HubServer
-from tiny_models import build_tiny_blip, build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip
 
-from alienstay import model_store, presets
-from alienstay.devices import Machine, probe
-from alienstay.models import MODELS_DIR_ENV, resolve
+from alienstay.runtime import model_store, presets
+from alienstay.runtime.devices import Machine, probe
+from alienstay.runtime.models import MODELS_DIR_ENV, resolve
 
 DECOYS = ("flax_model.msgpack", "tf_model.h5", "v1-5-pruned-emaonly.ckpt", "safety_checker/model.safetensors")
 
@@ -91,7 +91,7 @@ def _alienstay(args: list[str], hub: HubServer, home: Path, **env: str) -> subpr
     environment.pop(MODELS_DIR_ENV, None)
     environment.pop("HF_HUB_OFFLINE", None)
     environment.pop("HF_HUB_CACHE", None)
-    return subprocess.run([sys.executable, "-m", "alienstay.cli", *args], env=environment, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "alienstay.cli.app", *args], env=environment, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
 
 

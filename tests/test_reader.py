@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny_models import build_tiny_clip, build_tiny_siglip, build_tiny_siglip2
+from alienstay.testing.tiny_models import build_tiny_clip, build_tiny_siglip, build_tiny_siglip2
 
 from alienstay.encoders.hf import load_hf_encoder
 

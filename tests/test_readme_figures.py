@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from alienstay.cli import app
-from alienstay.workspace import Workspace
-from tiny_models import prepared_workspace
+from alienstay.cli.app import app
+from alienstay.workspace.layout import Workspace
+from alienstay.testing.tiny_models import prepared_workspace
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TABLE_FACETS = ("place", "objects", "light", "comfort")
@@ -64,7 +64,7 @@ def test_the_sample_tag_table_and_its_count_are_what_the_tag_stage_selects(tagge
 def test_the_right_and_defensible_counts_are_what_the_labels_say(tagged: Workspace) -> None:
     from test_offline_encoder import _sample_verdicts
 
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     found = _sample_verdicts(tagged.read_tags(), load_vocabulary())["verdict"].value_counts()
     total, judged, right, ok, other = map(int, QUOTED.search(" ".join(readme().split())).groups())
@@ -83,7 +83,7 @@ def test_the_clustering_sentence_is_what_the_cluster_note_says(tagged: Workspace
 
 def test_the_presets_table_names_the_offline_image_model_that_runs() -> None:
     from alienstay.encoders.offline import IMAGE_MODEL
-    from alienstay.presets import model_for
+    from alienstay.runtime.presets import model_for
 
     lite = IMAGE_MODEL.replace("efficientnet-lite", "EfficientNet-Lite")  # efficientnet-lite1 -> EfficientNet-Lite1
     row = next(line for line in readme().splitlines() if line.startswith("| tagger | openai/clip-vit-base-patch32"))

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_models import build_tiny_blip, build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip
 
-from alienstay import devices
-from alienstay.captioning import CAPTIONERS, load_captioner
+from alienstay.runtime import devices
+from alienstay.captioning.captioners import CAPTIONERS, load_captioner
 from alienstay.encoders import (
     ENCODERS,
     EncoderEntry,
@@ -18,7 +18,7 @@ from alienstay.encoders import (
     load_encoder,
     reload_argument,
 )
-from alienstay.registry import Registry
+from alienstay.runtime.registry import Registry
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from searchworkspace import write_embeddings
-from alienstay.catalog import conform
-from alienstay.cli import app
+from alienstay.workspace.catalog import conform
+from alienstay.cli.app import app
 from alienstay.similarity import retrieval as rt
 from alienstay.stages.retrieval import RetrievalSettings, run
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 HOTELS = {"A": "1", "B": "1", "C": "2", "D": "2"}  # hotel -> chain; E (one photo) has chain -1
 

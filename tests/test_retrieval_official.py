@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 
 from official_rule import evaluate
 from searchworkspace import write_embeddings
-from alienstay.catalog import conform
-from alienstay.cli import app
+from alienstay.workspace.catalog import conform
+from alienstay.cli.app import app
 from alienstay.similarity import retrieval_images as ri
 from alienstay.sources import hotels50k as h50k
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 SPLIT_COLUMNS = ["image_id", "hotel_id", "image_url", "image_source", "upload_timestamp"]
 HOTELS, TRAIN_EACH, TEST_EACH = 30, 6, 2  # hotels 0-19 in chains 1-10 (two each), 20-29 in chain -1

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from generations import plant
-from tiny_models import build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.similarity.query import cached_encoder
 from alienstay.web.app import create_app
 

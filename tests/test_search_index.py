@@ -9,7 +9,7 @@ from searchworkspace import clustered, write_embeddings
 from alienstay.similarity import index as ix
 from alienstay.similarity.vectors import Vectors, exact_search, top_k
 from alienstay.stages.index import IndexSettings, run
-from alienstay.workspace import Workspace, WorkspaceError
+from alienstay.workspace.layout import Workspace, WorkspaceError
 
 
 def brute_force(matrix: np.ndarray, query: np.ndarray, k: int) -> list[int]:

@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 import webworkspace
 from searchworkspace import write_embeddings
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, free_port
-from tiny_models import prepared_workspace
-from alienstay.cli import app as cli
+from alienstay.testing.tiny_models import prepared_workspace
+from alienstay.cli.app import app as cli
 from alienstay.web.app import create_app
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 POOL_VILLAS = {"house_family.jpg", "house_suburban.jpg", "villa_ocean.jpg"}
@@ -41,7 +41,7 @@ def sample_ws(tmp_path_factory, samples_dir: Path) -> Workspace:
     pytest.importorskip("efficientnet_lite_pytorch", reason="needs the offline extra: pip install 'alienstay[offline]'")
     from alienstay.similarity.query import cached_encoder
     from alienstay.tagging import run_tagging
-    from alienstay.vocabulary import load_vocabulary
+    from alienstay.tagging.vocabulary import load_vocabulary
 
     ws = prepared_workspace(tmp_path_factory.mktemp("samples") / "ws", samples_dir)
     # The same process-wide encoder the gallery's text search loads: the offline tagger loads once.
@@ -61,7 +61,7 @@ def test_free_phrases_find_the_photos_they_describe(sample_ws: Workspace) -> Non
 
 
 def test_report_names_the_offline_tagger_at_its_top(sample_ws: Workspace) -> None:
-    from alienstay.report import build_report
+    from alienstay.notes.report import build_report
 
     top = build_report(sample_ws).read_text().split("\n## ", 1)[0]  # before the first section
     assert "Fell back or skipped" in top and "the offline tagger (`offline:" in top and "NOT CLIP" in top

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 import webworkspace
 from searchworkspace import set_catalog_hashes, write_embeddings
-from tiny_models import build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.similarity.query import cached_encoder
 from alienstay.web.app import create_app
 

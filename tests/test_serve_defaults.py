@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 import webworkspace
 from searchworkspace import write_embeddings
 from test_search_web import IDS, PHRASES, embed
-from tiny_models import build_tiny_clip
-from alienstay.cli import app as cli
+from alienstay.testing.tiny_models import build_tiny_clip
+from alienstay.cli.app import app as cli
 from alienstay.similarity import service
 from alienstay.similarity.query import QueryModel
 from alienstay.web import serving

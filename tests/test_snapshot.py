@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from generations import plant, publish
-from tiny_models import build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.similarity.query import cached_encoder
 from alienstay.web.app import create_app
 
@@ -94,7 +94,7 @@ def test_a_real_tag_run_adding_a_photo_under_a_serving_gallery_never_answers_500
     import subprocess
     import sys
 
-    from tiny_models import prepared_workspace
+    from alienstay.testing.tiny_models import prepared_workspace
 
     photos = sorted(samples_dir.glob("*.jpg"))
     folder = tmp_path / "photos"
@@ -105,7 +105,7 @@ def test_a_real_tag_run_adding_a_photo_under_a_serving_gallery_never_answers_500
 
     def tag() -> subprocess.Popen:  # the real command, in its own process, as a user runs it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        return subprocess.Popen([sys.executable, "-m", "alienstay.cli", "tag", "--model", str(tiny_clip), "--workers", "0",
+        return subprocess.Popen([sys.executable, "-m", "alienstay.cli.app", "tag", "--model", str(tiny_clip), "--workers", "0",
                                  "--workspace", str(ws.root)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     first = tag()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alienstay.locking import WorkspaceBusy
+from alienstay.workspace.locking import WorkspaceBusy
 from alienstay.stages import STAGES
-from alienstay.workspace import Workspace, WorkspaceError
+from alienstay.workspace.layout import Workspace, WorkspaceError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_cli_and_demo_call_stages_not_each_other() -> None:
     cli = (REPO / "src" / "alienstay" / "cli.py").read_text()
     demo = (REPO / "src" / "alienstay" / "demo.py").read_text()
     assert "folder_source" not in cli and "merge_into" not in cli  # ingest logic lives in its stage
-    assert "from alienstay.cli" not in demo and "typer" not in demo
+    assert "from alienstay.cli.app" not in demo and "typer" not in demo
     notebook = (REPO / "notebooks" / "alienstay.ipynb").read_text()
     assert "alienstay.stages" in notebook and "subprocess" not in notebook
     assert "CLASSICAL" not in notebook  # the edit fallback is stages.edit.run_or_fallback, shared with the demo
@@ -80,7 +80,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from alienstay.workspace import Workspace
+    from alienstay.workspace.layout import Workspace
     with Workspace(Path(sys.argv[1])).lock("edit"):
         print("held", flush=True)
         time.sleep(600)
@@ -115,7 +115,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_and_said(tmp_path: Path) 
     holder.kill()  # SIGKILL: no chance to release or clean up
     holder.wait()
     said: list[str] = []
-    from alienstay.locking import hold
+    from alienstay.workspace.locking import hold
 
     with hold(ws.lock_path, "tag", timeout=0, say=said.append):
         assert f"pid {os.getpid()}" not in " ".join(said)
@@ -141,7 +141,7 @@ def test_two_classical_edit_commands_at_once_keep_both_series(samples_dir: Path,
     ingest_folder.run(ws, ingest_folder.IngestFolderSettings(samples_dir))
     preprocess.run(ws, show_progress=False)
     commands = [
-        [sys.executable, "-m", "alienstay.cli", "edit", "--recipe", recipe, "--method", "classical",
+        [sys.executable, "-m", "alienstay.cli.app", "edit", "--recipe", recipe, "--method", "classical",
          "--images", "5", "--size", "64", "--workspace", str(ws.root)]
         for recipe in ("time_of_day", "lights")
     ]  # fmt: skip
@@ -157,7 +157,9 @@ def test_two_classical_edit_commands_at_once_keep_both_series(samples_dir: Path,
 def test_one_of_each_entropy_and_persona_list() -> None:
     import numpy as np
 
-    from alienstay import analysis, stats, vocabulary
+    from alienstay.notes import analysis
+    from alienstay.notes import dataset as stats
+    from alienstay.tagging import vocabulary
     from alienstay.editing import recipes
 
     assert recipes.PERSONA_IDS is vocabulary.PERSONA_IDS
@@ -210,7 +212,7 @@ def test_the_readme_stage_example_runs_and_has_the_stage_shape(tmp_path: Path, m
     """The "Extending alienstay" example is real code: it runs, holds the shape, writes its table."""
     import types
 
-    from alienstay import catalog as cat
+    from alienstay.workspace import catalog as cat
 
     readme = (REPO / "README.md").read_text()
     code = readme.split("# src/alienstay/stages/colours.py\n", 1)[1].split("```", 1)[0]

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hotels50k_fakes import HOTELS, write_metadata
+from alienstay.testing.hotels50k_fakes import HOTELS, write_metadata
 from typer.testing import CliRunner
 
-from alienstay import catalog as cat
-from alienstay.cli import app
+from alienstay.workspace import catalog as cat
+from alienstay.cli.app import app
 from alienstay.sources import hotels50k as h50k
-from alienstay.stats import build_note, describe_counts, gini, imbalance_ratio, normalised_entropy
-from alienstay.workspace import Workspace
+from alienstay.notes.dataset import build_note, describe_counts, gini, imbalance_ratio, normalised_entropy
+from alienstay.workspace.layout import Workspace
 
 
 def test_gini_on_hand_made_counts() -> None:
@@ -97,7 +97,7 @@ def test_real_photos_ingest_preprocess_stats(samples_dir: Path, tmp_path: Path) 
 
 
 def test_without_reference_the_packaged_counts_are_used_from_any_folder(tmp_path: Path, workspace, monkeypatch) -> None:
-    from alienstay.stats import PACKAGED_REFERENCE
+    from alienstay.notes.dataset import PACKAGED_REFERENCE
 
     hotels50k_workspace(tmp_path, workspace)
     monkeypatch.chdir(tmp_path)  # no ../shared from here: the default must not depend on the folder

@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, prepared_workspace
-from tiny_models import build_tiny_florence2
+from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, prepared_workspace
+from alienstay.testing.tiny_models import build_tiny_florence2
 from typer.testing import CliRunner
 
 from alienstay import tagging
-from alienstay.cli import app
+from alienstay.cli.app import app
 from alienstay.encoders import load_encoder
 from alienstay.encoders.hf import load_hf_encoder
-from alienstay.vocabulary import load_vocabulary, parse_vocabulary
-from alienstay.workspace import Workspace
+from alienstay.tagging.vocabulary import load_vocabulary, parse_vocabulary
+from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
 
@@ -339,7 +339,7 @@ def test_a_photo_that_fails_to_decode_is_recorded_not_fatal(prepared, tiny_clip)
 
 # ---- captions ----------------------------------------------------------------------------------
 def test_caption_and_prompt_string(prepared, tiny_clip, tmp_path):
-    from alienstay.captioning import prompt_string, read_captions
+    from alienstay.captioning.captioners import prompt_string, read_captions
 
     blip = build_tiny_blip(tmp_path / "tiny-blip")
     tag_cli(prepared, tiny_clip, "--caption", "--caption-model", str(blip))
@@ -365,10 +365,10 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     import sys
     import time
 
-    from alienstay.devices import batch_size_for, probe
+    from alienstay.runtime.devices import batch_size_for, probe
     from alienstay.tagging.settings import TagSettings
 
-    from alienstay.devices import select_device
+    from alienstay.runtime.devices import select_device
 
     defaults = TagSettings()
     machine = probe()
@@ -385,7 +385,7 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     shutil.copytree(prepared_template.root, uninterrupted.root)
     for ws in (prepared, uninterrupted):
         widen(ws)
-    command = [sys.executable, "-m", "alienstay.cli", "tag", "--model", str(tiny_clip), "-w", str(prepared.root)]
+    command = [sys.executable, "-m", "alienstay.cli.app", "tag", "--model", str(tiny_clip), "-w", str(prepared.root)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = prepared.tag_shards_dir
     deadline = time.monotonic() + 300
@@ -417,7 +417,7 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
 
 def test_florence2_in_bfloat16_captions_and_records_the_dtype_it_ran_in(tmp_path):
     """The `gpu` preset's captioner runs in bf16: the weights must be bf16 and the captions say so."""
-    from alienstay.captioning import load_captioner
+    from alienstay.captioning.captioners import load_captioner
 
     captioner = load_captioner(str(build_tiny_florence2(tmp_path / "tiny-florence2")), device="cpu", dtype="bfloat16")
     assert captioner.model.dtype == torch.bfloat16 and captioner.record()["dtype"] == "bfloat16"
@@ -427,7 +427,7 @@ def test_florence2_in_bfloat16_captions_and_records_the_dtype_it_ran_in(tmp_path
 
 
 def test_florence2_detailed_captions_through_the_caption_stage(prepared, tmp_path):
-    from alienstay.captioning import FLORENCE_TASK, Florence2Captioner, load_captioner, read_captions
+    from alienstay.captioning.captioners import FLORENCE_TASK, Florence2Captioner, load_captioner, read_captions
     from alienstay.stages import caption as caption_stage
 
     folder = build_tiny_florence2(tmp_path / "tiny-florence2")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import HubServer
-from tiny_models import build_tiny_clip
+from alienstay.testing.tiny_models import build_tiny_clip
 
 MODEL = "openai/clip-vit-base-patch32"  # the cpu preset's tagger
 WEIGHTS = "model.safetensors"
@@ -24,7 +24,7 @@ WEIGHTS = "model.safetensors"
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from alienstay import model_store
+from alienstay.runtime import model_store
 patterns = model_store.plan_download("cpu")[sys.argv[1]][1]
 try:
     model_store.fetch(sys.argv[1], patterns, Path(sys.argv[2]))
@@ -96,7 +96,7 @@ def test_a_file_changed_after_a_good_download_is_caught_by_the_next_run(repo, tm
 def test_small_files_are_checked_by_their_git_blob_id(repo, tmp_path) -> None:
     from huggingface_hub.hf_api import RepoFile
 
-    from alienstay.model_store import mismatch
+    from alienstay.runtime.model_store import mismatch
 
     hub = HubServer({MODEL: repo})  # not started: only its listing is read
     listed = {e["path"]: RepoFile(**e) for e in hub.tree(MODEL) if e["type"] == "file"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alienstay.vocabulary import (
+from alienstay.tagging.vocabulary import (
     PERSONA_IDS,
     VocabularyError,
     default_vocabulary_path,

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 import webworkspace
 from alienstay.web.app import create_app
-from alienstay.web import wordindex
-from alienstay.workspace import Workspace
+from alienstay.wordindex import lookup as wordindex
+from alienstay.workspace.layout import Workspace
 
 
 @pytest.fixture

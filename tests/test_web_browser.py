@@ -148,10 +148,10 @@ def test_sample_photos_tagged_offline_are_found_and_shown(page, samples_dir: Pat
 
     import pandas as pd
     from PIL import Image
-    from tiny_models import prepared_workspace
+    from alienstay.testing.tiny_models import prepared_workspace
     from typer.testing import CliRunner
 
-    from alienstay.cli import app as cli
+    from alienstay.cli.app import app as cli
 
     ws = prepared_workspace(tmp_path / "samples-ws", samples_dir)  # tmp_path/ws is the `server` fixture's
     result = CliRunner().invoke(cli, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])

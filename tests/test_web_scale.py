@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 import reference_search
 import webworkspace
-from alienstay.catalog import conform
-from alienstay.web import wordindex
+from alienstay.workspace.catalog import conform
+from alienstay.wordindex import lookup as wordindex
 from alienstay.web.app import MAX_WORDS, create_app
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 def today(tags: pd.DataFrame, usable: set[str], words: list[str]) -> list[tuple[str, float]]:
@@ -101,10 +101,10 @@ def test_an_and_of_bit_columns_is_every_photo_with_all_the_words(tmp_path: Path)
 
 
 def test_sample_workspace_ranks_as_today(tmp_path: Path, samples_dir: Path) -> None:
-    from tiny_models import build_tiny_clip, prepared_workspace
+    from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
     from typer.testing import CliRunner
 
-    from alienstay.cli import app
+    from alienstay.cli.app import app
 
     ws = prepared_workspace(tmp_path / "ws", samples_dir)
     model = build_tiny_clip(tmp_path / "tiny-clip")

@@ -29,7 +29,7 @@ class Served:
 
     def __init__(self, root: Path, workers: int) -> None:
         self.port = free_port()
-        command = [sys.executable, "-c", "from alienstay.cli import main; main()", "serve", "--workspace", str(root),
+        command = [sys.executable, "-c", "from alienstay.cli.app import main; main()", "serve", "--workspace", str(root),
                    "--port", str(self.port), "--workers", str(workers)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -112,8 +112,8 @@ RACE = """
 import sys, time
 from pathlib import Path
 from alienstay.web.gallery import current_index
-from alienstay.web.wordindex import build_word_index
-from alienstay.workspace import Workspace
+from alienstay.wordindex.lookup import build_word_index
+from alienstay.workspace.layout import Workspace
 ws = Workspace(Path(sys.argv[1]))
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every racer starts at the same moment
 print(current_index(ws).folder.name if sys.argv[3] == "gallery" else build_word_index(ws).name)

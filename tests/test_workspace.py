@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from alienstay.sources.folder import catalog_folder, merge_into
-from alienstay.workspace import Workspace, WorkspaceError, atomic_path, write_parquet
+from alienstay.workspace.layout import Workspace, WorkspaceError, atomic_path, write_parquet
 
 
 def test_atomic_write_leaves_old_file_when_interrupted(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_paths_stored_from_a_relative_workspace_work_from_anywhere(samples_dir, 
     from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
-    from alienstay.cli import app
+    from alienstay.cli.app import app
     from alienstay.web.app import create_app
 
     monkeypatch.chdir(tmp_path)
@@ -65,7 +65,7 @@ def test_a_moved_workspace_keeps_working(samples_dir, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
-    from alienstay.cli import app
+    from alienstay.cli.app import app
     from alienstay.web.app import create_app
 
     runner = CliRunner()
@@ -97,8 +97,8 @@ def _damaged_catalog(samples_dir, tmp_path):
 def test_a_damaged_catalog_is_named_by_every_stage_with_how_to_restore_it(samples_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from alienstay.cli import app
-    from alienstay.workspace import DamagedTable
+    from alienstay.cli.app import app
+    from alienstay.workspace.layout import DamagedTable
 
     ws = _damaged_catalog(samples_dir, tmp_path)
     runner = CliRunner()
@@ -119,7 +119,7 @@ def test_the_console_script_names_a_damaged_table_without_a_traceback(samples_di
     import sys
 
     ws = _damaged_catalog(samples_dir, tmp_path)
-    result = subprocess.run([sys.executable, "-m", "alienstay.cli", "preprocess", "--workspace", str(ws.root)],
+    result = subprocess.run([sys.executable, "-m", "alienstay.cli.app", "preprocess", "--workspace", str(ws.root)],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 2
     assert "catalog.parquetisdamaged" in "".join((result.stdout + result.stderr).split())
@@ -152,7 +152,7 @@ def test_save_figure_is_atomic_and_closes_the_figure(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from alienstay.workspace import save_figure
+    from alienstay.workspace.layout import save_figure
 
     figure = plt.figure()
     target = save_figure(figure, tmp_path / "report" / "a.png")
@@ -169,7 +169,7 @@ def test_read_catalog_reads_only_the_rows_and_columns_asked_for(tmp_path):
     """Issue 16.10: the tag and caption readers ask for the usable rows' four columns only."""
     import inspect as _inspect
 
-    from alienstay import catalog as cat
+    from alienstay.workspace import catalog as cat
     from alienstay.tagging import local, ray_engine
 
     ws = Workspace(tmp_path / "ws").ensure()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from alienstay.catalog import conform
+from alienstay.workspace.catalog import conform
 
 # image -> {(facet, tag): (prob, selected)}
 TAGS = {

@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from alienstay.registry import Registry
-from alienstay.workspace import Workspace
+from alienstay.runtime.registry import Registry
+from alienstay.workspace.layout import Workspace
 
 CLASS_KINDS = ("hotel", "chain", "place")
 PLACE_FACET = "place"  # the default facet whose top tag is the "place" pseudo-class

@@ -9,7 +9,7 @@ import pandas as pd
 
 from alienstay.clustering.comparison import ClusteringResult
 from alienstay.clustering.methods import NOISE, PRIMARY_METHOD
-from alienstay.workspace import save_figure as workspace_save_figure
+from alienstay.workspace.layout import save_figure as workspace_save_figure
 
 
 def save_figure(fig, target: Path) -> Path:

@@ -20,7 +20,7 @@ from sklearn import metrics
 from sklearn.cluster import HDBSCAN, AgglomerativeClustering, KMeans
 
 from alienstay.clustering.features import ClusteringError, check_clusterable
-from alienstay.registry import Registry
+from alienstay.runtime.registry import Registry
 
 PRIMARY_METHOD = "kmeans"  # the clustering a photo is shown with (web gallery, report map)
 NOISE = -1

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay.clustering.comparison import clusters_table, run_clustering
 from alienstay.clustering.features import CLASS_KINDS, PLACE_FACET, known_classes, load_features, tag_feature_matrix
 from alienstay.clustering.figures import plot_contingency, plot_map, plot_silhouette
 from alienstay.clustering.methods import PRIMARY_METHOD
 from alienstay.clustering.note import report_note
-from alienstay.workspace import Workspace, write_parquet, write_text
+from alienstay.workspace.layout import Workspace, write_parquet, write_text
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from alienstay.editing.registry import ControlSpec
-from alienstay.registry import Registry
+from alienstay.runtime.registry import Registry
 
 CONTROL_MAPS: Registry[ControlSpec] = Registry("control map")
 

@@ -11,7 +11,7 @@
 Memory (README, "Restyling methods side by side"): bf16 on one 80 GB GPU; on smaller GPUs
 ``Speed(cpu_offload=True)`` (model CPU offload) and, as a clearly optional path, a 4-bit or 8-bit
 transformer (``quantize="4bit"|"8bit"``, diffusers' bitsandbytes integration; needs a CUDA GPU
-and ``pip install bitsandbytes``). Every model is loaded through ``alienstay.models.resolve``.
+and ``pip install bitsandbytes``). Every model is loaded through ``alienstay.runtime.models.resolve``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from PIL import Image
 from alienstay.editing.base import EditOutput, EditRequest, fit_size
 from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.methods import Speed
-from alienstay.models import resolve
-from alienstay.placement import place_pipeline
+from alienstay.runtime.models import resolve
+from alienstay.runtime.placement import place_pipeline
 
 KONTEXT = "black-forest-labs/FLUX.1-Kontext-dev"
 SCHNELL = "black-forest-labs/FLUX.1-schnell"

@@ -10,7 +10,7 @@ from PIL import Image
 from alienstay.editing.base import fit_size
 from alienstay.editing.faithfulness import FAITHFUL, NOT_APPLIED, TOO_STRONG
 from alienstay.editing.recipes import Recipe
-from alienstay.workspace import atomic_path
+from alienstay.workspace.layout import atomic_path
 
 VERDICT_COLOURS = {FAITHFUL: "#1a7f37", TOO_STRONG: "#cf222e", NOT_APPLIED: "#6e7781"}
 

@@ -21,8 +21,8 @@ from alienstay.editing import owlsam
 from alienstay.editing.base import editable
 from alienstay.editing.recipes import Recipe
 from alienstay.editing.registry import MaskerSpec
-from alienstay.models import resolve
-from alienstay.registry import Registry
+from alienstay.runtime.models import resolve
+from alienstay.runtime.registry import Registry
 
 if TYPE_CHECKING:
     from alienstay.editing.base import EditRequest
@@ -98,7 +98,7 @@ def choose_masker(masker: str | None = None, preset: str | None = None,
     """(masker name, role -> model): the named masker, else the preset's (its `masker` member's
     entry), else CLIPSeg; each role's model from `overrides` (--mask-model is role "masker"), else
     the preset's member for that role when it serves this masker, else the masker's default."""
-    from alienstay.presets import model_for
+    from alienstay.runtime.presets import model_for
 
     head = model_for(preset, "masker") if preset else None
     name = masker or (head.entry if head is not None and head.entry else DEFAULT_MASKER)

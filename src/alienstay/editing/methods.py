@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from alienstay.editing.registry import EditorSpec
-from alienstay.registry import Registry
+from alienstay.runtime.registry import Registry
 
 if TYPE_CHECKING:
     from alienstay.editing.pipelines import Editor
@@ -36,7 +36,7 @@ class Speed:
     lcm_lora: str | None = None  # hub id or folder of an LCM-LoRA: few-step sampling with LCMScheduler
     attention_slicing: bool = False  # less peak memory, a little slower
     cpu_offload: bool = False  # keep sub-models on the CPU until used (needs an accelerator)
-    device: str = "cpu"  # a concrete device (alienstay.devices.select_device), not auto
+    device: str = "cpu"  # a concrete device (alienstay.runtime.devices.select_device), not auto
     dtype: str = "float32"  # float32 | float16 | bfloat16
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from alienstay.models import resolve
+from alienstay.runtime.models import resolve
 
 DETECTOR_ROLE, SEGMENTER_ROLE = "masker", "masker:segmenter"  # the preset roles (presets.py)
 DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"

@@ -8,7 +8,7 @@
   original is pasted back outside the mask, so the rest of the photo is untouched by construction.
 
 The labelled non-diffusion baseline is ``editing/classical.py``. Every model is loaded through
-``alienstay.models.resolve`` (hub id or local folder), so a missing model gives the resolver's
+``alienstay.runtime.models.resolve`` (hub id or local folder), so a missing model gives the resolver's
 message naming the id and the fix.
 """
 
@@ -25,8 +25,8 @@ from alienstay.editing.base import EditOutput, EditRequest, Editor, editable, fi
 from alienstay.editing.controls import CONTROL_MAPS
 from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.methods import Speed
-from alienstay.models import resolve
-from alienstay.placement import place_pipeline, seeded_generator
+from alienstay.runtime.models import resolve
+from alienstay.runtime.placement import place_pipeline, seeded_generator
 
 log = logging.getLogger("alienstay")
 

@@ -82,7 +82,7 @@ def load_few_step_lora(pipe: Any, lora: str) -> str:
     Returns the LoRA's id for the edit's record."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from alienstay.models import resolve
+    from alienstay.runtime.models import resolve
 
     file = Path(lora).expanduser()
     if file.is_file():

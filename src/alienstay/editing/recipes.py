@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from alienstay.editing.methods import CLASSICAL, EDITORS, setting_names  # noqa: F401  (CLASSICAL: callers import it here)
-from alienstay.vocabulary import PERSONA_IDS  # the one persona-id list (docs/aliens.md)
+from alienstay.tagging.vocabulary import PERSONA_IDS  # the one persona-id list (docs/aliens.md)
 
 PACKAGED_RECIPES = Path(__file__).with_name("recipes.yaml")
 

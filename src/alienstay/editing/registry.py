@@ -1,4 +1,4 @@
-"""What an editor, a masker and a control map register with (``alienstay.registry.Registry``).
+"""What an editor, a masker and a control map register with (``alienstay.runtime.registry.Registry``).
 
 A stage never branches on a method or model string: it asks the registry for the entry and
 the entry says which recipe fields it reads, which models it loads by default and how to

@@ -21,8 +21,8 @@ from alienstay.editing.faithfulness import Guard, verdict
 from alienstay.editing.identity import SeriesSettings, build_request, edit_key
 from alienstay.editing.masks import MaskFor, no_mask
 from alienstay.editing.recipes import Recipe
-from alienstay.placement import placement_of
-from alienstay.workspace import Workspace, atomic_path
+from alienstay.runtime.placement import placement_of
+from alienstay.workspace.layout import Workspace, atomic_path
 
 EDIT_COLUMNS = [
     "edit_id", "image_id", "recipe", "parameter", "value", "method", "model_id", "seed", "steps",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from alienstay import catalog as cat
-from alienstay.workspace import Workspace, read_optional
+from alienstay.workspace import catalog as cat
+from alienstay.workspace.layout import Workspace, read_optional
 
 MIN_PHOTOS, MAX_PHOTOS = 5, 10
 GROUP_FACET = "place"  # the default facet whose selected tag groups photos when there are no clusters

@@ -29,9 +29,9 @@ from alienstay.editing.selection import (  # noqa: F401  (the stage's API: cli a
     photos_for_workspace,
     usable_photos,
 )
-from alienstay.placement import edit_placement
-from alienstay.presets import preset_editor, preset_model
-from alienstay.workspace import Workspace
+from alienstay.runtime.placement import edit_placement
+from alienstay.runtime.presets import preset_editor, preset_model
+from alienstay.workspace.layout import Workspace
 
 LCM_STEPS, LCM_GUIDANCE = 4, 1.0  # what LCM-LoRA is distilled for: a few steps, no guidance branches
 
@@ -66,7 +66,7 @@ class EditSettings:
     dino: str | None = None  # `preset`: the preset's guard:dino
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
-    preset: str | None = None  # cpu | gpu | offline | auto: the models of unset options (alienstay.presets)
+    preset: str | None = None  # cpu | gpu | offline | auto: the models of unset options (alienstay.runtime.presets)
     group_facet: str = GROUP_FACET  # without clusters, photos are varied by this facet's tag
 
 
@@ -95,7 +95,7 @@ def load_guard(clip: str = "none", dino: str | None = None, device: str = "cpu",
     if dino:
         from transformers import AutoImageProcessor, AutoModel
 
-        from alienstay.models import resolve
+        from alienstay.runtime.models import resolve
 
         resolved = resolve(dino)
         dino_processor = AutoImageProcessor.from_pretrained(resolved.path)

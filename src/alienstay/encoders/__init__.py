@@ -16,8 +16,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from PIL import Image
 
-from alienstay.devices import DTYPES, Machine, check_dtype, probe, select_device, select_dtype
-from alienstay.registry import Registry
+from alienstay.runtime.devices import DTYPES, Machine, check_dtype, probe, select_device, select_dtype
+from alienstay.runtime.registry import Registry
 
 
 @runtime_checkable
@@ -111,7 +111,7 @@ def entry_for(model: str) -> tuple[EncoderEntry, str | None]:
 def load_encoder(model: str = AUTO, device: str = "cpu", dtype: str = "float32") -> ImageTextEncoder:
     """`auto` (the first of AUTO_ORDER whose weights can be had), an entry's name, `NAME:MODEL`, a hub id or a folder.
 
-    `device` and `dtype` may be `auto` (see alienstay.devices); a device this machine does not
+    `device` and `dtype` may be `auto` (see alienstay.runtime.devices); a device this machine does not
     have is refused (DeviceUnavailable, a ValueError) before any weight is read.
     """
     if dtype != AUTO:
@@ -159,7 +159,7 @@ _FALLBACKS_SAID: set[tuple[str, str]] = set()
 def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
     import logging
 
-    from alienstay.models import ModelUnavailable
+    from alienstay.runtime.models import ModelUnavailable
 
     log = logging.getLogger("alienstay")
     first, *fallbacks = (ENCODERS.get(name) for name in AUTO_ORDER)

@@ -1,6 +1,6 @@
 """CLIP and SigLIP from the Hugging Face hub (or a local folder in the hub's layout).
 
-Loading goes through ``alienstay.models.resolve`` so a hub id, the hub cache and a local
+Loading goes through ``alienstay.runtime.models.resolve`` so a hub id, the hub cache and a local
 folder written by ``save_pretrained`` all take the same path. ``--dtype`` picks float32
 (the default), bfloat16, or int8 (dynamic quantisation of the Linear layers, weights int8,
 activations quantised on the fly: the CPU-friendly option).
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from alienstay.devices import DTYPES, check_dtype
+from alienstay.runtime.devices import DTYPES, check_dtype
 from alienstay.encoders.lean_transform import LeanTransform, lean_transform, size_entries
-from alienstay.models import ResolvedModel, resolve
+from alienstay.runtime.models import ResolvedModel, resolve
 
 # Text towers trained with fixed-length padding (SigLIP) must see the same padding at inference.
 PAD_TO_MAX_LENGTH = {"siglip", "siglip2"}

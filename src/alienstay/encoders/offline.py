@@ -23,8 +23,8 @@ from alienstay.encoders.classifier_runtime import (  # noqa: F401 - re-exported 
     probe_pixels,
 )
 from alienstay.encoders.offline_evidence import CONSE_EVIDENCE, CONSE_LOGIT_SCALE, CONSE_TOP_T
-from alienstay.evidence import Evidence
-from alienstay.models import ModelUnavailable
+from alienstay.tagging.evidence import Evidence
+from alienstay.runtime.models import ModelUnavailable
 
 log = logging.getLogger("alienstay")
 
@@ -129,7 +129,7 @@ def load_offline_encoder(
 
 def use_default_profile(encoder: OfflineEncoder) -> bool:
     """Apply the packaged profile if it was fitted for this encoder's model; False when it was not."""
-    from alienstay.calibration import apply_profile, load_profile
+    from alienstay.labelled.calibration import apply_profile, load_profile
 
     path = resources.files("alienstay").joinpath("data", DEFAULT_PROFILE)
     if not path.is_file():
@@ -200,7 +200,7 @@ class OfflineEncoder:
     @torch.inference_mode()
     def encode_with_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """ConSE embeddings and the class head's features, from one classifier pass."""
-        from alienstay.evidence_head import head_features
+        from alienstay.labelled.evidence_head import head_features
 
         probs = self.class_probabilities(pixels)
         return conse_embeddings(probs, self.class_embeddings, self.top_t), head_features(probs.cpu().numpy(), pixels.cpu().numpy())

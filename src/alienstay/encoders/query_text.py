@@ -70,7 +70,7 @@ def calibrate_like_the_whole_encoder(side: OfflineTextSide) -> None:
     from importlib import resources
     from pathlib import Path
 
-    from alienstay.calibration import load_profile
+    from alienstay.labelled.calibration import load_profile
     from alienstay.encoders import offline
 
     path = resources.files("alienstay").joinpath("data", offline.DEFAULT_PROFILE)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from alienstay.workspace import Workspace, atomic_path, write_json
+from alienstay.workspace.layout import Workspace, atomic_path, write_json
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # text-to-image, the `cpu` choice
 PROMPT_FILE = "portrait.yaml"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from alienstay.registry import Registry
+from alienstay.runtime.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def _sd15(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, 
     from diffusers import StableDiffusionPipeline
 
     from alienstay.editing.pipelines import load_pipeline
-    from alienstay.placement import edit_placement, place_pipeline, seeded_generator
+    from alienstay.runtime.placement import edit_placement, place_pipeline, seeded_generator
 
     pipe, model_id = load_pipeline(StableDiffusionPipeline, model)
     place_pipeline(pipe, *edit_placement(device, dtype))
@@ -50,7 +50,7 @@ def _flux_schnell(model: str, prompt: str, negative_prompt: str, seed: int, step
                   guidance_scale: float, device: str = "auto", dtype: str = "auto") -> tuple[Any, str]:
     from alienstay.editing.flux import flux_portrait
     from alienstay.editing.methods import Speed
-    from alienstay.placement import edit_placement
+    from alienstay.runtime.placement import edit_placement
 
     chosen, chosen_dtype = edit_placement(device, dtype)
     return flux_portrait(model, prompt, negative_prompt, seed, steps, size, guidance_scale,

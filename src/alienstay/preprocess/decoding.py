@@ -11,8 +11,8 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from alienstay import catalog as cat
-from alienstay.workspace import atomic_path
+from alienstay.workspace import catalog as cat
+from alienstay.workspace.layout import atomic_path
 
 DEFAULT_MIN_SIDE = 128
 DEFAULT_MAX_SIDE = 640

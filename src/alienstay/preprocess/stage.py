@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay.preprocess.decoding import Settings, check_image, prepared_name
 from alienstay.preprocess.duplicates import DuplicateIndex, index_kept, mark_duplicates
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 def apply_decisions(catalog: pd.DataFrame, decided: list[dict]) -> pd.DataFrame:

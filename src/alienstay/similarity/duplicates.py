@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from alienstay.preprocess import DEFAULT_NEAR_THRESHOLD
 from alienstay.similarity.vectors import Vectors
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 NO_HASH = np.uint64(0)
 

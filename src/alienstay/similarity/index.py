@@ -27,8 +27,8 @@ from typing import Protocol
 import numpy as np
 
 from alienstay.similarity.vectors import Vectors, exact_search, normalise, top_k
-from alienstay.storage import without_paths
-from alienstay.workspace import Workspace, atomic_path, write_json
+from alienstay.workspace.storage import without_paths
+from alienstay.workspace.layout import Workspace, atomic_path, write_json
 
 EXACT = "exact"
 FAISS_IVF = "faiss-ivf-sq8"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alienstay.models import ModelUnavailable
+from alienstay.runtime.models import ModelUnavailable
 
 MAX_TEXT = 300  # characters of a phrase; longer is refused (a search box, not a document)
 

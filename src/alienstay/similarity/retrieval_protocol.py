@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from alienstay.similarity.retrieval_images import LIST_LENGTH, Lists
-from alienstay.workspace import WorkspaceError, write_text
+from alienstay.workspace.layout import WorkspaceError, write_text
 
 PAPER, SAMPLED = "paper", "sampled"
 

@@ -22,8 +22,8 @@ from alienstay.similarity import index as ix
 from alienstay.similarity.duplicates import DuplicateKeys
 from alienstay.similarity.query import MAX_TEXT, QueryModel, QueryModelUnavailable, load_query_model
 from alienstay.similarity.vectors import Vectors, file_stamp
-from alienstay.storage import damaged
-from alienstay.workspace import DamagedTable, TagOutputs, Workspace
+from alienstay.workspace.storage import damaged
+from alienstay.workspace.layout import DamagedTable, TagOutputs, Workspace
 
 log = logging.getLogger("alienstay.gallery")
 

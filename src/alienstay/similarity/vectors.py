@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alienstay.workspace import DamagedTable, TagOutputs, Workspace
+from alienstay.workspace.layout import DamagedTable, TagOutputs, Workspace
 
 if TYPE_CHECKING:
     import torch

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from alienstay.catalog import sha256_of
-from alienstay.workspace import atomic_path
+from alienstay.workspace.catalog import sha256_of
+from alienstay.workspace.layout import atomic_path
 
 Transform = Callable[[bytes], bytes]
 IN_FLIGHT_PER_WORKER = 4  # jobs queued a worker: memory does not grow with the number of URLs

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 
 # Decided by extension only; whether a file really decodes is preprocess's question.
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

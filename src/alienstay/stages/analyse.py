@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class AnalyseSummary:
 
 
 def run(ws: Workspace, settings: AnalyseSettings = AnalyseSettings()) -> AnalyseSummary:
-    from alienstay.analysis import run_analysis
+    from alienstay.notes.analysis import run_analysis
 
     ws.check_tables("catalog", "tags")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("analyse"):

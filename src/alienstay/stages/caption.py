@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
 
@@ -27,7 +27,7 @@ class CaptionSummary:
 
 def run(ws: Workspace, settings: CaptionSettings = CaptionSettings()) -> CaptionSummary:
     """Raises models.ModelUnavailable when the captioner's weights cannot be had."""
-    from alienstay import captioning
+    from alienstay.captioning.captioners import captioners as captioning
 
     ws.check_tables("catalog", "captions")  # a damaged input is named before any model loads
     captioner = captioning.load_captioner(settings.model, device=settings.device, dtype=settings.dtype)

@@ -6,7 +6,7 @@ The stage itself is `clustering.stage.run`; this wrapper holds the workspace loc
 from __future__ import annotations
 
 from alienstay.clustering.stage import ClusterSettings, ClusterSummary
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 __all__ = ["ClusterSettings", "ClusterSummary", "run"]
 

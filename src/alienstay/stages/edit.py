@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from alienstay.editing.series import EditOptions
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 TOO_FEW_PHOTOS = "edit: only"  # how a skip for too few usable photos starts (no recipe can run)
 
@@ -78,7 +78,7 @@ def run_or_fallback(ws: Workspace, settings: EditSettings) -> EditSummary:
     """
     from alienstay.editing import series
     from alienstay.editing.recipes import CLASSICAL, load_recipes
-    from alienstay.models import WeightsUnavailable
+    from alienstay.runtime.models import WeightsUnavailable
 
     usable = len(series.usable_photos(ws))
     count = min(settings.images, usable)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alienstay.similarity import index as ix
 from alienstay.similarity.vectors import Vectors
-from alienstay.workspace import Workspace, WorkspaceError
+from alienstay.workspace.layout import Workspace, WorkspaceError
 
 
 @dataclass(frozen=True)

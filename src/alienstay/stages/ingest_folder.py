@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)

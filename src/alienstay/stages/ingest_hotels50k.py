@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 def _default_download() -> Any:

@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from alienstay.calibration import CalibrationProfile, calibrate
-from alienstay.evaluation import cluster_agreement, facet_table, word_table
-from alienstay.evidence import evidence_of
-from alienstay.labeltable import LabelTable
-from alienstay.vocabulary import Vocabulary
+from alienstay.labelled.calibration import CalibrationProfile, calibrate
+from alienstay.labelled.evaluation import cluster_agreement, facet_table, word_table
+from alienstay.tagging.evidence import evidence_of
+from alienstay.labelled.table import LabelTable
+from alienstay.tagging.vocabulary import Vocabulary
 
 BATCH = 16
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 DEFAULT_PERSONA_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -28,7 +28,7 @@ class PersonaSummary:
 
 def persona_model(settings: PersonaSettings) -> str:
     """The model asked for; left at the default with a preset, the preset's text-to-image model."""
-    from alienstay.presets import preset_model
+    from alienstay.runtime.presets import preset_model
 
     if settings.preset and settings.model == DEFAULT_PERSONA_MODEL:
         return preset_model(settings.preset, "text-to-image") or settings.model

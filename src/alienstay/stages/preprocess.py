@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)

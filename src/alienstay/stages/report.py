@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class ReportSummary:
 
 
 def run(ws: Workspace, settings: ReportSettings = ReportSettings()) -> ReportSummary:
-    from alienstay.report import build_report
+    from alienstay.notes.report import build_report
 
     with ws.ensure().lock("report"):
         return ReportSummary(build_report(ws))

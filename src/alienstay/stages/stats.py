@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class StatsSummary:
 
 
 def run(ws: Workspace, settings: StatsSettings = StatsSettings()) -> StatsSummary:
-    from alienstay.stats import build_note
+    from alienstay.notes.dataset import build_note
 
     ws.check_tables("catalog", "metadata")  # a damaged input is named, with how to restore it
     with ws.ensure().lock("stats"):

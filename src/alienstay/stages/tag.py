@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 
 from alienstay.tagging.settings import TagSettings, TagSummary
-from alienstay.workspace import Workspace, WorkspaceError
+from alienstay.workspace.layout import Workspace, WorkspaceError
 
 __all__ = ["TagSettings", "TagSummary", "require_usable_photos", "run"]
 
 
 def require_usable_photos(ws: Workspace) -> None:
     """Stop before loading any model when no photo is usable, saying which step to look at."""
-    from alienstay import catalog as cat
+    from alienstay.workspace import catalog as cat
 
     catalog = ws.read_catalog(columns=["status"])  # one column: cheap on a large catalog
     if not cat.usable(catalog).empty:
@@ -41,7 +41,7 @@ def run(ws: Workspace, settings: TagSettings = TagSettings()) -> TagSummary:
         print(f"repaired {ws.tag_manifest_path}: it names generation {repaired} again", file=sys.stderr)
     ws.check_tables("catalog", "tags")  # a damaged input is named before any model loads
     require_usable_photos(ws)
-    from alienstay.web.wordindex import build_word_index
+    from alienstay.wordindex.lookup import build_word_index
 
     with ws.lock("tag"):
         summary = stage.run(ws, settings)

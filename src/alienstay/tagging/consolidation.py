@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from alienstay.tagging.scoring import TAG_SCHEMA
 from alienstay.tagging.settings import TagIdentity
 from alienstay.tagging.shards import FAILURE_COLUMNS, shard_dirs, tag_shards
-from alienstay.vocabulary import Vocabulary
-from alienstay.workspace import Workspace, atomic_path, write_json, write_parquet
+from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.workspace.layout import Workspace, atomic_path, write_json, write_parquet
 
 
 def consolidate(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay.encoders import ImageTextEncoder, reload_argument
 from alienstay.tagging.consolidation import consolidate
 from alienstay.tagging.reader import image_batches, pending_images
 from alienstay.tagging.scoring import TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
 from alienstay.tagging.shards import ShardWriter, tagged_ids
-from alienstay.vocabulary import Vocabulary
-from alienstay.workspace import Workspace
+from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.workspace.layout import Workspace
 
 
 def run_tagging(

@@ -33,15 +33,15 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 from alienstay.encoders import ImageTextEncoder, load_encoder, reload_argument
 from alienstay.tagging.consolidation import consolidate
 from alienstay.tagging.reader import DecodeFailure, PreparedImages, pending_images
 from alienstay.tagging.scoring import TaggedBatch, TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
 from alienstay.tagging.shards import shard_dirs, tagged_ids, write_failure_shard, write_shard
-from alienstay.vocabulary import Vocabulary
-from alienstay.workspace import Workspace
+from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.workspace.layout import Workspace
 
 LOCAL = "local"  # --ray-address: start Ray on this machine
 CPUS_PER_ACTOR = 1

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ import pyarrow as pa
 import torch
 
 from alienstay.encoders import ImageTextEncoder
-from alienstay.registry import Registry
-from alienstay.evidence import SEES_EVERYTHING, Evidence, evidence_of
-from alienstay.evidence import select_tags as evidence_select
+from alienstay.runtime.registry import Registry
+from alienstay.tagging.evidence import SEES_EVERYTHING, Evidence, evidence_of
+from alienstay.tagging.evidence import select_tags as evidence_select
 from alienstay.tagging.settings import TagIdentity
-from alienstay.vocabulary import Vocabulary
-from alienstay.workspace import Workspace, atomic_path
+from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.workspace.layout import Workspace, atomic_path
 
 TAG_SCHEMA = pa.schema(
     [

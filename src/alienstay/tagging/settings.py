@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alienstay.encoders import AUTO, ImageTextEncoder
-from alienstay.vocabulary import Vocabulary
+from alienstay.tagging.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -17,16 +17,16 @@ class TagSettings:
 
     model: str = AUTO  # auto | an encoder's name (hf, offline) | NAME:MODEL | a hub id | a folder
     vocabulary: Path | None = None  # None: the packaged vocabulary
-    device: str = AUTO  # auto | cpu | cuda | cuda:N | mps (alienstay.devices.select_device)
-    dtype: str = AUTO  # auto | float32 | bfloat16 | int8 (alienstay.devices.select_dtype)
-    batch_size: int = 0  # 0: by device (alienstay.devices.batch_size_for: 32 on the CPU, 256 on a GPU)
+    device: str = AUTO  # auto | cpu | cuda | cuda:N | mps (alienstay.runtime.devices.select_device)
+    dtype: str = AUTO  # auto | float32 | bfloat16 | int8 (alienstay.runtime.devices.select_dtype)
+    batch_size: int = 0  # 0: by device (alienstay.runtime.devices.batch_size_for: 32 on the CPU, 256 on a GPU)
     workers: int = 1  # processes decoding photos ahead of the model (local engine)
     rows_per_shard: int = 512  # photos per resumable shard
     engine: str = "local"  # local | ray (see alienstay.tagging.stage.ENGINES)
     ray_address: str = "local"  # with engine ray: local | auto | host:port
     ray_actors: int = 0  # with engine ray: encoder actors (0: half the cluster's CPUs)
     show_progress: bool = True
-    preset: str | None = None  # with model auto: the preset's tagger (alienstay.presets); None: auto as it is
+    preset: str | None = None  # with model auto: the preset's tagger (alienstay.runtime.presets); None: auto as it is
     calibration: Path | None = None  # a profile from `alienstay calibrate`; None: the tagger's own (calibration.py)
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from alienstay.devices import batch_size_for, probe
-from alienstay.presets import model_for
+from alienstay.runtime.devices import batch_size_for, probe
+from alienstay.runtime.presets import model_for
 
 from alienstay.encoders import AUTO, ImageTextEncoder, load_encoder
 from alienstay.tagging.settings import TagSettings, TagSummary
-from alienstay.vocabulary import Vocabulary, load_vocabulary
-from alienstay.workspace import Workspace
+from alienstay.tagging.vocabulary import Vocabulary, load_vocabulary
+from alienstay.workspace.layout import Workspace
 
 Engine = Callable[[Workspace, ImageTextEncoder, Vocabulary, TagSettings], TagSummary]
 
@@ -64,7 +64,7 @@ def run(ws: Workspace, settings: TagSettings, encoder: ImageTextEncoder | None =
 
 def use_calibration(encoder: ImageTextEncoder, vocab: Vocabulary, settings: TagSettings) -> None:
     """Apply `--calibration FILE`; the Ray engine reloads encoders on its workers, so it cannot carry one."""
-    from alienstay.calibration import apply_profile, load_profile
+    from alienstay.labelled.calibration import apply_profile, load_profile
 
     if settings.engine != "local":
         raise ValueError("--calibration works with the local engine: drop --engine ray, or tag without a profile.")

@@ -32,10 +32,11 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
-from alienstay.web import search_api, wordindex
+from alienstay.web import search_api
+from alienstay.wordindex import lookup as wordindex
 from alienstay.web.search_api import JSONResponse
 from alienstay.web.cards import browse_cards, page_url, photo_url, result_cards, tag_chips
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 HERE = Path(__file__).parent
 RESULTS_SHOWN = 120  # photos on one results page
@@ -63,7 +64,7 @@ register_url_convertor("id", IdConvertor())
 def vocabulary_definitions() -> dict[tuple[str, str], str]:
     """Word definitions for tooltips, from the packaged vocabulary when it can be read."""
     try:
-        from alienstay.vocabulary import VocabularyError, load_vocabulary
+        from alienstay.tagging.vocabulary import VocabularyError, load_vocabulary
 
         vocabulary = load_vocabulary()
     except (ImportError, OSError, VocabularyError):

@@ -24,11 +24,12 @@ import pyarrow.compute as pc
 
 from alienstay.similarity.service import Embeddings, Similarity
 from alienstay.similarity.vectors import file_stamp
-from alienstay.storage import damaged, without_paths
-from alienstay.web import tables, wordindex
+from alienstay.workspace.storage import damaged, without_paths
+from alienstay.web import tables
+from alienstay.wordindex import lookup as wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
-from alienstay.web.wordindex import WordIndex, build_word_index, index_root
-from alienstay.workspace import DamagedTable, TagOutputs, Workspace, read_optional
+from alienstay.wordindex.lookup import WordIndex, build_word_index, index_root
+from alienstay.workspace.layout import DamagedTable, TagOutputs, Workspace, read_optional
 
 log = logging.getLogger("alienstay.gallery")
 

@@ -20,9 +20,9 @@ from markupsafe import Markup
 
 from alienstay.similarity.query import MAX_TEXT, QueryModelUnavailable
 from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity, is_usable
-from alienstay.storage import without_paths
-from alienstay.web import wordindex
-from alienstay.workspace import DamagedTable
+from alienstay.workspace.storage import without_paths
+from alienstay.wordindex import lookup as wordindex
+from alienstay.workspace.layout import DamagedTable
 from alienstay.web.cards import page_url, photo_url, result_cards
 
 MEANING_SCORE = "cosine of the photo with the phrase"  # a card's score, explained on hover

@@ -31,7 +31,7 @@ import numpy as np
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from alienstay.workspace import Workspace
+from alienstay.workspace.layout import Workspace
 
 WORKSPACE_ENV = "ALIENSTAY_GALLERY_WORKSPACE"  # how the workers learn which workspace to serve
 STARTED_ENV = "ALIENSTAY_GALLERY_STARTED"  # when `serve` started (time.time()), for the ready line

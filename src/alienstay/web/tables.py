@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alienstay import catalog as cat
+from alienstay.workspace import catalog as cat
 
 CATALOG_INFO = ["hotel_id", "hotel_name", "chain_id", "chain_name", "source", "split", "width", "height", "url"]
 CATALOG_COLUMNS = ["image_id", "status", "prepared_path", *CATALOG_INFO]

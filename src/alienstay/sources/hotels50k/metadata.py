@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from alienstay.workspace import atomic_path
+from alienstay.workspace.layout import atomic_path
 
 COLUMNS: dict[str, list[str]] = {
     "chain_info.csv": ["chain_id", "chain_name"],

@@ -1,0 +1,1 @@
+"""Captions: a sentence a photo from an image-to-text model."""

@@ -1,0 +1,8 @@
+"""The `alienstay` command: one sub-command a stage, each a thin shell over `alienstay.stages`.
+
+``main`` is the console script's entry point (``pyproject.toml``); the commands live in ``app.py``.
+"""
+
+from alienstay.cli.app import app, main
+
+__all__ = ["app", "main"]

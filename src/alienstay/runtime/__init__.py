@@ -1,0 +1,1 @@
+"""The model runtime: registries, the model resolver, presets, weights on disk, devices and placement."""
