@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 from typer.testing import CliRunner
 
-from alienstay.notes import analysis
 from alienstay.cli.app import app
+from alienstay.notes import analysis
+from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
 runner = CliRunner()
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from alienstay.testing.imagefactory import jpeg_bytes, photo_like
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay.workspace import catalog as cat
 from alienstay import preprocess
 from alienstay.cli.app import app
 from alienstay.sources.folder import catalog_folder
+from alienstay.testing.imagefactory import jpeg_bytes, photo_like
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()

@@ -13,11 +13,29 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from alienstay.labelled.calibration import CalibrationError, calibrate, check_profile, choose_floor, load_profile
 from alienstay.cli.app import app
-from alienstay.labelled.evaluation import cluster_agreement, facet_table, wilson, word_table
+from alienstay.labelled.calibration import (
+    CalibrationError,
+    calibrate,
+    check_profile,
+    choose_floor,
+    load_profile,
+)
+from alienstay.labelled.evaluation import (
+    cluster_agreement,
+    facet_table,
+    wilson,
+    word_table,
+)
+from alienstay.labelled.table import (
+    OK,
+    RIGHT,
+    UNJUDGED,
+    WRONG,
+    LabelsFileError,
+    load_label_table,
+)
 from alienstay.tagging.evidence import SEES_EVERYTHING, select_tags
-from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelsFileError, load_label_table
 from alienstay.tagging.vocabulary import load_vocabulary
 from tests.conftest import REPO, on_ci
 
@@ -217,7 +235,7 @@ def test_offline_tagger_evaluate_and_calibrate_end_to_end(calibration_labels, tm
 
 @pytest.mark.parametrize("builder", ["build_tiny_clip", "build_tiny_siglip"])
 def test_hub_encoders_evaluate_and_calibrate_with_tiny_models(calibration_labels, tmp_path, builder):
-    import tiny_models
+    from alienstay.testing import tiny_models
 
     folder = getattr(tiny_models, builder)(tmp_path / builder)
     profile_path = tmp_path / "hub.yaml"
@@ -250,8 +268,8 @@ def test_tag_refuses_a_profile_of_another_model(calibration_labels, tmp_path):
 
 
 def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsewhere(tmp_path):
-    from alienstay.notes import analysis
     from alienstay.labelled.evaluation import precision_phrase, read_measured
+    from alienstay.notes import analysis
 
     pd.DataFrame([{"facet": "place", "selected": 33, "precision": 0.88, "precision_low": 0.73, "precision_high": 0.95,
                    "model_id": "m"}]).to_csv(tmp_path / "evaluation_facets.csv", index=False)
@@ -268,9 +286,9 @@ def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsew
 
 def test_tag_with_a_profile_selects_only_its_words_from_their_floors(tmp_path, samples_dir):
     """`tag --calibration`: only the profile's words may be selected, each from its own floor; shards say so."""
-    import tiny_models
-    from alienstay.labelled.calibration import CalibrationProfile
     from alienstay.encoders import load_encoder
+    from alienstay.labelled.calibration import CalibrationProfile
+    from alienstay.testing import tiny_models
 
     folder = tiny_models.build_tiny_clip(tmp_path / "clip")
     ws = tiny_models.prepared_workspace(tmp_path / "ws", samples_dir)

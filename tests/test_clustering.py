@@ -12,9 +12,9 @@ from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 from alienstay import clustering
-from alienstay.workspace.catalog import conform
 from alienstay.cli.app import app
 from alienstay.clustering import ClusteringError, planted_tag_vectors
+from alienstay.workspace.catalog import conform
 
 PLACES = ["bedroom", "bathroom", "pool", "lobby"]
 LIGHTS = ["bright", "dim", "night"]

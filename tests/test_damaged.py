@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-
 from generations import plant, publish
-from alienstay.similarity.vectors import Vectors
+
 from alienstay.web.app import create_app
+from alienstay.workspace.embeddings import Vectors
 from alienstay.workspace.layout import DamagedTable, Workspace
 
 LIBRARY_TEXT = ("mmap", "Parquet", "magic", "Expecting", "Traceback", "ArrowInvalid", "pickle", "Errno")

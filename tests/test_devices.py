@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alienstay.runtime.devices import DTYPES, DeviceUnavailable, Machine, probe, select_device, select_dtype
 from alienstay.encoders import load_encoder
+from alienstay.runtime.devices import (
+    DTYPES,
+    DeviceUnavailable,
+    Machine,
+    probe,
+    select_device,
+    select_dtype,
+)
 
 CPU_ONLY = Machine(torch_version="2.x", cuda_build=None)
 TWO_GPUS = Machine(cuda_devices=2, cuda_bf16=True, torch_version="2.x", cuda_build="12.4")

@@ -16,15 +16,15 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 from typer.testing import CliRunner
 
-from alienstay.workspace import catalog as cat
 from alienstay import tagging
-from alienstay.tagging import ray_engine
 from alienstay.cli.app import app
 from alienstay.encoders import load_encoder
+from alienstay.tagging import ray_engine
 from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()

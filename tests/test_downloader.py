@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alienstay.testing.hotels50k_fakes import FaultServer
 
 from alienstay.sources import downloader
 from alienstay.sources.downloader import DownloadSettings, Failure, Fetched
+from alienstay.testing.hotels50k_fakes import FaultServer
 
 FAST = DownloadSettings(workers=3, timeout=1.0, retries=2, backoff=0.01)
 

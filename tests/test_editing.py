@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import tiny_pipelines
 from alienstay.cli.app import app
 from alienstay.editing import controls, masks, methods, selection
 from alienstay.editing import pipelines as P
@@ -25,6 +24,7 @@ from alienstay.editing.identity import SeriesSettings
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.runner import EDIT_COLUMNS, run_series
 from alienstay.editing.selection import choose_photos
+from alienstay.testing import tiny_pipelines
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
@@ -225,11 +225,10 @@ def test_persona_without_weights_fails_cleanly_with_exit_code_2(tmp_path, monkey
 
 def test_only_missing_weights_fall_back_a_real_crash_is_raised(ws, monkeypatch):
     """The demo and the notebook run stages.edit.run_or_fallback: it must not hide a crash."""
-    from alienstay.editing import series
     from alienstay.runtime.models import ModelUnavailable, WeightsUnavailable
     from alienstay.stages import edit as edit_stage
 
-    real = series.edit_workspace
+    real = edit_stage.edit_series
     failure: list[BaseException] = []
 
     def diffusion_fails(ws, options, **kwargs):
@@ -237,7 +236,7 @@ def test_only_missing_weights_fall_back_a_real_crash_is_raised(ws, monkeypatch):
             raise failure[0]
         return real(ws, options, **kwargs)
 
-    monkeypatch.setattr(series, "edit_workspace", diffusion_fails)
+    monkeypatch.setattr(edit_stage, "edit_series", diffusion_fails)
     settings = edit_stage.EditSettings(recipe="lights", images=5, size=64)
     failure[:] = [WeightsUnavailable("model 'timbrooks/instruct-pix2pix' is not available")]
     summary = edit_stage.run_or_fallback(ws, settings)

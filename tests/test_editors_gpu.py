@@ -16,8 +16,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import tiny_flux
-import tiny_qwen
 from alienstay.cli.app import app
 from alienstay.editing import masks, methods, selection
 from alienstay.editing.base import fit_size
@@ -25,6 +23,7 @@ from alienstay.editing.faithfulness import Guard
 from alienstay.editing.identity import SeriesSettings
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.runner import run_series
+from alienstay.testing import tiny_flux, tiny_qwen
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
@@ -176,9 +175,12 @@ def test_a_few_step_lora_is_fused_with_its_schedule_and_named_in_the_model_id(ws
 
 def test_image_only_processor_expands_image_tokens_and_tokenizes_bytes(qwen, samples_dir):
     """What QwenImageEditPipeline asks of its processor, on a sample photo at the pipeline's ~1 MP."""
-    from alienstay.editing.qwen_processor import PROCESSOR_FOLDER, ImageOnlyQwen2VLProcessor
-
     from transformers.utils import is_torchvision_available
+
+    from alienstay.editing.qwen_processor import (
+        PROCESSOR_FOLDER,
+        ImageOnlyQwen2VLProcessor,
+    )
 
     processor = ImageOnlyQwen2VLProcessor.from_pretrained(str(qwen), subfolder=PROCESSOR_FOLDER)
     assert not hasattr(processor, "video_processor")

@@ -8,12 +8,18 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
-from alienstay.notes import analysis
-from alienstay.tagging.evidence import SEES_EVERYTHING, Evidence, FacetRule, evidence_of, select_tags
 from alienstay.labelled.samples import load_labels, score_selection
+from alienstay.notes import analysis
+from alienstay.tagging.evidence import (
+    SEES_EVERYTHING,
+    Evidence,
+    FacetRule,
+    evidence_of,
+    select_tags,
+)
 from alienstay.tagging.vocabulary import load_vocabulary, parse_vocabulary
+from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alienstay.editing.base import fit_size
 from alienstay.editing.faithfulness import (
     FAITHFUL,
     NOT_APPLIED,
@@ -23,7 +24,6 @@ from alienstay.editing.faithfulness import (
     direction_cosine,
     verdict,
 )
-from alienstay.editing.base import fit_size
 from alienstay.editing.masks import paste_outside_mask
 from alienstay.editing.recipes import RecipeError, load_recipes
 
@@ -181,9 +181,8 @@ def test_clip_direction_says_whether_the_edit_moved_as_asked(thresholds):
 
 
 def test_clip_direction_through_a_tiny_encoder_loaded_by_the_resolver(photos, tmp_path):
-    from alienstay.testing.tiny_models import build_tiny_clip
-
     from alienstay.encoders import load_encoder
+    from alienstay.testing.tiny_models import build_tiny_clip
 
     encoder = load_encoder(str(build_tiny_clip(tmp_path / "clip")))
     guard = Guard(encoder=encoder, use_lpips=False)
@@ -196,9 +195,8 @@ def test_clip_direction_through_a_tiny_encoder_loaded_by_the_resolver(photos, tm
 
 
 def test_dino_self_similarity_distance_with_a_tiny_dinov2(photos, tmp_path):
+    from alienstay.editing.faithfulness import load_guard
     from alienstay.testing.tiny_pipelines import build_tiny_dino
-
-    from alienstay.editing.series import load_guard
 
     guard = load_guard(dino=str(build_tiny_dino(tmp_path / "dino")))
     guard.use_lpips = False

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-
 import webworkspace
+from fastapi.testclient import TestClient
 from searchworkspace import write_embeddings
 from test_search_web import IDS, PHRASES, embed
-from alienstay.testing.tiny_models import build_tiny_clip
+
 from alienstay.similarity import query as query_module
 from alienstay.similarity.query import load_query_model
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.web.app import create_app
 from alienstay.web.serving import wait_for_the_others
 
@@ -88,7 +88,7 @@ def test_the_meaning_page_shows_the_same_photos_scores_and_chips_as_the_json(tmp
 
 
 def test_reranked_cosines_equal_the_normalised_rows(tmp_path: Path) -> None:
-    from alienstay.similarity.vectors import Vectors
+    from alienstay.workspace.embeddings import Vectors
 
     rng = np.random.default_rng(0)
     matrix = rng.standard_normal((300, 16)).astype(np.float16)

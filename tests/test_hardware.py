@@ -7,16 +7,26 @@ import json
 
 import pandas as pd
 import pytest
-import tiny_pipelines
 import torch
-from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip, prepared_workspace
 from typer.testing import CliRunner
 
-from alienstay.runtime import placement
 from alienstay.cli.app import app
+from alienstay.runtime import placement
 from alienstay.runtime.devices import (
-    PIPELINE_DTYPES, Machine, batch_size_for, describe_device, needs_offload, probe, select_dtype,
+    PIPELINE_DTYPES,
+    Machine,
+    batch_size_for,
+    describe_device,
+    needs_offload,
+    probe,
+    select_dtype,
 )  # fmt: skip
+from alienstay.testing import tiny_pipelines
+from alienstay.testing.tiny_models import (
+    build_tiny_blip,
+    build_tiny_clip,
+    prepared_workspace,
+)
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()

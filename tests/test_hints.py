@@ -190,10 +190,9 @@ def test_the_demo_with_the_offline_preset_tries_no_hub_model(tmp_path: Path, mon
     the portrait are skipped with the reason, and no CLIP, diffusion or text-to-image load is attempted."""
     from rich.console import Console
 
-    from alienstay.stages import demo
-    from alienstay.stages import edit, persona
+    from alienstay.stages import demo, edit, persona
+    from alienstay.stages.tag import tagger_model
     from alienstay.tagging.settings import TagSettings
-    from alienstay.tagging.stage import tagger_model
     from alienstay.workspace.layout import Workspace
 
     asked: list[tuple[str, str]] = []

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from alienstay.testing.hotels50k_fakes import HOTELS, FaultServer, write_metadata
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay.workspace import catalog as cat
 from alienstay import preprocess
 from alienstay.cli.app import app
 from alienstay.sources import hotels50k as h50k
+from alienstay.testing.hotels50k_fakes import HOTELS, FaultServer, write_metadata
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 
 # A 1 s timeout: short, yet far above a loopback reply even on a loaded CI machine.

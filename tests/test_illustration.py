@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from alienstay.persona.illustration import CAPTION, SKIN, draw
 from alienstay.notes.report import build_report
+from alienstay.persona.illustration import CAPTION, SKIN, draw
 from alienstay.workspace.layout import Workspace
 
 REPO = Path(__file__).resolve().parents[1]

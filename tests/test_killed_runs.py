@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from generations import plant
-from alienstay.workspace.locking import WorkspaceBusy, hold
+
 from alienstay.similarity import index as ix
 from alienstay.stages.index import IndexSettings, run
+from alienstay.workspace.locking import WorkspaceBusy, hold
 
 
 def test_a_killed_index_builds_temporary_file_is_removed_by_the_next_build(tmp_path: Path) -> None:

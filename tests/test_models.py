@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from alienstay.testing.tiny_models import build_tiny_clip
 
 from alienstay.encoders import load_encoder
 from alienstay.runtime.models import folder_revision, resolve
 from alienstay.tagging import TagIdentity
 from alienstay.tagging.ray_engine import EncoderMismatch, check_same_model
 from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.testing.tiny_models import build_tiny_clip
 
 
 def test_a_folder_revision_follows_its_weights_not_its_path(tmp_path):

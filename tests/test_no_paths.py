@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
 from generations import plant
+
 from alienstay.similarity import index as ix
 from alienstay.web.app import create_app
 
@@ -54,7 +54,7 @@ def states(root: Path, ids: list[str], vectors_fingerprint) -> dict[str, callabl
 
 @pytest.mark.parametrize("state", ["no embeddings", "stale index", "unreadable faiss", "missing faiss", "damaged ids"])
 def test_no_answer_names_a_path(tmp_path: Path, state: str) -> None:
-    from alienstay.similarity.vectors import Vectors
+    from alienstay.workspace.embeddings import Vectors
 
     ws, ids, _ = plant(tmp_path / "ws", 30, 8, model_id=str(tmp_path / "weights" / "my-model"))  # a local folder
     fingerprint = lambda: Vectors.open(ws).fingerprint  # noqa: E731

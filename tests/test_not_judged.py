@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import webworkspace
 from fastapi.testclient import TestClient
 
-import webworkspace
 from alienstay.clustering.comparison import cluster_names
 from alienstay.clustering.features import tag_feature_matrix
 from alienstay.web.app import create_app

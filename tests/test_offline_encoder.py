@@ -149,10 +149,10 @@ def test_missing_offline_extra_names_the_install_command(monkeypatch):
 @pytest.fixture(scope="module")
 def tagged_workspace(encoder, samples_dir: Path, tmp_path_factory):
     """The samples through the real CLI: ingest, preprocess, tag --model offline."""
-    from alienstay.testing.tiny_models import prepared_workspace
     from typer.testing import CliRunner
 
     from alienstay.cli.app import app
+    from alienstay.testing.tiny_models import prepared_workspace
 
     ws = prepared_workspace(tmp_path_factory.mktemp("offline") / "ws", samples_dir)
     result = CliRunner().invoke(app, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])
@@ -213,8 +213,13 @@ def _sample_verdicts(tags, vocabulary):
 
 
 def test_labelled_photos_precision_reaches_the_readme_figure(encoder, samples_dir):
+    from alienstay.labelled.samples import (
+        available,
+        load_labels,
+        score_selection,
+        tagger_probabilities,
+    )
     from alienstay.tagging.evidence import select_tags
-    from alienstay.labelled.samples import available, load_labels, score_selection, tagger_probabilities
     from alienstay.tagging.vocabulary import load_vocabulary
 
     vocabulary = load_vocabulary()

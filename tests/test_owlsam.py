@@ -20,9 +20,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import tiny_maskers
-import tiny_pipelines
-from alienstay.runtime import model_store, presets
 from alienstay.cli.app import app
 from alienstay.editing import masks, owlsam, selection
 from alienstay.editing import pipelines as P
@@ -31,6 +28,8 @@ from alienstay.editing.faithfulness import EMPTY_MASK, Guard
 from alienstay.editing.identity import SeriesSettings, build_request, edit_key
 from alienstay.editing.recipes import load_recipes
 from alienstay.editing.runner import run_series
+from alienstay.runtime import model_store, presets
+from alienstay.testing import tiny_maskers, tiny_pipelines
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()

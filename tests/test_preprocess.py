@@ -5,14 +5,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from alienstay.testing.imagefactory import EXPECTED, write_troublesome_images
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay.workspace import catalog as cat
 from alienstay import preprocess
 from alienstay.cli.app import app
 from alienstay.sources.folder import catalog_folder
+from alienstay.testing.imagefactory import EXPECTED, write_troublesome_images
+from alienstay.workspace import catalog as cat
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_large_images_are_capped_and_sizes_are_of_the_original(tmp_path: Path) -
     folder.mkdir()
     Image.new("RGB", (1600, 900), (10, 200, 30)).save(folder / "big.png")
     result = preprocess.preprocess_catalog(
-        catalog_folder(folder), tmp_path / "prepared", preprocess.Settings(max_side=400)
+        catalog_folder(folder), tmp_path / "prepared", preprocess.PreprocessSettings(max_side=400)
     )
     row = result.iloc[0]
     assert (row.width, row.height) == (1600, 900)

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import tiny_pipelines as tp
 from hub_server import HubServer
-from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip
 
 from alienstay.runtime import model_store, presets
 from alienstay.runtime.devices import Machine, probe
 from alienstay.runtime.models import MODELS_DIR_ENV, resolve
+from alienstay.testing import tiny_pipelines as tp
+from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip
 
 DECOYS = ("flax_model.msgpack", "tf_model.h5", "v1-5-pruned-emaonly.ckpt", "safety_checker/model.safetensors")
 

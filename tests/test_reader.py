@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from alienstay.testing.tiny_models import build_tiny_clip, build_tiny_siglip, build_tiny_siglip2
 
 from alienstay.encoders.hf import load_hf_encoder
+from alienstay.testing.tiny_models import (
+    build_tiny_clip,
+    build_tiny_siglip,
+    build_tiny_siglip2,
+)
 
 
 def test_batches_are_fixed_catalog_blocks_whatever_was_tagged_before():

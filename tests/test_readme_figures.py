@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from alienstay.cli.app import app
-from alienstay.workspace.layout import Workspace
 from alienstay.testing.tiny_models import prepared_workspace
+from alienstay.workspace.layout import Workspace
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TABLE_FACETS = ("place", "objects", "light", "comfort")

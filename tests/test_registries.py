@@ -6,9 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip
 
-from alienstay.runtime import devices
 from alienstay.captioning.captioners import CAPTIONERS, load_captioner
 from alienstay.encoders import (
     ENCODERS,
@@ -18,7 +16,9 @@ from alienstay.encoders import (
     load_encoder,
     reload_argument,
 )
+from alienstay.runtime import devices
 from alienstay.runtime.registry import Registry
+from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_hf_encoders_are_found_again_by_their_entry(tiny_clip, monkeypatch):
 
 
 def test_adding_an_encoder_is_one_entry(monkeypatch):
-    from alienstay.editing.series import load_guard
+    from alienstay.editing.faithfulness import load_guard
 
     entry = EncoderEntry(name="stub", load=lambda model, device, dtype: StubEncoder(), takes_model=False,
                          direction_decides=False, roles=("tagger", "guard"), description="a test stub")

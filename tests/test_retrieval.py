@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from searchworkspace import write_embeddings
 from typer.testing import CliRunner
 
-from searchworkspace import write_embeddings
-from alienstay.workspace.catalog import conform
 from alienstay.cli.app import app
 from alienstay.similarity import retrieval as rt
 from alienstay.stages.retrieval import RetrievalSettings, run
+from alienstay.workspace.catalog import conform
 from alienstay.workspace.layout import Workspace
 
 HOTELS = {"A": "1", "B": "1", "C": "2", "D": "2"}  # hotel -> chain; E (one photo) has chain -1

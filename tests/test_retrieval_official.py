@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
 from official_rule import evaluate
 from searchworkspace import write_embeddings
-from alienstay.workspace.catalog import conform
+from typer.testing import CliRunner
+
 from alienstay.cli.app import app
 from alienstay.similarity import retrieval_images as ri
 from alienstay.sources import hotels50k as h50k
+from alienstay.workspace.catalog import conform
 from alienstay.workspace.layout import Workspace
 
 SPLIT_COLUMNS = ["image_id", "hotel_id", "image_url", "image_source", "upload_timestamp"]

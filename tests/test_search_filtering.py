@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-
 from generations import plant
-from alienstay.testing.tiny_models import build_tiny_clip
+
 from alienstay.similarity.query import cached_encoder
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.web.app import create_app
 
 N = 50
@@ -107,7 +107,7 @@ def test_the_best_usable_rows_are_the_top_k_after_the_filter(left_out: int) -> N
 
     from alienstay.similarity.index import ExactIndex
     from alienstay.similarity.service import best_usable
-    from alienstay.similarity.vectors import Vectors
+    from alienstay.workspace.embeddings import Vectors
 
     rng = np.random.default_rng(4)
     n = 3000

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from searchworkspace import clustered, write_embeddings
+
 from alienstay.similarity import index as ix
-from alienstay.similarity.vectors import Vectors, exact_search, top_k
 from alienstay.stages.index import IndexSettings, run
+from alienstay.workspace.embeddings import Vectors, exact_search, top_k
 from alienstay.workspace.layout import Workspace, WorkspaceError
 
 
@@ -23,7 +23,7 @@ def test_top_k_is_stable_on_ties() -> None:
 
 
 def test_exact_search_over_blocks_equals_brute_force(monkeypatch) -> None:
-    import alienstay.similarity.vectors as vectors
+    import alienstay.workspace.embeddings as vectors
 
     monkeypatch.setattr(vectors, "BLOCK_ROWS", 64)  # several blocks on a small matrix
     matrix = clustered(500, 16, 10).astype(np.float16)

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uvicorn
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
 import webworkspace
+from fastapi.testclient import TestClient
 from searchworkspace import write_embeddings
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, free_port
-from alienstay.testing.tiny_models import prepared_workspace
+from typer.testing import CliRunner
+
 from alienstay.cli.app import app as cli
+from alienstay.testing.tiny_models import prepared_workspace
 from alienstay.web.app import create_app
 from alienstay.workspace.layout import Workspace
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-
 import webworkspace
+from fastapi.testclient import TestClient
 from searchworkspace import set_catalog_hashes, write_embeddings
-from alienstay.testing.tiny_models import build_tiny_clip
+
 from alienstay.similarity.query import cached_encoder
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.web.app import create_app
 
 IDS = list(webworkspace.TAGS)  # h1/a.jpg, h2/b.jpg, h1/c.jpg, h2/d.jpg

@@ -10,16 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
 import webworkspace
+from fastapi.testclient import TestClient
 from searchworkspace import write_embeddings
 from test_search_web import IDS, PHRASES, embed
-from alienstay.testing.tiny_models import build_tiny_clip
+from typer.testing import CliRunner
+
 from alienstay.cli.app import app as cli
 from alienstay.similarity import service
 from alienstay.similarity.query import QueryModel
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.web import serving
 from alienstay.web.app import create_app
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
 from generations import plant, publish
-from alienstay.testing.tiny_models import build_tiny_clip
+
 from alienstay.similarity.query import cached_encoder
+from alienstay.testing.tiny_models import build_tiny_clip
 from alienstay.web.app import create_app
 
 CLIENTS = 16

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alienstay.workspace.locking import WorkspaceBusy
 from alienstay.stages import STAGES
 from alienstay.workspace.layout import Workspace, WorkspaceError
+from alienstay.workspace.locking import WorkspaceBusy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,10 +157,10 @@ def test_two_classical_edit_commands_at_once_keep_both_series(samples_dir: Path,
 def test_one_of_each_entropy_and_persona_list() -> None:
     import numpy as np
 
+    from alienstay.editing import recipes
     from alienstay.notes import analysis
     from alienstay.notes import dataset as stats
     from alienstay.tagging import vocabulary
-    from alienstay.editing import recipes
 
     assert recipes.PERSONA_IDS is vocabulary.PERSONA_IDS
     assert not hasattr(analysis, "normalised_entropy") or analysis.normalised_entropy is stats.normalised_entropy

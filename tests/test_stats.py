@@ -5,13 +5,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from alienstay.testing.hotels50k_fakes import HOTELS, write_metadata
 from typer.testing import CliRunner
 
-from alienstay.workspace import catalog as cat
 from alienstay.cli.app import app
+from alienstay.notes.dataset import (
+    build_note,
+    describe_counts,
+    gini,
+    imbalance_ratio,
+    normalised_entropy,
+)
 from alienstay.sources import hotels50k as h50k
-from alienstay.notes.dataset import build_note, describe_counts, gini, imbalance_ratio, normalised_entropy
+from alienstay.testing.hotels50k_fakes import HOTELS, write_metadata
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 
 

@@ -11,8 +11,6 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from alienstay.testing.tiny_models import build_tiny_blip, build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, prepared_workspace
-from alienstay.testing.tiny_models import build_tiny_florence2
 from typer.testing import CliRunner
 
 from alienstay import tagging
@@ -20,6 +18,14 @@ from alienstay.cli.app import app
 from alienstay.encoders import load_encoder
 from alienstay.encoders.hf import load_hf_encoder
 from alienstay.tagging.vocabulary import load_vocabulary, parse_vocabulary
+from alienstay.testing.tiny_models import (
+    build_tiny_blip,
+    build_tiny_clip,
+    build_tiny_florence2,
+    build_tiny_siglip,
+    build_tiny_siglip2,
+    prepared_workspace,
+)
 from alienstay.workspace.layout import Workspace
 
 runner = CliRunner()
@@ -365,10 +371,8 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     import sys
     import time
 
-    from alienstay.runtime.devices import batch_size_for, probe
+    from alienstay.runtime.devices import batch_size_for, probe, select_device
     from alienstay.tagging.settings import TagSettings
-
-    from alienstay.runtime.devices import select_device
 
     defaults = TagSettings()
     machine = probe()
@@ -427,7 +431,12 @@ def test_florence2_in_bfloat16_captions_and_records_the_dtype_it_ran_in(tmp_path
 
 
 def test_florence2_detailed_captions_through_the_caption_stage(prepared, tmp_path):
-    from alienstay.captioning.captioners import FLORENCE_TASK, Florence2Captioner, load_captioner, read_captions
+    from alienstay.captioning.captioners import (
+        FLORENCE_TASK,
+        Florence2Captioner,
+        load_captioner,
+        read_captions,
+    )
     from alienstay.stages import caption as caption_stage
 
     folder = build_tiny_florence2(tmp_path / "tiny-florence2")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import HubServer
+
 from alienstay.testing.tiny_models import build_tiny_clip
 
 MODEL = "openai/clip-vit-base-patch32"  # the cpu preset's tagger

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import webworkspace
 from fastapi.testclient import TestClient
 
-import webworkspace
 from alienstay.web.app import create_app
 from alienstay.wordindex import lookup as wordindex
+from alienstay.wordindex.build import build_word_index
 from alienstay.workspace.layout import Workspace
 
 
@@ -129,7 +130,7 @@ def test_search_core_ties_break_by_id(tmp_path: Path) -> None:
     pd.DataFrame(
         {"image_id": ["b", "a", "c"], "facet": "place", "tag": "pool", "prob": [0.5, 0.5, 0.6], "score": 0.1, "selected": True}
     ).astype({"prob": "float32", "score": "float32"}).to_parquet(ws.tags_path, index=False)
-    wordindex.build_word_index(ws)
+    build_word_index(ws)
     index = wordindex.WordIndex.open(ws)
     found = wordindex.search(index, ["pool"], None)
     assert index.ids_of(found.ordinals) == ["c", "a", "b"] and found.total == 3

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-
 import webworkspace
+
 from alienstay.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -148,10 +148,10 @@ def test_sample_photos_tagged_offline_are_found_and_shown(page, samples_dir: Pat
 
     import pandas as pd
     from PIL import Image
-    from alienstay.testing.tiny_models import prepared_workspace
     from typer.testing import CliRunner
 
     from alienstay.cli.app import app as cli
+    from alienstay.testing.tiny_models import prepared_workspace
 
     ws = prepared_workspace(tmp_path / "samples-ws", samples_dir)  # tmp_path/ws is the `server` fixture's
     result = CliRunner().invoke(cli, ["tag", "--model", "offline", "--workers", "0", "--workspace", str(ws.root)])

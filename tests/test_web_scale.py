@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
-
 import reference_search
 import webworkspace
-from alienstay.workspace.catalog import conform
-from alienstay.wordindex import lookup as wordindex
+from fastapi.testclient import TestClient
+
 from alienstay.web.app import MAX_WORDS, create_app
+from alienstay.wordindex import lookup as wordindex
+from alienstay.wordindex.build import build_word_index
+from alienstay.workspace.catalog import conform
 from alienstay.workspace.layout import Workspace
 
 
@@ -90,7 +91,7 @@ def test_an_and_of_bit_columns_is_every_photo_with_all_the_words(tmp_path: Path)
     root.mkdir()
     tags, _ = planted(root, photos=203)
     ws = Workspace(root)
-    wordindex.build_word_index(ws)
+    build_word_index(ws)
     index = wordindex.WordIndex.open(ws)
     ids = index.ids.to_pylist()
     selected = tags[tags["selected"]]
@@ -101,10 +102,10 @@ def test_an_and_of_bit_columns_is_every_photo_with_all_the_words(tmp_path: Path)
 
 
 def test_sample_workspace_ranks_as_today(tmp_path: Path, samples_dir: Path) -> None:
-    from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
     from typer.testing import CliRunner
 
     from alienstay.cli.app import app
+    from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
     ws = prepared_workspace(tmp_path / "ws", samples_dir)
     model = build_tiny_clip(tmp_path / "tiny-clip")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 import webworkspace
 from test_web_scale import assert_same_ranking, planted
 
@@ -112,7 +111,7 @@ RACE = """
 import sys, time
 from pathlib import Path
 from alienstay.web.gallery import current_index
-from alienstay.wordindex.lookup import build_word_index
+from alienstay.wordindex.build import build_word_index
 from alienstay.workspace.layout import Workspace
 ws = Workspace(Path(sys.argv[1]))
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # every racer starts at the same moment

@@ -4,7 +4,12 @@ import pandas as pd
 import pytest
 
 from alienstay.sources.folder import catalog_folder, merge_into
-from alienstay.workspace.layout import Workspace, WorkspaceError, atomic_path, write_parquet
+from alienstay.workspace.layout import (
+    Workspace,
+    WorkspaceError,
+    atomic_path,
+    write_parquet,
+)
 
 
 def test_atomic_write_leaves_old_file_when_interrupted(tmp_path: Path) -> None:
@@ -169,8 +174,8 @@ def test_read_catalog_reads_only_the_rows_and_columns_asked_for(tmp_path):
     """Issue 16.10: the tag and caption readers ask for the usable rows' four columns only."""
     import inspect as _inspect
 
-    from alienstay.workspace import catalog as cat
     from alienstay.tagging import local, ray_engine
+    from alienstay.workspace import catalog as cat
 
     ws = Workspace(tmp_path / "ws").ensure()
     ws.write_catalog(cat.conform(pd.DataFrame({

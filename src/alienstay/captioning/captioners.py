@@ -16,12 +16,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from alienstay.workspace.catalog import OK, TAG_INPUT_COLUMNS
-from alienstay.runtime.devices import PIPELINE_DTYPES, probe, select_device, select_dtype
 from alienstay.encoders.hf import ProcessorTransform, cpu_threads
+from alienstay.runtime.devices import (
+    PIPELINE_DTYPES,
+    probe,
+    select_device,
+    select_dtype,
+)
 from alienstay.runtime.models import ResolvedModel, resolve
 from alienstay.runtime.registry import Registry
 from alienstay.tagging.reader import image_batches, pending_images
+from alienstay.workspace.catalog import OK, TAG_INPUT_COLUMNS
 from alienstay.workspace.layout import Workspace, write_parquet
 
 CAPTION_COLUMNS = ["image_id", "caption", "model_id", "model_revision", "device", "dtype"]
@@ -92,7 +97,11 @@ DEFAULT_CAPTIONER = "blip"  # the kind a bare hub id or folder is loaded as
 
 
 def load_blip(model: str, device: str = "cpu", dtype: str = "float32") -> Captioner:
-    from transformers import AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration
+    from transformers import (
+        AutoImageProcessor,
+        AutoTokenizer,
+        BlipForConditionalGeneration,
+    )
 
     torch.set_num_threads(cpu_threads())
     resolved = resolve(model)

@@ -8,7 +8,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from alienstay.cli.common import WorkspaceOption, classical_hint, console, fail, open_workspace, quiet_third_parties
+from alienstay.cli.common import (
+    WorkspaceOption,
+    classical_hint,
+    console,
+    fail,
+    open_workspace,
+    quiet_third_parties,
+)
 from alienstay.cli.ingest import ingest_app
 from alienstay.cli.retrieval import retrieval
 from alienstay.cli.serve import serve
@@ -21,7 +28,13 @@ app = typer.Typer(
 )
 app.add_typer(ingest_app, name="ingest")
 from alienstay.cli.models import (  # noqa: E402
-    DeviceOption, DtypeOption, ModelsDirOption, StagePresetOption, announce, models_app, use_models_dir,
+    DeviceOption,
+    DtypeOption,
+    ModelsDirOption,
+    StagePresetOption,
+    announce,
+    models_app,
+    use_models_dir,
 )
 
 app.add_typer(models_app, name="models")
@@ -121,10 +134,10 @@ def tag(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Tag every usable photo with the alien words (zero-shot); resumes where a killed run stopped."""
-    from alienstay.tagging.ray_engine import RayUnavailable
     from alienstay.runtime.models import ModelUnavailable
     from alienstay.stages import caption as caption_stage
     from alienstay.stages import tag as stage
+    from alienstay.tagging.ray_engine import RayUnavailable
     from alienstay.tagging.vocabulary import VocabularyError
 
     device = announce(device, dtype)  # a device this machine lacks is named first
@@ -268,7 +281,7 @@ def edit(
     first = summary.rows.iloc[0]
     label = "" if bool(first["is_diffusion"]) else "  [classical grade: NOT diffusion]"
     console.print(
-        f"{summary.result.recipe.name}: {len(summary.rows)} edits with {first['method']} ({first['model_id']}){label}\n"
+        f"{summary.recipe.name}: {len(summary.rows)} edits with {first['method']} ({first['model_id']}){label}\n"
         f"verdicts {summary.verdicts}\ngrid -> {summary.grid_path}\ntable -> {ws.edits_path}"
     )
 
@@ -345,9 +358,9 @@ def demo(
     workspace: WorkspaceOption = Path("runs/demo"),
 ) -> None:
     """Every stage end to end: ingest, preprocess, stats, tag, analyse, cluster, edit, persona, report."""
-    from alienstay.stages import demo as stage
     from alienstay.runtime.models import ModelUnavailable
     from alienstay.sources.hotels50k import MetadataError
+    from alienstay.stages import demo as stage
 
     settings = stage.DemoSettings(input=input, metadata=metadata, hotels=hotels, per_hotel=per_hotel, model=model,
                                   images=images, preset=preset, device=announce(device, "auto"))  # fmt: skip

@@ -49,9 +49,13 @@ def evaluate(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Precision, recall and coverage per word and facet on labelled photos: report/evaluation.md."""
-    from alienstay.labelled.calibration import CalibrationError, apply_profile, load_profile
-    from alienstay.tagging.evidence import evidence_of
+    from alienstay.labelled.calibration import (
+        CalibrationError,
+        apply_profile,
+        load_profile,
+    )
     from alienstay.stages.labelled import run_evaluate
+    from alienstay.tagging.evidence import evidence_of
 
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
     if uncalibrated and hasattr(encoder, "base_evidence"):

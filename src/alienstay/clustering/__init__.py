@@ -10,7 +10,8 @@ One module a concern:
   names, the whole run on arrays (``run_clustering``) and the clusters table.
 - ``figures``: the map with typical photos, contingency heat maps, the silhouette curve.
 - ``note``: ``report/clusters.md``, the answer in this run's numbers.
-- ``stage``: ``run(ws, ClusterSettings) -> ClusterSummary``.
+
+The stage itself is ``alienstay.stages.cluster``.
 
 The names below are re-exported so ``from alienstay import clustering`` keeps working.
 """
@@ -59,6 +60,5 @@ from alienstay.clustering.methods import (
     register_method,
     silhouette,
 )
-from alienstay.clustering.stage import ClusterSettings, ClusterSummary, cluster_workspace, run
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from alienstay.editing.recipes import Value
-
+CLASSICAL = "classical"  # the edit method that is a numpy/OpenCV grade, NOT diffusion
 MASK_ON = 0.5  # a mask pixel at or above this may change; below it the original stays
 
 
@@ -21,10 +20,35 @@ def editable(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask, dtype=np.float32) >= MASK_ON
 
 
+def paste_outside_mask(original: Image.Image, edited: Image.Image, mask: np.ndarray) -> Image.Image:
+    """The original everywhere the mask is 0: the rest of the photo is untouched by construction."""
+    keep = editable(mask)[..., None]
+    merged = np.where(keep, np.asarray(edited.convert("RGB")), np.asarray(original.convert("RGB")))
+    return Image.fromarray(merged.astype(np.uint8))
+
+
 def mask_is_empty(mask: np.ndarray) -> bool:
     """A mask that lets nothing change: the edit is not run (runner) and is judged not applied (guard)."""
     return not editable(mask).any()
 
+
+@dataclass(frozen=True)
+class Value:
+    name: str
+    instruction: str | None = None
+    prompt: str | None = None
+    grade: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Options that trade quality or memory for speed on small machines."""
+
+    lcm_lora: str | None = None  # hub id or folder of an LCM-LoRA: few-step sampling with LCMScheduler
+    attention_slicing: bool = False  # less peak memory, a little slower
+    cpu_offload: bool = False  # keep sub-models on the CPU until used (needs an accelerator)
+    device: str = "cpu"  # a concrete device (alienstay.runtime.devices.select_device), not auto
+    dtype: str = "float32"  # float32 | float16 | bfloat16
 
 
 @dataclass(frozen=True)

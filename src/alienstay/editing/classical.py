@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from alienstay.editing.methods import CLASSICAL
-from alienstay.editing.base import EditOutput, EditRequest, fit_size
+from alienstay.editing.base import CLASSICAL, EditOutput, EditRequest, fit_size
 
 CLASSICAL_MODEL_ID = "classical:numpy-opencv-grade (NOT diffusion)"
 

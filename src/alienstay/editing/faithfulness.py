@@ -34,6 +34,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from alienstay.editing.base import editable
+from alienstay.runtime.presets import preset_model
 
 if TYPE_CHECKING:
     import torch
@@ -315,3 +316,28 @@ def verdict(metrics: Metrics, thresholds: dict[str, float], direction_decides: b
     if not math.isnan(direction):
         kept += f", clip direction {direction:.2f}" + ("" if direction_decides else " (recorded, not deciding)")
     return FAITHFUL, kept
+
+
+def load_guard(clip: str = "none", dino: str | None = None, device: str = "cpu", preset: str | None = None) -> Guard:
+    """The guard with the learned models asked for; 'none' leaves that metric recorded as missing."""
+    encoder = None
+    clip, dino = (preset_model(preset, f"guard:{name}") if value == "preset" else value
+                  for name, value in (("clip", clip), ("dino", dino)))  # fmt: skip
+    if clip and clip != "none":
+        from alienstay.encoders import encoder_entry, load_encoder
+
+        encoder = load_encoder(clip, device=device, dtype="float32")  # the guard's thresholds were set in fp32
+    dino_model = dino_processor = None
+    if dino:
+        from transformers import AutoImageProcessor, AutoModel
+
+        from alienstay.runtime.models import resolve
+
+        resolved = resolve(dino)
+        dino_processor = AutoImageProcessor.from_pretrained(resolved.path)
+        dino_model = AutoModel.from_pretrained(resolved.path).eval().to(device)
+    # The encoder registry says whether an encoder's text direction may decide a verdict.
+    direction_decides = encoder is None or encoder_entry(encoder).direction_decides
+    if not direction_decides:
+        log.warning("--clip %s: this encoder's CLIP direction is recorded but does not decide verdicts.", clip)
+    return Guard(encoder=encoder, dino_model=dino_model, dino_processor=dino_processor, direction_decides=direction_decides)

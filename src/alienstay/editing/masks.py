@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from alienstay.editing import owlsam
-from alienstay.editing.base import editable
+from alienstay.editing.base import editable, paste_outside_mask  # noqa: F401  (the maskers' API)
 from alienstay.editing.recipes import Recipe
 from alienstay.editing.registry import MaskerSpec
 from alienstay.runtime.models import resolve
@@ -34,13 +34,6 @@ DEFAULT_MASK_MODEL = "CIDAS/clipseg-rd64-refined"
 MASKERS: Registry[MaskerSpec] = Registry("masker")
 
 MaskFor = Callable[[str, Image.Image, "EditRequest"], "np.ndarray | None"]
-
-
-def paste_outside_mask(original: Image.Image, edited: Image.Image, mask: np.ndarray) -> Image.Image:
-    """The original everywhere the mask is 0: the rest of the photo is untouched by construction."""
-    keep = editable(mask)[..., None]
-    merged = np.where(keep, np.asarray(edited.convert("RGB")), np.asarray(original.convert("RGB")))
-    return Image.fromarray(merged.astype(np.uint8))
 
 
 def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:

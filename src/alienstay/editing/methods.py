@@ -8,9 +8,9 @@ understands and its default models. Recipes can then name it in ``methods:`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from alienstay.editing.base import CLASSICAL, Speed  # noqa: F401  (callers import them here)
 from alienstay.editing.registry import EditorSpec
 from alienstay.runtime.registry import Registry
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from alienstay.editing.pipelines import Editor
     from alienstay.editing.recipes import Recipe
 
-CLASSICAL = "classical"  # a numpy/OpenCV grade, NOT diffusion
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # The EditRequest fields; every other setting travels in EditRequest.extra (and its edit key).
 REQUEST_SETTINGS = ("steps", "guidance_scale", "image_guidance_scale", "strength")
@@ -27,17 +26,6 @@ REQUEST_SETTINGS = ("steps", "guidance_scale", "image_guidance_scale", "strength
 MASK_SETTINGS = ("mask_query", "mask_threshold", "mask_score_min")
 
 EDITORS: Registry[EditorSpec] = Registry("edit method")
-
-
-@dataclass(frozen=True)
-class Speed:
-    """Options that trade quality or memory for speed on small machines."""
-
-    lcm_lora: str | None = None  # hub id or folder of an LCM-LoRA: few-step sampling with LCMScheduler
-    attention_slicing: bool = False  # less peak memory, a little slower
-    cpu_offload: bool = False  # keep sub-models on the CPU until used (needs an accelerator)
-    device: str = "cpu"  # a concrete device (alienstay.runtime.devices.select_device), not auto
-    dtype: str = "float32"  # float32 | float16 | bfloat16
 
 
 def _instruct_pix2pix(model: str, recipe: "Recipe", speed: Speed, **_: Any) -> "Editor":

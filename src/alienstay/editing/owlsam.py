@@ -44,7 +44,12 @@ class OwlSamMasker:
     """OWLv2 boxes for a text query, SAM masks from those boxes; both through the resolver."""
 
     def __init__(self, detector: str = DEFAULT_DETECTOR, segmenter: str = DEFAULT_SEGMENTER, device: str = "cpu") -> None:
-        from transformers import AutoTokenizer, Owlv2ForObjectDetection, SamModel, SamProcessor
+        from transformers import (
+            AutoTokenizer,
+            Owlv2ForObjectDetection,
+            SamModel,
+            SamProcessor,
+        )
         from transformers.models.owlv2 import Owlv2ImageProcessorPil
         from transformers.models.sam import SamImageProcessorPil
 

@@ -21,10 +21,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from alienstay.editing.base import EditOutput, EditRequest, Editor, editable, fit_size  # noqa: F401  (the editors' API)
+from alienstay.editing.base import (  # noqa: F401  (the editors' API)
+    Editor,
+    EditOutput,
+    EditRequest,
+    Speed,
+    editable,
+    fit_size,
+    paste_outside_mask,
+)
 from alienstay.editing.controls import CONTROL_MAPS
-from alienstay.editing.masks import paste_outside_mask
-from alienstay.editing.methods import Speed
 from alienstay.runtime.models import resolve
 from alienstay.runtime.placement import place_pipeline, seeded_generator
 

@@ -26,9 +26,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from alienstay.editing.base import EditOutput, EditRequest, fit_size
-from alienstay.editing.flux import QWEN_IMAGE_EDIT, _finish, _generator, _multiple, instruction, load_flux_family
-from alienstay.editing.methods import Speed
+from alienstay.editing.base import EditOutput, EditRequest, Speed, fit_size
+from alienstay.editing.flux_family import (
+    finish,
+    instruction,
+    load_flux_family,
+    side_multiple,
+)
+from alienstay.runtime.placement import seeded_generator
+
+QWEN_IMAGE_EDIT = "Qwen/Qwen-Image-Edit"
 
 
 class QwenImageEditEditor:
@@ -48,7 +55,7 @@ class QwenImageEditEditor:
         )
 
     def edit(self, image: Image.Image, request: EditRequest, mask: np.ndarray | None = None) -> EditOutput:
-        source = fit_size(image, request.size, multiple=_multiple(self.pipe))
+        source = fit_size(image, request.size, multiple=side_multiple(self.pipe))
         edited = self.pipe(
             image=source,
             prompt=instruction(request),
@@ -57,9 +64,9 @@ class QwenImageEditEditor:
             height=source.height,
             width=source.width,
             num_inference_steps=request.steps,
-            generator=_generator(request.seed),
+            generator=seeded_generator(request.seed),
         ).images[0].resize(source.size)
-        return _finish(image, edited, mask)
+        return finish(image, edited, mask)
 
 
 # lightx2v's scheduler for its Qwen-Image(-Edit)-Lightning LoRAs (Apache-2.0): a fixed log(3)

@@ -7,14 +7,17 @@ recipe, the field and what is allowed, not a KeyError deep inside a diffusion ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from alienstay.editing.methods import CLASSICAL, EDITORS, setting_names  # noqa: F401  (CLASSICAL: callers import it here)
-from alienstay.tagging.vocabulary import PERSONA_IDS  # the one persona-id list (docs/aliens.md)
+from alienstay.editing.base import CLASSICAL, Value  # noqa: F401  (callers import them here)
+from alienstay.editing.methods import EDITORS, setting_names
+from alienstay.tagging.vocabulary import (
+    PERSONA_IDS,  # the one persona-id list (docs/aliens.md)
+)
 
 PACKAGED_RECIPES = Path(__file__).with_name("recipes.yaml")
 
@@ -35,14 +38,6 @@ GRADE_NAMES = ("exposure", "gamma", "temperature", "saturation", "keep_lights", 
 
 class RecipeError(ValueError):
     """A recipe file does not follow the schema; the message names the place and the fix."""
-
-
-@dataclass(frozen=True)
-class Value:
-    name: str
-    instruction: str | None = None
-    prompt: str | None = None
-    grade: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

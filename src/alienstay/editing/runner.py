@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from alienstay.editing.base import EditOutput, Editor, fit_size, mask_is_empty
+from alienstay.editing.base import Editor, EditOutput, fit_size, mask_is_empty
 from alienstay.editing.faithfulness import Guard, verdict
 from alienstay.editing.identity import SeriesSettings, build_request, edit_key
 from alienstay.editing.masks import MaskFor, no_mask

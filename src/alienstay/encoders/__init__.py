@@ -16,7 +16,14 @@ from typing import Protocol, runtime_checkable
 import torch
 from PIL import Image
 
-from alienstay.runtime.devices import DTYPES, Machine, check_dtype, probe, select_device, select_dtype
+from alienstay.runtime.devices import (
+    DTYPES,
+    Machine,
+    check_dtype,
+    probe,
+    select_device,
+    select_dtype,
+)
 from alienstay.runtime.registry import Registry
 
 

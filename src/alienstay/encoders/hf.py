@@ -14,8 +14,12 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from alienstay.encoders.lean_transform import (
+    LeanTransform,
+    lean_transform,
+    size_entries,
+)
 from alienstay.runtime.devices import DTYPES, check_dtype
-from alienstay.encoders.lean_transform import LeanTransform, lean_transform, size_entries
 from alienstay.runtime.models import ResolvedModel, resolve
 
 # Text towers trained with fixed-length padding (SigLIP) must see the same padding at inference.

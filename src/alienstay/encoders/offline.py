@@ -22,9 +22,13 @@ from alienstay.encoders.classifier_runtime import (  # noqa: F401 - re-exported 
     export_onnx,
     probe_pixels,
 )
-from alienstay.encoders.offline_evidence import CONSE_EVIDENCE, CONSE_LOGIT_SCALE, CONSE_TOP_T
-from alienstay.tagging.evidence import Evidence
+from alienstay.encoders.offline_evidence import (
+    CONSE_EVIDENCE,
+    CONSE_LOGIT_SCALE,
+    CONSE_TOP_T,
+)
 from alienstay.runtime.models import ModelUnavailable
+from alienstay.tagging.evidence import Evidence
 
 log = logging.getLogger("alienstay")
 

@@ -70,8 +70,8 @@ def calibrate_like_the_whole_encoder(side: OfflineTextSide) -> None:
     from importlib import resources
     from pathlib import Path
 
-    from alienstay.labelled.calibration import load_profile
     from alienstay.encoders import offline
+    from alienstay.labelled.calibration import load_profile
 
     path = resources.files("alienstay").joinpath("data", offline.DEFAULT_PROFILE)
     if not path.is_file():

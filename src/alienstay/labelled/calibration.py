@@ -19,8 +19,8 @@ The final profile refits floors (and head) on every photo; its figures stay the 
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,9 +31,9 @@ import yaml
 from sklearn.model_selection import StratifiedKFold
 
 from alienstay.labelled.evaluation import facet_table, word_table
-from alienstay.tagging.evidence import Evidence, select_tags
 from alienstay.labelled.evidence_head import WordHead, fit_head
 from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelTable
+from alienstay.tagging.evidence import Evidence, select_tags
 from alienstay.tagging.vocabulary import Vocabulary
 
 TARGET = 0.9

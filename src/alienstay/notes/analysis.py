@@ -28,10 +28,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from alienstay.workspace import catalog as cat  # noqa: E402
-from alienstay.notes.dataset import normalised_entropy  # noqa: E402
 from alienstay.labelled.evaluation import precision_phrase, read_measured  # noqa: E402
-from alienstay.workspace.layout import Workspace, WorkspaceError, save_figure, write_text  # noqa: E402
+from alienstay.notes.dataset import normalised_entropy  # noqa: E402
+from alienstay.workspace import catalog as cat  # noqa: E402
+from alienstay.workspace.layout import (  # noqa: E402
+    Workspace,
+    WorkspaceError,
+    save_figure,
+    write_text,
+)
 
 TAG_COLUMNS = ["image_id", "facet", "tag", "prob", "selected", "model_id", "vocab_hash"]
 OPTIONAL_TAG_COLUMNS = ["judged"]  # absent from tables written before encoders declared evidence

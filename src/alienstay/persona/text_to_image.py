@@ -34,7 +34,11 @@ def _sd15(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, 
     from diffusers import StableDiffusionPipeline
 
     from alienstay.editing.pipelines import load_pipeline
-    from alienstay.runtime.placement import edit_placement, place_pipeline, seeded_generator
+    from alienstay.runtime.placement import (
+        edit_placement,
+        place_pipeline,
+        seeded_generator,
+    )
 
     pipe, model_id = load_pipeline(StableDiffusionPipeline, model)
     place_pipeline(pipe, *edit_placement(device, dtype))

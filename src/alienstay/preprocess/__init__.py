@@ -37,9 +37,18 @@ Why each step:
 The stage is resumable: rows already decided (any status but ``new``) are skipped, and the
 catalog is saved after every chunk, so an interrupted run loses at most one chunk of work.
 
-Modules: ``decoding`` (one file), ``duplicates`` (groups and the best copy), ``stage``.
+Modules: ``decoding`` (one file), ``duplicates`` (groups and the best copy), ``deciding`` (the catalog in
+chunks). The stage itself is ``alienstay.stages.preprocess``.
 """
 
+from alienstay.preprocess.deciding import (
+    apply_decisions,
+    chunks,
+    decide_in_chunks,
+    preprocess_catalog,
+    requeue_missing_copies,
+    summarise,
+)
 from alienstay.preprocess.decoding import (
     DECODE_ERROR,
     DECOMPRESSION_BOMB,
@@ -59,7 +68,7 @@ from alienstay.preprocess.decoding import (
     TRUNCATED,
     UNREADABLE,
     UNSUPPORTED_FORMAT,
-    Settings,
+    PreprocessSettings,
     check_image,
     decode_failure_reason,
     fit_within,
@@ -77,15 +86,6 @@ from alienstay.preprocess.duplicates import (
     index_kept,
     mark_duplicates,
     phash_bits,
-)
-from alienstay.preprocess.stage import (
-    apply_decisions,
-    chunks,
-    decide_in_chunks,
-    preprocess_catalog,
-    requeue_missing_copies,
-    run,
-    summarise,
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")]

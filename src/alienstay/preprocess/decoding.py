@@ -44,11 +44,14 @@ MULTI_FRAME_FORMATS = {"GIF", "TIFF", "PNG", "WEBP"}
 
 
 @dataclass(frozen=True)
-class Settings:
-    min_side: int = DEFAULT_MIN_SIDE
-    max_side: int = DEFAULT_MAX_SIDE
-    near_threshold: int = DEFAULT_NEAR_THRESHOLD
-    max_pixels: int = DEFAULT_MAX_PIXELS
+class PreprocessSettings:
+    """What the preprocess stage is asked to do (one class for the stage, the CLI and each file's check)."""
+
+    min_side: int = DEFAULT_MIN_SIDE  # reject images whose shorter side is below this
+    max_side: int = DEFAULT_MAX_SIDE  # longer side of the prepared copy
+    near_threshold: int = DEFAULT_NEAR_THRESHOLD  # perceptual-hash Hamming distance for near duplicates (-1: off)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the decompression-bomb guard
+    workers: int = 2  # decoding threads
 
 
 # ---- one image -------------------------------------------------------------------------
@@ -109,7 +112,7 @@ def decode_failure_reason(error: Exception) -> str:
     return DECODE_ERROR
 
 
-def check_image(path: Path, target: Path, settings: Settings) -> dict:
+def check_image(path: Path, target: Path, settings: PreprocessSettings) -> dict:
     """Decode one file and write its prepared copy; return the catalog fields it decides.
 
     Never raises for a bad file: every refusal becomes ``status="rejected"`` and a reason.

@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-from alienstay.runtime.devices import Machine, device_index, free_memory, needs_offload, probe
+from alienstay.runtime.devices import (
+    Machine,
+    device_index,
+    free_memory,
+    needs_offload,
+    probe,
+)
 
 log = logging.getLogger("alienstay")
 # Weights are most of a 512 px pipeline's peak; the rest (activations, VAE decode, the CUDA

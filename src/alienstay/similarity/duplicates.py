@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from alienstay.preprocess import DEFAULT_NEAR_THRESHOLD
-from alienstay.similarity.vectors import Vectors
+from alienstay.workspace.embeddings import Vectors
 from alienstay.workspace.layout import Workspace
 
 NO_HASH = np.uint64(0)

@@ -26,9 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
-from alienstay.similarity.vectors import Vectors, exact_search, normalise, top_k
-from alienstay.workspace.storage import without_paths
+from alienstay.workspace.embeddings import Vectors, exact_search, normalise, top_k
 from alienstay.workspace.layout import Workspace, atomic_path, write_json
+from alienstay.workspace.storage import without_paths
 
 EXACT = "exact"
 FAISS_IVF = "faiss-ivf-sq8"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alienstay.similarity.vectors import normalise
+from alienstay.workspace.embeddings import normalise
 
 HOTEL_KS = (1, 10, 100)
 CHAIN_KS = (1, 3, 5)

@@ -20,10 +20,15 @@ import pyarrow as pa
 
 from alienstay.similarity import index as ix
 from alienstay.similarity.duplicates import DuplicateKeys
-from alienstay.similarity.query import MAX_TEXT, QueryModel, QueryModelUnavailable, load_query_model
-from alienstay.similarity.vectors import Vectors, file_stamp
-from alienstay.workspace.storage import damaged
+from alienstay.similarity.query import (
+    MAX_TEXT,
+    QueryModel,
+    QueryModelUnavailable,
+    load_query_model,
+)
+from alienstay.workspace.embeddings import Vectors, file_stamp
 from alienstay.workspace.layout import DamagedTable, TagOutputs, Workspace
+from alienstay.workspace.storage import damaged
 
 log = logging.getLogger("alienstay.gallery")
 

@@ -71,7 +71,15 @@ def ingest(ws: Workspace, settings: DemoSettings, console: Console) -> None:
 
 
 def analysis_stages(ws: Workspace, settings: DemoSettings, console: Console, log: DemoLog) -> None:
-    from alienstay.stages import analyse, cluster, index, preprocess, retrieval, stats, tag
+    from alienstay.stages import (
+        analyse,
+        cluster,
+        index,
+        preprocess,
+        retrieval,
+        stats,
+        tag,
+    )
 
     steps = [
         ("preprocess", lambda: preprocess.run(ws)),
@@ -148,8 +156,8 @@ def run_persona(ws: Workspace, console: Console, log: DemoLog, *, preset: str | 
 def run(ws: Workspace, settings: DemoSettings = DemoSettings(), *, console: Console | None = None) -> DemoLog:
     """Ingest, then the analysis stages, then restyles, the portrait and the report."""
     from alienstay.stages import report
+    from alienstay.stages.tag import tagger_model
     from alienstay.tagging.settings import TagSettings
-    from alienstay.tagging.stage import tagger_model
 
     console = console or Console(stderr=True)
     log = DemoLog()

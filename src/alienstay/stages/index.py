@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alienstay.similarity import index as ix
-from alienstay.similarity.vectors import Vectors
+from alienstay.workspace.embeddings import Vectors
 from alienstay.workspace.layout import Workspace, WorkspaceError
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alienstay.workspace import catalog as cat
 from alienstay.similarity import retrieval as rt
 from alienstay.similarity import retrieval_images as ri
 from alienstay.similarity import retrieval_protocol as rp
 from alienstay.similarity.duplicates import DuplicateKeys
 from alienstay.similarity.retrieval_note import plot, write_note
-from alienstay.similarity.vectors import Vectors
+from alienstay.workspace import catalog as cat
+from alienstay.workspace.embeddings import Vectors
 from alienstay.workspace.layout import Workspace, WorkspaceError, write_json, write_text
 
 NOTE, FIGURE, FIGURES = "retrieval.md", "retrieval_accuracy.png", "retrieval.json"

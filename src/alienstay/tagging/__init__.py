@@ -10,15 +10,21 @@ Split like clip-retrieval's inference so the same parts run locally or on Ray:
 - **writer** (:mod:`.shards`, :mod:`.consolidation`): each group of batches becomes one tag
   shard and one embeddings shard, written atomically; at the end the shards of the current
   settings are consolidated into ``tags.parquet`` and ``embeddings/``;
-- **engines**: :mod:`.local` (this process) and :mod:`.ray_engine` (Ray Data), chosen by
-  :func:`run` (:mod:`.stage`), the stage's entry point.
+- **engines**: :mod:`.local` (this process) and :mod:`.ray_engine` (Ray Data), one entry each
+  of :data:`.engines.ENGINES`; the stage itself is ``alienstay.stages.tag``.
 
 Resume: shards live in a folder keyed by (model, revision, dtype, vocabulary hash). A rerun
 after a kill reads the shards already there, tags only the missing photos and consolidates
 everything: the result equals an uninterrupted run.
 """
 
-from alienstay.tagging.consolidation import consolidate, consolidation_plan, read_embeddings, write_embedding_matrix
+from alienstay.tagging.consolidation import (
+    consolidate,
+    consolidation_plan,
+    read_embeddings,
+    write_embedding_matrix,
+)
+from alienstay.tagging.engines import ENGINES
 from alienstay.tagging.local import run_tagging
 from alienstay.tagging.reader import (
     DecodeFailure,
@@ -52,14 +58,13 @@ from alienstay.tagging.shards import (
     write_failure_shard,
     write_shard,
 )
-from alienstay.tagging.stage import ENGINES, run
 
 __all__ = [
     "DecodeFailure", "ENGINES", "FAILURE_COLUMNS", "ImageBatch", "PreparedImages", "ShardWriter", "TAG_SCHEMA",
     "TagIdentity", "TagMapper", "TagSettings", "TagSummary", "TaggedBatch", "cached_word_embeddings",
     "collate_images", "consolidate", "consolidation_plan", "facet_probabilities", "image_batches",
     "encoder_probabilities", "sigmoid_probabilities", "PROBABILITY_RULES",
-    "pending_images", "read_embeddings", "run", "run_tagging", "select_tags", "shard_dirs", "shard_name",
+    "pending_images", "read_embeddings", "run_tagging", "select_tags", "shard_dirs", "shard_name",
     "tag_rows", "tag_shards", "tagged_ids", "word_embeddings", "write_embedding_matrix", "write_failure_shard",
     "write_shard",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from alienstay.workspace import catalog as cat
 from alienstay.encoders import ImageTextEncoder, reload_argument
 from alienstay.tagging.consolidation import consolidate
 from alienstay.tagging.reader import image_batches, pending_images
@@ -12,6 +11,7 @@ from alienstay.tagging.scoring import TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
 from alienstay.tagging.shards import ShardWriter, tagged_ids
 from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 
 
@@ -26,7 +26,13 @@ def run_tagging(
     show_progress: bool = True,
 ) -> TagSummary:
     """Tag every usable photo not yet tagged under these settings, then consolidate."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     start = time.perf_counter()
     identity = TagIdentity.of(encoder, vocab)

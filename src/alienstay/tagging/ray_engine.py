@@ -33,14 +33,19 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from alienstay.workspace import catalog as cat
 from alienstay.encoders import ImageTextEncoder, load_encoder, reload_argument
 from alienstay.tagging.consolidation import consolidate
 from alienstay.tagging.reader import DecodeFailure, PreparedImages, pending_images
 from alienstay.tagging.scoring import TaggedBatch, TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
-from alienstay.tagging.shards import shard_dirs, tagged_ids, write_failure_shard, write_shard
+from alienstay.tagging.shards import (
+    shard_dirs,
+    tagged_ids,
+    write_failure_shard,
+    write_shard,
+)
 from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 
 LOCAL = "local"  # --ray-address: start Ray on this machine
@@ -328,7 +333,13 @@ def run_tagging_on_ray(
     word embeddings; every actor loads its own from the same spec. `ray_address`: "local"
     starts Ray on this machine (`num_cpus` caps it), "auto" or host:port joins a cluster.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     start = time.perf_counter()
     identity = TagIdentity.of(encoder, vocab)

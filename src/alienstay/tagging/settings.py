@@ -22,7 +22,7 @@ class TagSettings:
     batch_size: int = 0  # 0: by device (alienstay.runtime.devices.batch_size_for: 32 on the CPU, 256 on a GPU)
     workers: int = 1  # processes decoding photos ahead of the model (local engine)
     rows_per_shard: int = 512  # photos per resumable shard
-    engine: str = "local"  # local | ray (see alienstay.tagging.stage.ENGINES)
+    engine: str = "local"  # an entry of alienstay.tagging.engines.ENGINES
     ray_address: str = "local"  # with engine ray: local | auto | host:port
     ray_actors: int = 0  # with engine ray: encoder actors (0: half the cluster's CPUs)
     show_progress: bool = True

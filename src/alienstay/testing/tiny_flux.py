@@ -39,7 +39,11 @@ def build_tiny_t5_tokenizer(folder: Path, max_length: int = 32):
 
 
 def _flux_components(folder: Path, in_channels: int, seed: int) -> dict:
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxTransformer2DModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(seed)

@@ -129,7 +129,11 @@ def build_tiny_siglip2(folder: Path, patch_size: int = 8, max_num_patches: int =
 
 
 def build_tiny_blip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+    )
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
@@ -155,7 +159,11 @@ def build_tiny_blip(folder: Path, image_size: int = 32, seed: int = 0) -> Path:
 def build_full_size_blip(folder: Path, seed: int = 0) -> Path:
     """BLIP-base at full size (``BlipConfig()`` defaults: ViT-B/16 at 384 px + BERT-base, random
     weights) with the tiny tokenizer: the compute of Salesforce/blip-image-captioning-base."""
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
+    from transformers import (
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+    )
 
     tokenizer = tiny_tokenizer(max_length=512)
     torch.manual_seed(seed)
@@ -184,7 +192,12 @@ def florence2_tokenizer(max_length: int):
 def build_tiny_florence2(folder: Path, image_size: int = 64, seed: int = 0) -> Path:
     """Florence-2 (DaViT vision tower + BART) with random weights; the processor's tokenizer
     carries the `<image>` token the real one has."""
-    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers import (
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
 
     tokenizer = florence2_tokenizer(max_length=64)
     torch.manual_seed(seed)
@@ -215,7 +228,12 @@ def build_tiny_florence2(folder: Path, image_size: int = 64, seed: int = 0) -> P
 def build_full_size_florence2(folder: Path, seed: int = 0) -> Path:
     """Florence-2-base at full size (``Florence2Config()`` defaults: DaViT + BART-base, 768 px,
     random weights) with the tiny tokenizer: the compute of Florence-2-base, for the benchmarks."""
-    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers import (
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
 
     tokenizer = florence2_tokenizer(max_length=1024)
     torch.manual_seed(seed)

@@ -142,7 +142,12 @@ def build_tiny_lcm_lora(folder: Path, seed: int = 0) -> Path:
 
 
 def build_tiny_clipseg(folder: Path, seed: int = 0) -> Path:
-    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
+    from transformers import (
+        CLIPSegConfig,
+        CLIPSegForImageSegmentation,
+        CLIPSegProcessor,
+        ViTImageProcessor,
+    )
 
     torch.manual_seed(seed)
     tokenizer = build_tiny_clip_tokenizer(Path(folder) / "_tokenizer_src")

@@ -81,7 +81,10 @@ def build_tiny_qwen_image_edit(folder: Path, seed: int = 0) -> Path:
     )
     from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
-    from alienstay.editing.qwen_processor import PROCESSOR_FOLDER, ImageOnlyQwen2VLProcessor
+    from alienstay.editing.qwen_processor import (
+        PROCESSOR_FOLDER,
+        ImageOnlyQwen2VLProcessor,
+    )
 
     folder = Path(folder)
     torch.manual_seed(seed)

@@ -33,9 +33,15 @@ from starlette.convertors import Convertor, register_url_convertor
 from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
 from alienstay.web import search_api
-from alienstay.wordindex import lookup as wordindex
+from alienstay.web.cards import (
+    browse_cards,
+    page_url,
+    photo_url,
+    result_cards,
+    tag_chips,
+)
 from alienstay.web.search_api import JSONResponse
-from alienstay.web.cards import browse_cards, page_url, photo_url, result_cards, tag_chips
+from alienstay.wordindex import lookup as wordindex
 from alienstay.workspace.layout import Workspace
 
 HERE = Path(__file__).parent

@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
-
 UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote(..., safe="/") leaves as it is
 
 

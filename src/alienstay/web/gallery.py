@@ -1,7 +1,7 @@
 """What the gallery shows, as plain functions on the workspace tables (no web code here).
 
 The server's memory does not grow with the tag table: tags are read through the word index
-(`wordindex.py`, memory-mapped posting lists, built at tag/index time or here when missing or
+(`alienstay.wordindex`, memory-mapped posting lists, built at tag/index time or here when missing or
 older than tags.parquet), the catalog and clusters are held as Arrow columns (`tables.py`),
 and the edits table is small. Each table is re-read when its file changes on disk, so a gallery
 left running while `alienstay tag` or `alienstay edit` works picks up their output on the next
@@ -23,13 +23,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alienstay.similarity.service import Embeddings, Similarity
-from alienstay.similarity.vectors import file_stamp
-from alienstay.workspace.storage import damaged, without_paths
 from alienstay.web import tables
-from alienstay.wordindex import lookup as wordindex
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
-from alienstay.wordindex.lookup import WordIndex, build_word_index, index_root
-from alienstay.workspace.layout import DamagedTable, TagOutputs, Workspace, read_optional
+from alienstay.wordindex import lookup as wordindex
+from alienstay.wordindex.build import build_word_index
+from alienstay.wordindex.layout import index_root
+from alienstay.wordindex.lookup import WordIndex
+from alienstay.workspace.embeddings import file_stamp
+from alienstay.workspace.layout import (
+    DamagedTable,
+    TagOutputs,
+    Workspace,
+    read_optional,
+)
+from alienstay.workspace.storage import damaged, without_paths
 
 log = logging.getLogger("alienstay.gallery")
 

@@ -1,6 +1,6 @@
 """The gallery's embedding side: search by meaning and "more like this" (routes and page pieces).
 
-Kept apart from the word search (app.py, gallery.py, wordindex.py): this module only reads the
+Kept apart from the word search (app.py, gallery.py, `alienstay.wordindex`): this module only reads the
 tag stage's embeddings through `alienstay.similarity`. A phrase that is not an alien word is
 searched by meaning, ranked by cosine with the tag stage's own model, and may be combined with
 word filters (only photos with every word among their selected tags are ranked). When that model
@@ -12,18 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from fastapi import APIRouter, HTTPException, Query
-import orjson
 from fastapi.responses import Response
 from markupsafe import Markup
 
 from alienstay.similarity.query import MAX_TEXT, QueryModelUnavailable
 from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity, is_usable
-from alienstay.workspace.storage import without_paths
+from alienstay.web.cards import page_url, photo_url, result_cards
 from alienstay.wordindex import lookup as wordindex
 from alienstay.workspace.layout import DamagedTable
-from alienstay.web.cards import page_url, photo_url, result_cards
+from alienstay.workspace.storage import without_paths
 
 MEANING_SCORE = "cosine of the photo with the phrase"  # a card's score, explained on hover
 

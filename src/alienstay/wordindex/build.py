@@ -1,4 +1,4 @@
-"""Building the gallery's word index (the layout is described in wordindex.py).
+"""Building the gallery's word index (the files are described in `wordindex/layout.py`).
 
 Two streaming passes over tags.parquet: the first learns the ids, the words and each photo's
 row count; the second writes every row straight to its place in the per-photo arrays (a stable
@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alienstay.wordindex.lookup import CHIP, FORMAT, ROW, index_root, source_stamp
+from alienstay.wordindex.layout import CHIP, FORMAT, ROW, index_root, source_stamp
+from alienstay.wordindex.lookup import WordIndex
 from alienstay.workspace.layout import Workspace, write_json
+from alienstay.workspace.locking import hold
 
 BATCH_ROWS = 1 << 18
 BUILD_LOG = "builds.jsonl"
@@ -250,3 +252,16 @@ def _publish(ws: Workspace, building: Path, ids: pa.Array, meta: dict) -> Path:
     return root / generation
 
 
+def build_word_index(ws: Workspace) -> Path | None:
+    """The word index of ws's tags.parquet, built unless the current build is already of it; its folder
+    (None without tags). See `build`.
+
+    Under the index's own lock (`index/words/.build.lock`): the tag stage and every gallery worker
+    that finds the index stale take turns, and one that waited opens what the one before it built,
+    so new tags are indexed once. Each build appends a line to `index/words/builds.jsonl`.
+    """
+    if not ws.tags_path.exists():
+        return None
+    with hold(index_root(ws) / ".build.lock", "word index"):
+        existing = WordIndex.open(ws)
+        return existing.folder if existing is not None else build(ws)

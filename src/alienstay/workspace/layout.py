@@ -27,8 +27,20 @@ EDIT_PATH_COLUMNS = ("output_path", "source_path")
 
 # The file primitives and a tag generation's file set live in storage.py; re-exported here, where every stage imports them.
 from alienstay.workspace.storage import (  # noqa: E402, F401
-    MADE_BY_FILE, TABLES, DamagedTable, WorkspaceError, atomic_path, damage_message, read_optional, read_parquet,
-    save_figure, write_json, write_parquet, write_text, TagOutputs, generation_outputs,
+    MADE_BY_FILE,
+    TABLES,
+    DamagedTable,
+    TagOutputs,
+    WorkspaceError,
+    atomic_path,
+    damage_message,
+    generation_outputs,
+    read_optional,
+    read_parquet,
+    save_figure,
+    write_json,
+    write_parquet,
+    write_text,
 )  # fmt: skip
 
 
@@ -160,7 +172,7 @@ class Workspace:
             except Exception as error:  # noqa: BLE001 - any failure to read is damage to report
                 found[name] = damage_message(path, error, TABLES[name][1], self.root)
         if "embedding_ids" in (tables or TABLES) and "embedding_ids" not in found:
-            from alienstay.similarity.vectors import Vectors
+            from alienstay.workspace.embeddings import Vectors
 
             try:  # the ids with their matrix and meta.json: one set, checked together
                 Vectors.open(self)
@@ -344,7 +356,7 @@ class Workspace:
         checked as the gallery checks it (DamagedTable names a damaged file and the command that rewrites it)."""
         import numpy as np
 
-        from alienstay.similarity.vectors import Vectors
+        from alienstay.workspace.embeddings import Vectors
 
         outputs = self.tag_outputs()
         if not outputs.embeddings_matrix.exists():

@@ -28,7 +28,7 @@ from pathlib import Path
 POLL_SECONDS = 0.2
 TIMEOUT_ENV = "ALIENSTAY_LOCK_TIMEOUT"  # seconds to wait for a busy workspace; unset: wait until free
 
-from alienstay.workspace.layout import WorkspaceError
+from alienstay.workspace.storage import WorkspaceError
 
 _held: dict[Path, tuple[int, int]] = {}  # lock path -> (fd, depth) held by this process
 _guard = threading.Lock()

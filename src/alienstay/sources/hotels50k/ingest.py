@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from alienstay.workspace import catalog as cat
 from alienstay.preprocess import fit_within, to_rgb
 from alienstay.sources import downloader
 from alienstay.sources.downloader import Failure, Fetched
@@ -37,6 +36,7 @@ from alienstay.sources.hotels50k.metadata import (
     read_metadata,
 )
 from alienstay.sources.hotels50k.sampling import sample_images
+from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace, write_parquet
 
 OFFICIAL_MAX_SIDE = 640

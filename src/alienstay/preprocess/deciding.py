@@ -1,4 +1,4 @@
-"""The preprocess stage: decide every new catalog row in chunks, saving as it goes."""
+"""Deciding a catalog: every new row checked in chunks on a thread pool, the catalog saved after each chunk."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from alienstay.workspace import catalog as cat
-from alienstay.preprocess.decoding import Settings, check_image, prepared_name
+from alienstay.preprocess.decoding import PreprocessSettings, check_image, prepared_name
 from alienstay.preprocess.duplicates import DuplicateIndex, index_kept, mark_duplicates
-from alienstay.workspace.layout import Workspace
+from alienstay.workspace import catalog as cat
 
 
 def apply_decisions(catalog: pd.DataFrame, decided: list[dict]) -> pd.DataFrame:
@@ -36,9 +35,8 @@ def chunks(items: list, size: int) -> Iterable[list]:
 def preprocess_catalog(
     catalog: pd.DataFrame,
     prepared_dir: Path,
-    settings: Settings = Settings(),
+    settings: PreprocessSettings = PreprocessSettings(),
     *,
-    workers: int = 2,
     chunk_size: int = 64,
     on_chunk: Callable[[pd.DataFrame], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -56,7 +54,7 @@ def preprocess_catalog(
     chunk_size = max(chunk_size, len(todo) // 200)
     pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, settings.max_pixels
     try:
-        return decide_in_chunks(catalog, todo, index, prepared_dir, settings, workers, chunk_size,
+        return decide_in_chunks(catalog, todo, index, prepared_dir, settings, settings.workers, chunk_size,
                                 on_chunk, on_progress)  # fmt: skip
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
@@ -75,7 +73,7 @@ def decide_in_chunks(
     todo: list[dict],
     index: DuplicateIndex,
     prepared_dir: Path,
-    settings: Settings,
+    settings: PreprocessSettings,
     workers: int,
     chunk_size: int,
     on_chunk: Callable[[pd.DataFrame], None] | None,
@@ -123,31 +121,3 @@ def summarise(catalog: pd.DataFrame, decided_ids: Iterable[str] = ()) -> pd.Data
         .reset_index(drop=True)
     )
     return summary
-
-
-def run(
-    ws: Workspace,
-    settings: Settings = Settings(),
-    *,
-    workers: int = 2,
-    show_progress: bool = True,
-) -> pd.DataFrame:
-    """The stage: read the catalog, decide new rows, save as it goes; return the summary."""
-    from rich.progress import Progress
-
-    catalog = ws.read_catalog()
-    new_ids = catalog.loc[catalog["status"] == cat.NEW, "image_id"].tolist()
-    ws.prepared_dir.mkdir(parents=True, exist_ok=True)
-    with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("preprocess", total=len(new_ids))
-        catalog = preprocess_catalog(
-            catalog,
-            ws.prepared_dir,
-            settings,
-            workers=workers,
-            on_chunk=ws.write_catalog,
-            on_progress=lambda n: progress.advance(task, n),
-        )
-    ws.write_catalog(catalog)
-    ws.log_run("preprocess", **settings.__dict__, decided=len(new_ids))
-    return summarise(catalog, new_ids)

@@ -20,10 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alienstay.workspace.layout import DamagedTable, TagOutputs, Workspace
+from alienstay.workspace.storage import DamagedTable, TagOutputs
 
 if TYPE_CHECKING:
     import torch
+
+    from alienstay.workspace.layout import Workspace
 
 BLOCK_ROWS = 1 << 16  # rows converted to float32 at a time: 128 MB at 512-d, whatever N is
 
