@@ -39,7 +39,10 @@ def seconds_a_caption(folder: Path, photos: list[Path]) -> tuple[float, int]:
 
 
 def main() -> None:
-    from alienstay.testing.tiny_models import build_full_size_blip, build_full_size_florence2
+    from alienstay.testing.tiny_models import (
+        build_full_size_blip,
+        build_full_size_florence2,
+    )
 
     photos = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:PHOTOS]
     if len(photos) < PHOTOS:

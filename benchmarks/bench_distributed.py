@@ -52,11 +52,11 @@ def tag_on_ray(ws, encoder, vocab) -> float:
 
 def main() -> None:
     import ray
-    from alienstay.testing.tiny_models import build_tiny_clip
 
     from alienstay import tagging
     from alienstay.encoders import load_encoder
     from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.testing.tiny_models import build_tiny_clip
     from alienstay.workspace.layout import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="bench-distributed-"))

@@ -15,9 +15,12 @@ import tempfile
 from pathlib import Path
 
 from alienstay.sources import hotels50k as h50k
+from alienstay.testing.hotels50k_fakes import (  # the fault server is a test fake
+    FaultServer,
+    write_metadata,
+)
 from alienstay.workspace.layout import Workspace
 from benchmarks.common import save
-from alienstay.testing.hotels50k_fakes import FaultServer, write_metadata  # the fault server is a test fake
 
 # route -> how many URLs of that kind, out of 200
 MIX = {"ok": 120, "big": 10, "missing": 20, "flaky/1": 10, "flaky/9": 8, "down": 8, "slow": 6,

@@ -137,8 +137,8 @@ def end_to_end(encoder, sizes: Sizes, batch: int, name: str) -> float:
 
 def tagging_part(name: str, build: Callable[[Path, bool], Path]) -> Callable[[Sizes], dict]:
     def part(sizes: Sizes) -> dict:
-        from alienstay.runtime.devices import batch_size_for, probe
         from alienstay.encoders import load_encoder
+        from alienstay.runtime.devices import batch_size_for, probe
 
         folder = build(WORK / name, sizes.full)
         encoder = load_encoder(str(folder), device=sizes.device, dtype="auto")
@@ -207,7 +207,11 @@ def edit_photos(sizes: Sizes) -> list:
 
 def qwen_part(sizes: Sizes) -> dict:
     from alienstay.runtime.placement import seeded_generator
-    from benchmarks.gpu_models import build_qwen_image_edit, lightning_scheduler, parameters_b
+    from benchmarks.gpu_models import (
+        build_qwen_image_edit,
+        lightning_scheduler,
+        parameters_b,
+    )
 
     start = time.perf_counter()
     pipe = build_qwen_image_edit(WORK / "qwen", sizes.full, sizes.device)

@@ -158,8 +158,8 @@ def library_choice(scratch: Path, n: int = 20_000) -> dict:
     except ImportError:
         return {"usearch comparison": "skipped: usearch not installed (pip install 'alienstay[search]')"}
     from alienstay.similarity import index as ix
-    from alienstay.similarity.vectors import Vectors
     from alienstay.stages.index import IndexSettings, run
+    from alienstay.workspace.embeddings import Vectors
     from alienstay.workspace.layout import Workspace
 
     root = scratch / "choice"

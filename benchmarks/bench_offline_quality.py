@@ -44,8 +44,8 @@ def conse_probabilities(class_probs, class_embeddings, word_embeddings, top_t, s
 
 def choose_floor(probs, photos, vocab, facet: str) -> tuple[float, object] | None:
     """The lowest floor whose selections, and those of every higher floor, reach TARGET precision."""
-    from alienstay.tagging.evidence import Evidence, FacetRule, select_tags
     from alienstay.labelled.samples import score_selection
+    from alienstay.tagging.evidence import Evidence, FacetRule, select_tags
 
     top_k = vocab.facets[facet].top_k
     found = None
@@ -113,8 +113,8 @@ def gflops_per_image(encoder) -> float:
 
 def shipped_table(encoder, photos, vocab, evidence=None):
     """Per-facet precision and coverage of the encoder's selection (its own evidence unless given)."""
-    from alienstay.tagging.evidence import select_tags
     from alienstay.labelled.samples import score_selection, tagger_probabilities
+    from alienstay.tagging.evidence import select_tags
 
     evidence = encoder.evidence if evidence is None else evidence
     probs = tagger_probabilities(encoder, photos, vocab)
@@ -126,7 +126,11 @@ def shipped_table(encoder, photos, vocab, evidence=None):
 
 
 def main() -> None:
-    from alienstay.encoders.offline import IMAGE_MODEL, IMAGE_MODELS, load_offline_encoder
+    from alienstay.encoders.offline import (
+        IMAGE_MODEL,
+        IMAGE_MODELS,
+        load_offline_encoder,
+    )
     from alienstay.labelled.samples import available, load_labels, open_photo
     from alienstay.tagging import word_embeddings
     from alienstay.tagging.vocabulary import load_vocabulary

@@ -141,11 +141,10 @@ def high_water_rss_mb() -> float:
 
 def memory_run(rows: int) -> dict:
     """Child process: tag `rows` catalog rows (a few tiny JPEGs repeated) with a tiny CLIP; peak RSS."""
-    from alienstay.testing.tiny_models import build_tiny_clip
-
     from alienstay import tagging
     from alienstay.encoders.hf import load_hf_encoder
     from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.testing.tiny_models import build_tiny_clip
     from alienstay.workspace.layout import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,7 +202,9 @@ def main() -> None:
     growth = {r: figures[f"memory_{r}_rows_peak_rss_mb"] - figures[f"memory_{r}_rows_rss_before_tagging_mb"] for r in (1_000, 100_000)}
     figures["memory_100k_over_1k_peak_rss"] = figures["memory_100000_rows_peak_rss_mb"] / figures["memory_1000_rows_peak_rss_mb"]
     figures["memory_kb_per_extra_catalog_row"] = (growth[100_000] - growth[1_000]) * 1024 / 99_000
-    from alienstay.testing.tiny_models import build_full_size_clip  # the tests' tiny tokenizer on the full-size CLIP
+    from alienstay.testing.tiny_models import (
+        build_full_size_clip,  # the tests' tiny tokenizer on the full-size CLIP
+    )
 
     vocab = load_vocabulary()
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,9 @@ from PIL import Image
 
 from alienstay.tagging import select_tags
 from alienstay.tagging.vocabulary import load_vocabulary
-from alienstay.wordindex.build import build as build_word_index  # a build every time, as after a new tag run
+from alienstay.wordindex.build import (
+    build as build_word_index,  # a build every time, as after a new tag run
+)
 from alienstay.wordindex.lookup import WordIndex
 from alienstay.workspace.layout import Workspace
 

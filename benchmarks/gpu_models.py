@@ -18,7 +18,12 @@ from typing import Any
 
 import torch
 
-from alienstay.testing.tiny_models import build_full_size_clip, build_tiny_clip, florence2_tokenizer, tiny_tokenizer
+from alienstay.testing.tiny_models import (
+    build_full_size_clip,
+    build_tiny_clip,
+    florence2_tokenizer,
+    tiny_tokenizer,
+)
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 SO400M = {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16}
@@ -70,7 +75,12 @@ def build_clip_b32(folder: Path, full: bool) -> Path:
 
 def build_florence2(folder: Path, full: bool, device: str) -> Path:
     """Florence-2-large (DaViT-large 768 px + BART-large, ~0.77 B), or the tests' tiny one."""
-    from transformers import CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
+    from transformers import (
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
 
     if not full:
         from alienstay.testing.tiny_models import build_tiny_florence2
@@ -127,15 +137,22 @@ def build_qwen_image_edit(folder: Path, full: bool, device: str) -> Any:
 
     The tokenizer is the tests' byte-level Qwen2 tokenizer (a prompt is a few dozen more tokens
     than with the real merges: noise beside the 8,192 image tokens at 1024 px)."""
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPipeline
-    from diffusers import QwenImageTransformer2DModel
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPipeline,
+        QwenImageTransformer2DModel,
+    )
     from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
     from alienstay.editing.qwen_processor import ImageOnlyQwen2VLProcessor
 
     if str(TESTS) not in sys.path:
         sys.path.append(str(TESTS))  # tiny_qwen imports its neighbours as top-level modules, as pytest puts them
-    from alienstay.testing.tiny_qwen import _preprocessor_config, build_tiny_qwen2_tokenizer
+    from alienstay.testing.tiny_qwen import (
+        _preprocessor_config,
+        build_tiny_qwen2_tokenizer,
+    )
 
     tokenizer = build_tiny_qwen2_tokenizer(Path(folder) / "tokenizer")
     pixels = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280} if full else {}  # the real repo's VL budget
