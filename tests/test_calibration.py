@@ -35,8 +35,8 @@ from alienstay.labelled.table import (
     LabelsFileError,
     load_label_table,
 )
-from alienstay.tagging.evidence import SEES_EVERYTHING, select_tags
-from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.vocabulary.evidence import SEES_EVERYTHING, select_tags
+from alienstay.vocabulary.words import load_vocabulary
 from tests.conftest import REPO, on_ci
 
 CALIBRATION = Path(os.environ.get("ALIENSTAY_CALIBRATION", REPO.parent / "shared" / "samples" / "calibration"))
@@ -187,7 +187,7 @@ def test_calibration_silences_what_it_cannot_trust(tmp_path, vocab):
 
 
 def load_vocabulary_with_extra_word(tmp_path: Path):
-    from alienstay.tagging.vocabulary import default_vocabulary_path
+    from alienstay.vocabulary.words import default_vocabulary_path
 
     document = yaml.safe_load(default_vocabulary_path().read_text())
     document["facets"]["objects"]["words"]["rug"] = {"definition": "a mat", "prompts": ["a rug"], "persona": ["A5"]}

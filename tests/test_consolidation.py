@@ -10,10 +10,10 @@ import pytest
 from alienstay import tagging
 from alienstay.encoders import load_encoder
 from alienstay.tagging import consolidation as consolidate_module
-from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.vocabulary.words import load_vocabulary
 from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 from alienstay.workspace.layout import Workspace
-from alienstay.workspace.layout import layout as workspace_module
+from alienstay.workspace import layout as workspace_module
 
 
 class Killed(BaseException):

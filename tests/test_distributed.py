@@ -22,7 +22,7 @@ from alienstay import tagging
 from alienstay.cli.app import app
 from alienstay.encoders import load_encoder
 from alienstay.tagging import ray_engine
-from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.vocabulary.words import load_vocabulary
 from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace

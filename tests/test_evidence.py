@@ -11,14 +11,14 @@ import pytest
 
 from alienstay.labelled.samples import load_labels, score_selection
 from alienstay.notes import analysis
-from alienstay.tagging.evidence import (
+from alienstay.vocabulary.evidence import (
     SEES_EVERYTHING,
     Evidence,
     FacetRule,
     evidence_of,
     select_tags,
 )
-from alienstay.tagging.vocabulary import load_vocabulary, parse_vocabulary
+from alienstay.vocabulary.words import load_vocabulary, parse_vocabulary
 from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
 

@@ -10,7 +10,7 @@ from alienstay.encoders import load_encoder
 from alienstay.runtime.models import folder_revision, resolve
 from alienstay.tagging import TagIdentity
 from alienstay.tagging.ray_engine import EncoderMismatch, check_same_model
-from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.vocabulary.words import load_vocabulary
 from alienstay.testing.tiny_models import build_tiny_clip
 
 

@@ -173,7 +173,7 @@ def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, sampl
 
     from alienstay.cli.app import app
     from alienstay.tagging import read_embeddings
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     runner = CliRunner()
     ws = tagged_workspace
@@ -219,8 +219,8 @@ def test_labelled_photos_precision_reaches_the_readme_figure(encoder, samples_di
         score_selection,
         tagger_probabilities,
     )
-    from alienstay.tagging.evidence import select_tags
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.evidence import select_tags
+    from alienstay.vocabulary.words import load_vocabulary
 
     vocabulary = load_vocabulary()
     photos = available(load_labels(vocabulary))
@@ -239,7 +239,7 @@ def test_labelled_photos_precision_reaches_the_readme_figure(encoder, samples_di
 
 
 def test_tag_stage_on_the_samples_shows_no_tag_the_labels_call_wrong(tag_stage_tags):
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     tags, encoder = tag_stage_tags
     vocabulary = load_vocabulary()

@@ -64,7 +64,7 @@ def test_the_sample_tag_table_and_its_count_are_what_the_tag_stage_selects(tagge
 def test_the_right_and_defensible_counts_are_what_the_labels_say(tagged: Workspace) -> None:
     from test_offline_encoder import _sample_verdicts
 
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     found = _sample_verdicts(tagged.read_tags(), load_vocabulary())["verdict"].value_counts()
     total, judged, right, ok, other = map(int, QUOTED.search(" ".join(readme().split())).groups())

@@ -41,7 +41,7 @@ def sample_ws(tmp_path_factory, samples_dir: Path) -> Workspace:
     pytest.importorskip("efficientnet_lite_pytorch", reason="needs the offline extra: pip install 'alienstay[offline]'")
     from alienstay.similarity.query import cached_encoder
     from alienstay.tagging import run_tagging
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     ws = prepared_workspace(tmp_path_factory.mktemp("samples") / "ws", samples_dir)
     # The same process-wide encoder the gallery's text search loads: the offline tagger loads once.

@@ -160,7 +160,7 @@ def test_one_of_each_entropy_and_persona_list() -> None:
     from alienstay.editing import recipes
     from alienstay.notes import analysis
     from alienstay.notes import dataset as stats
-    from alienstay.tagging import vocabulary
+    from alienstay.vocabulary import words as vocabulary
 
     assert recipes.PERSONA_IDS is vocabulary.PERSONA_IDS
     assert not hasattr(analysis, "normalised_entropy") or analysis.normalised_entropy is stats.normalised_entropy

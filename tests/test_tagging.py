@@ -17,7 +17,7 @@ from alienstay import tagging
 from alienstay.cli.app import app
 from alienstay.encoders import load_encoder
 from alienstay.encoders.hf import load_hf_encoder
-from alienstay.tagging.vocabulary import load_vocabulary, parse_vocabulary
+from alienstay.vocabulary.words import load_vocabulary, parse_vocabulary
 from alienstay.testing.tiny_models import (
     build_tiny_blip,
     build_tiny_clip,

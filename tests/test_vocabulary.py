@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alienstay.tagging.vocabulary import (
+from alienstay.vocabulary.words import (
     PERSONA_IDS,
     VocabularyError,
     default_vocabulary_path,

@@ -138,7 +138,7 @@ def tag(
     from alienstay.stages import caption as caption_stage
     from alienstay.stages import tag as stage
     from alienstay.tagging.ray_engine import RayUnavailable
-    from alienstay.tagging.vocabulary import VocabularyError
+    from alienstay.vocabulary.words import VocabularyError
 
     device = announce(device, dtype)  # a device this machine lacks is named first
     ws = open_workspace(workspace)

@@ -23,7 +23,7 @@ def _load(model: str, vocabulary: Path | None, labels: Path, mapping: Path | Non
     from alienstay.encoders import load_encoder
     from alienstay.labelled.table import LabelsFileError, load_label_table
     from alienstay.runtime.models import ModelUnavailable
-    from alienstay.tagging.vocabulary import VocabularyError, load_vocabulary
+    from alienstay.vocabulary.words import VocabularyError, load_vocabulary
 
     try:
         vocab = load_vocabulary(vocabulary)
@@ -55,7 +55,7 @@ def evaluate(
         load_profile,
     )
     from alienstay.stages.labelled import run_evaluate
-    from alienstay.tagging.evidence import evidence_of
+    from alienstay.vocabulary.evidence import evidence_of
 
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
     if uncalibrated and hasattr(encoder, "base_evidence"):

@@ -15,7 +15,7 @@ import yaml
 
 from alienstay.editing.base import CLASSICAL, Value  # noqa: F401  (callers import them here)
 from alienstay.editing.methods import EDITORS, setting_names
-from alienstay.tagging.vocabulary import (
+from alienstay.vocabulary.words import (
     PERSONA_IDS,  # the one persona-id list (docs/aliens.md)
 )
 

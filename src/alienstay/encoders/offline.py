@@ -28,7 +28,7 @@ from alienstay.encoders.offline_evidence import (
     CONSE_TOP_T,
 )
 from alienstay.runtime.models import ModelUnavailable
-from alienstay.tagging.evidence import Evidence
+from alienstay.vocabulary.evidence import Evidence
 
 log = logging.getLogger("alienstay")
 

@@ -20,7 +20,7 @@ and these floors are only its starting point (`alienstay evaluate --uncalibrated
 
 from __future__ import annotations
 
-from alienstay.tagging.evidence import Evidence, FacetRule
+from alienstay.vocabulary.evidence import Evidence, FacetRule
 
 UNSEEN_FACETS = frozenset({"count", "space", "shape"})
 

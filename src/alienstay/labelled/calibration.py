@@ -33,8 +33,8 @@ from sklearn.model_selection import StratifiedKFold
 from alienstay.labelled.evaluation import facet_table, word_table
 from alienstay.labelled.evidence_head import WordHead, fit_head
 from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelTable
-from alienstay.tagging.evidence import Evidence, select_tags
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.evidence import Evidence, select_tags
+from alienstay.vocabulary.words import Vocabulary
 
 TARGET = 0.9
 FOLDS = 5
@@ -293,7 +293,7 @@ def apply_profile(encoder: object, profile: CalibrationProfile, vocab: Vocabular
     `vocab` None skips the vocabulary check (the packaged default profile: a word of another
     vocabulary it never saw simply stays silent).
     """
-    from alienstay.tagging.evidence import evidence_of
+    from alienstay.vocabulary.evidence import evidence_of
 
     model_id = str(getattr(encoder, "model_id", ""))
     if vocab is not None:

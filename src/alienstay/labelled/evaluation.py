@@ -19,7 +19,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelTable
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 
 CONFIDENCE = 0.95
 SHUFFLES = 200

@@ -20,10 +20,10 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 
 PACKAGED_LABELS = "sample_labels.yaml"
-DEFAULT_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "unsplash"
+DEFAULT_SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples" / "unsplash"  # the checkout's ../shared
 
 
 class LabelError(ValueError):

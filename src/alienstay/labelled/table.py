@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 
 RIGHT, OK, WRONG, UNJUDGED = 2, 1, 0, -1
 PACKAGED_MAPPING = "label_columns.yaml"

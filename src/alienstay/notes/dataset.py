@@ -31,7 +31,7 @@ from alienstay.workspace.layout import Workspace, save_figure, write_text  # noq
 
 # The real per-chain counts of a full train download (numbers only, 93 rows), shipped as package
 # data so `stats` finds them from any folder and from a wheel; `--reference PATH` replaces them.
-PACKAGED_REFERENCE = Path(__file__).resolve().parent / "data" / "hotels50k_train_images_per_chain.tsv"
+PACKAGED_REFERENCE = Path(__file__).resolve().parents[1] / "data" / "hotels50k_train_images_per_chain.tsv"
 HOTEL_BINS = [0, 1, 5, 10, 20, 50, 100, np.inf]
 HOTEL_BIN_LABELS = ["1", "2-5", "6-10", "11-20", "21-50", "51-100", ">100"]
 NO_CHAIN = "-1"

@@ -27,7 +27,7 @@ class CaptionSummary:
 
 def run(ws: Workspace, settings: CaptionSettings = CaptionSettings()) -> CaptionSummary:
     """Raises models.ModelUnavailable when the captioner's weights cannot be had."""
-    from alienstay.captioning.captioners import captioners as captioning
+    from alienstay.captioning import captioners as captioning
 
     ws.check_tables("catalog", "captions")  # a damaged input is named before any model loads
     captioner = captioning.load_captioner(settings.model, device=settings.device, dtype=settings.dtype)

@@ -19,8 +19,8 @@ from PIL import Image
 from alienstay.labelled.calibration import CalibrationProfile, calibrate
 from alienstay.labelled.evaluation import cluster_agreement, facet_table, word_table
 from alienstay.labelled.table import LabelTable
-from alienstay.tagging.evidence import evidence_of
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.evidence import evidence_of
+from alienstay.vocabulary.words import Vocabulary
 
 BATCH = 16
 

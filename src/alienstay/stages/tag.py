@@ -15,7 +15,7 @@ from alienstay.runtime.devices import batch_size_for, probe
 from alienstay.runtime.presets import model_for
 from alienstay.tagging.engines import ENGINES
 from alienstay.tagging.settings import TagSettings, TagSummary
-from alienstay.tagging.vocabulary import Vocabulary, load_vocabulary
+from alienstay.vocabulary.words import Vocabulary, load_vocabulary
 from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace, WorkspaceError
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from alienstay.tagging.scoring import TAG_SCHEMA
 from alienstay.tagging.settings import TagIdentity
 from alienstay.tagging.shards import FAILURE_COLUMNS, shard_dirs, tag_shards
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 from alienstay.workspace.layout import Workspace, atomic_path, write_json, write_parquet
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from alienstay.encoders import ImageTextEncoder
 from alienstay.runtime.registry import Registry
 from alienstay.tagging.settings import TagSettings, TagSummary
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 from alienstay.workspace.layout import Workspace
 
 RunEngine = Callable[[Workspace, ImageTextEncoder, Vocabulary, TagSettings], TagSummary]

@@ -10,7 +10,7 @@ from alienstay.tagging.reader import image_batches, pending_images
 from alienstay.tagging.scoring import TagMapper, cached_word_embeddings
 from alienstay.tagging.settings import TagIdentity, TagSummary
 from alienstay.tagging.shards import ShardWriter, tagged_ids
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 

@@ -44,7 +44,7 @@ from alienstay.tagging.shards import (
     write_failure_shard,
     write_shard,
 )
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 from alienstay.workspace import catalog as cat
 from alienstay.workspace.layout import Workspace
 

@@ -15,10 +15,10 @@ import torch
 
 from alienstay.encoders import ImageTextEncoder
 from alienstay.runtime.registry import Registry
-from alienstay.tagging.evidence import SEES_EVERYTHING, Evidence, evidence_of
-from alienstay.tagging.evidence import select_tags as evidence_select
+from alienstay.vocabulary.evidence import SEES_EVERYTHING, Evidence, evidence_of
+from alienstay.vocabulary.evidence import select_tags as evidence_select
 from alienstay.tagging.settings import TagIdentity
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 from alienstay.workspace.layout import Workspace, atomic_path
 
 TAG_SCHEMA = pa.schema(

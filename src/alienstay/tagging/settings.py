@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alienstay.encoders import AUTO, ImageTextEncoder
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 
 
 @dataclass(frozen=True)

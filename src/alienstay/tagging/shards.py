@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from alienstay.tagging.reader import DecodeFailure
 from alienstay.tagging.scoring import TaggedBatch, tag_rows
 from alienstay.tagging.settings import TagIdentity
-from alienstay.tagging.vocabulary import Vocabulary
+from alienstay.vocabulary.words import Vocabulary
 from alienstay.workspace.layout import Workspace, atomic_path, write_parquet
 
 FAILURE_COLUMNS = ["image_id", "path", "reason", "model_id", "vocab_hash"]

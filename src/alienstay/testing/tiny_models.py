@@ -18,7 +18,7 @@ def tiny_tokenizer(max_length: int = 32):
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     corpus = [p for w in load_vocabulary().words for p in w.prompts] + ["a photo of a room with a bed"]
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))

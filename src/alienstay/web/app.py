@@ -70,7 +70,7 @@ register_url_convertor("id", IdConvertor())
 def vocabulary_definitions() -> dict[tuple[str, str], str]:
     """Word definitions for tooltips, from the packaged vocabulary when it can be read."""
     try:
-        from alienstay.tagging.vocabulary import VocabularyError, load_vocabulary
+        from alienstay.vocabulary.words import VocabularyError, load_vocabulary
 
         vocabulary = load_vocabulary()
     except (ImportError, OSError, VocabularyError):

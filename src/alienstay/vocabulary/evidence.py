@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alienstay.tagging.vocabulary import Facet, Vocabulary
+from alienstay.vocabulary.words import Facet, Vocabulary
 
 
 @dataclass(frozen=True)
