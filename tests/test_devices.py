@@ -30,6 +30,19 @@ def test_this_machines_answer_is_what_torch_reports():
     assert select_dtype("auto", select_device("cpu", here), here) == "float32"
 
 
+def test_the_machine_is_asked_once_a_process_and_free_memory_at_each_call(monkeypatch):
+    from alienstay.runtime import devices
+
+    devices._accelerators.cache_clear()
+    asked = []
+    real = torch.cuda.is_available
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: asked.append(1) or real())
+    first, second = probe(), probe()
+    assert len(asked) == 1 and first.cuda_devices == second.cuda_devices
+    if first.cuda_devices:  # free memory is fresh: a real number each time
+        assert all(free > 0 for free in second.cuda_free_bytes)
+
+
 def test_auto_prefers_cuda_then_mps_then_the_cpu():
     assert select_device("auto", TWO_GPUS) == "cuda"
     assert select_device("auto", MAC) == "mps"

@@ -1,3 +1,10 @@
+"""The offline tagger: an ImageNet classifier and a sentence model, both from pip, as an image-text encoder (ConSE).
+
+Every ImageNet class name is embedded with the sentence model; a photo becomes the mean of its top
+classes' embeddings weighted by their probabilities (ConSE), so it can be scored against the
+vocabulary's prompts like CLIP. Runs where no model hub can be reached: the weights come with pip.
+"""
+
 from __future__ import annotations
 
 import hashlib

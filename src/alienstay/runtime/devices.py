@@ -7,8 +7,9 @@ are tested on this machine's real answer and on any other machine described by h
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # float32 everywhere; bfloat16 halves memory (accelerators, recent CPUs); int8 is dynamic
 # quantisation of the Linear layers, a CPU option. An encoder or captioner entry says which
@@ -45,7 +46,20 @@ class Machine:
 
 
 def probe() -> Machine:
-    """This machine's answer, from torch."""
+    """This machine's answer, from torch. What the machine has is asked once a process (the CLI, the
+    encoders, the presets and the placement all ask); free memory is read at each call, since it
+    changes as models load."""
+    machine = _accelerators()
+    if not machine.cuda_devices:
+        return machine
+    import torch
+
+    free = tuple(torch.cuda.mem_get_info(i)[0] for i in range(machine.cuda_devices))
+    return replace(machine, cuda_free_bytes=free)
+
+
+@functools.cache
+def _accelerators() -> Machine:
     import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
