@@ -45,6 +45,7 @@ notebook: $(STAMP)
 # README figures from the sample photos (downscaled, attribution in docs/figures/ATTRIBUTION.md)
 figures: $(STAMP)
 	$(BIN)/python scripts/make_figures.py $(if $(INPUT),--input $(INPUT),)
+	$(BIN)/python scripts/layout_doc.py
 
 serve: $(STAMP)
 	$(BIN)/alienstay serve --workspace $(WORKSPACE)

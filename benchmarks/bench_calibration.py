@@ -17,7 +17,7 @@ from pathlib import Path
 
 import alienstay.labelled.calibration as calibration
 from alienstay.labelled.evidence_head import HEAD_C, fit_head
-from alienstay.tagging.evidence import evidence_of
+from alienstay.vocabulary.evidence import evidence_of
 from benchmarks.common import save
 
 DEFAULT_LABELS = Path(__file__).resolve().parents[1].parent / "shared/samples/calibration/labels.tsv"

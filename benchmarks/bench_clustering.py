@@ -38,7 +38,7 @@ SUBSAMPLES = (1_000, 2_000, 4_000)
 
 def vocabulary_shape() -> tuple[int, int]:
     """(facets, words a facet): the packaged vocabulary's facets, its words spread evenly (70 -> 11 x 6 = 66)."""
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     vocabulary = load_vocabulary()
     facets = len(vocabulary.facets)

@@ -55,7 +55,7 @@ def main() -> None:
 
     from alienstay import tagging
     from alienstay.encoders import load_encoder
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
     from alienstay.testing.tiny_models import build_tiny_clip
     from alienstay.workspace.layout import Workspace
 

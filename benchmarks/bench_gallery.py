@@ -43,7 +43,7 @@ from urllib.parse import quote
 import numpy as np
 import psutil
 
-from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.vocabulary.words import load_vocabulary
 from benchmarks.gallery_data import image_ids
 
 ROOT = Path("runs/bench/gallery")

@@ -116,7 +116,7 @@ def encode_only(encoder, sizes: Sizes, batch: int) -> float:
 def end_to_end(encoder, sizes: Sizes, batch: int, name: str) -> float:
     """Images/s from JPEG files on disk to tags.parquet (the local engine, the reader on every core)."""
     from alienstay import tagging
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
     from alienstay.workspace.layout import Workspace
     from benchmarks.bench_tagging import prepared_catalog
 

@@ -158,7 +158,7 @@ def vocabulary_embeddings(encoder, vocabulary) -> torch.Tensor:
 
 
 def quality_report(encoder, photos: dict[str, Image.Image]) -> dict:
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     vocabulary = load_vocabulary()
     pixels = torch.stack([encoder.image_transform()(photo) for photo in photos.values()])

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from alienstay.encoders.offline_evidence import UNSEEN_FACETS
-from alienstay.tagging.evidence import SEES_EVERYTHING
+from alienstay.vocabulary.evidence import SEES_EVERYTHING
 from benchmarks.common import save
 
 TARGET = 0.95  # share of selected tags (on labelled facets) not labelled wrong
@@ -45,7 +45,7 @@ def conse_probabilities(class_probs, class_embeddings, word_embeddings, top_t, s
 def choose_floor(probs, photos, vocab, facet: str) -> tuple[float, object] | None:
     """The lowest floor whose selections, and those of every higher floor, reach TARGET precision."""
     from alienstay.labelled.samples import score_selection
-    from alienstay.tagging.evidence import Evidence, FacetRule, select_tags
+    from alienstay.vocabulary.evidence import Evidence, FacetRule, select_tags
 
     top_k = vocab.facets[facet].top_k
     found = None
@@ -114,7 +114,7 @@ def gflops_per_image(encoder) -> float:
 def shipped_table(encoder, photos, vocab, evidence=None):
     """Per-facet precision and coverage of the encoder's selection (its own evidence unless given)."""
     from alienstay.labelled.samples import score_selection, tagger_probabilities
-    from alienstay.tagging.evidence import select_tags
+    from alienstay.vocabulary.evidence import select_tags
 
     evidence = encoder.evidence if evidence is None else evidence
     probs = tagger_probabilities(encoder, photos, vocab)
@@ -133,7 +133,7 @@ def main() -> None:
     )
     from alienstay.labelled.samples import available, load_labels, open_photo
     from alienstay.tagging import word_embeddings
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     vocab = load_vocabulary()
     photos = available(load_labels(vocab))

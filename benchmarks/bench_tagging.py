@@ -143,7 +143,7 @@ def memory_run(rows: int) -> dict:
     """Child process: tag `rows` catalog rows (a few tiny JPEGs repeated) with a tiny CLIP; peak RSS."""
     from alienstay import tagging
     from alienstay.encoders.hf import load_hf_encoder
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
     from alienstay.testing.tiny_models import build_tiny_clip
     from alienstay.workspace.layout import Workspace
 
@@ -190,7 +190,7 @@ def selected_agreement(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[fl
 
 def main() -> None:
     from alienstay.encoders.hf import cpu_threads, load_hf_encoder
-    from alienstay.tagging.vocabulary import load_vocabulary
+    from alienstay.vocabulary.words import load_vocabulary
 
     figures: dict = {"cpu_threads": cpu_threads(), "batch": BATCH}
     # Memory first, each size in its own process (peak RSS of the reader/writer path).

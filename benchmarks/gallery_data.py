@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from alienstay.tagging import select_tags
-from alienstay.tagging.vocabulary import load_vocabulary
+from alienstay.vocabulary.words import load_vocabulary
 from alienstay.wordindex.build import (
     build as build_word_index,  # a build every time, as after a new tag run
 )
