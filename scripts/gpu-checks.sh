@@ -17,7 +17,7 @@ if [ -d "$WHEELS" ]; then
 fi
 export PYTHONPATH=$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH} ALIENSTAY_SAMPLES=${ALIENSTAY_SAMPLES:-$PWD/samples}
 BIN=$(mktemp -d)
-printf '#!/bin/sh\nexec %s -c "from alienstay.cli.app import main; main()" "$@"\n' "$PY" >"$BIN/alienstay"
+printf '#!/bin/sh\nexec %s -c "from alienstay.cli.commands import main; main()" "$@"\n' "$PY" >"$BIN/alienstay"
 chmod +x "$BIN/alienstay" && export PATH=$BIN:$PATH
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT/machine.txt" 2>&1
 $PY -c "import torch, transformers, diffusers, torchvision; print(torch.__version__, transformers.__version__, diffusers.__version__, torchvision.__version__)" >>"$OUT/machine.txt" 2>&1

@@ -32,7 +32,7 @@ MAX_BYTES = 400_000
 def run_demo(samples: Path, workspace: Path) -> None:
     """The same command a reader runs (`make demo INPUT=...`), into the given workspace."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
-    command = [sys.executable, "-m", "alienstay.cli.app", "demo", "--workspace", str(workspace), "--input", str(samples)]
+    command = [sys.executable, "-m", "alienstay.cli.commands", "demo", "--workspace", str(workspace), "--input", str(samples)]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True, env=env, cwd=REPO)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.notes import analysis
 from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 

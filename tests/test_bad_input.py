@@ -20,7 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from alienstay import preprocess
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.sources.folder import catalog_folder
 from alienstay.testing.imagefactory import jpeg_bytes, photo_like
 from alienstay.workspace import catalog as cat

@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
 from alienstay import clustering
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.clustering import ClusteringError, planted_tag_vectors
 from alienstay.workspace.catalog import conform
 

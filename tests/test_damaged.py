@@ -25,7 +25,7 @@ MANIFESTS = {"cut": "{oops", "empty": "", "no generation": "{}", "outside": '{"g
 
 def run_cli(args: list[str], capsys) -> tuple[int, str]:
     """`alienstay ARGS` through the console script's entry point, as a user runs it."""
-    from alienstay.cli.app import main
+    from alienstay.cli.commands import main
 
     old = sys.argv
     sys.argv = ["alienstay", *args]

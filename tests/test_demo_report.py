@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.notes.report import build_report
 from alienstay.workspace.layout import Workspace, write_json
 
@@ -65,7 +65,7 @@ def test_console_script_reports_a_missing_stage_input_without_a_traceback(tmp_pa
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "alienstay.cli.app", "stats", "--workspace", str(tmp_path / "empty")],
+        [sys.executable, "-m", "alienstay.cli.commands", "stats", "--workspace", str(tmp_path / "empty")],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

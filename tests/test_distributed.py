@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from alienstay import tagging
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.encoders import load_encoder
 from alienstay.tagging import ray_engine
 from alienstay.vocabulary.words import load_vocabulary

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.editing import masks, methods, selection
 from alienstay.editing.base import fit_size
 from alienstay.editing.faithfulness import Guard

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.runtime import placement
 from alienstay.runtime.devices import (
     PIPELINE_DTYPES,

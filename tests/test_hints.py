@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from alienstay.cli import common as cli_common
 from alienstay.cli import models as cli_models
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.runtime.models import missing_model_message
 from alienstay.runtime.presets import MEMBERS, folder_hint, needing
 from alienstay.testing.tiny_models import prepared_workspace
@@ -236,10 +236,10 @@ def test_weight_loading_bars_and_third_party_warnings_show_only_when_verbose(mod
 
 
 def test_the_cli_is_quiet_unless_verbose(monkeypatch) -> None:
-    import alienstay.cli.app
+    import alienstay.cli.commands
 
     calls: list[str] = []
-    monkeypatch.setattr(alienstay.cli.app, "quiet_third_parties", lambda: calls.append("quiet"))
+    monkeypatch.setattr(alienstay.cli.commands, "quiet_third_parties", lambda: calls.append("quiet"))
     assert runner.invoke(app, ["models", "list", "--preset", "offline"]).exit_code == 0
     assert runner.invoke(app, ["--verbose", "models", "list", "--preset", "offline"]).exit_code == 0
     assert calls == ["quiet"]

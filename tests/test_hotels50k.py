@@ -15,7 +15,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from alienstay import preprocess
-from alienstay.cli.app import app
+from alienstay.stages import preprocess as preprocess_stage
+from alienstay.cli.commands import app
 from alienstay.sources import hotels50k as h50k
 from alienstay.testing.hotels50k_fakes import HOTELS, FaultServer, write_metadata
 from alienstay.workspace import catalog as cat
@@ -227,7 +228,7 @@ def test_rerun_fetches_only_what_is_missing_and_skips_permanent_failures(
 def test_downloads_then_preprocess_keeps_the_images(tmp_path: Path, server: FaultServer, workspace) -> None:
     fault_metadata(tmp_path / "meta", server, ["/ok/a.jpg", "/big/b.jpg", "/flaky/1/d.jpg"])
     h50k.run(workspace, tmp_path / "meta", take_all=True, settings=FAST)
-    summary = preprocess.run(workspace, show_progress=False)
+    summary = preprocess_stage.run(workspace, show_progress=False).table
     catalog = workspace.read_catalog()
     # a.jpg and d.jpg are the same image bytes from the server: one kept, one exact duplicate
     assert sorted(catalog["status"]) == [cat.DUPLICATE, cat.OK, cat.OK]
@@ -239,7 +240,7 @@ def test_killed_run_then_rerun_completes_without_duplicates(tmp_path: Path, serv
     urls = {str(5000 + i): server.url(p) + "?delay=0.15" for i, p in enumerate(paths)}
     write_metadata(tmp_path / "meta", train_urls=urls)
     ws = tmp_path / "ws"
-    command = [sys.executable, "-m", "alienstay.cli.app", "ingest", "hotels50k", "--metadata",
+    command = [sys.executable, "-m", "alienstay.cli.commands", "ingest", "hotels50k", "--metadata",
                str(tmp_path / "meta"), "--all", "--workers", "2", "--checkpoint-every", "4",
                "--timeout", "5", "-w", str(ws)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

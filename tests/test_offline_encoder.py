@@ -151,7 +151,7 @@ def tagged_workspace(encoder, samples_dir: Path, tmp_path_factory):
     """The samples through the real CLI: ingest, preprocess, tag --model offline."""
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.testing.tiny_models import prepared_workspace
 
     ws = prepared_workspace(tmp_path_factory.mktemp("offline") / "ws", samples_dir)
@@ -171,7 +171,7 @@ def test_tag_cli_with_the_offline_model_feeds_analyse_and_cluster(encoder, sampl
     import pandas as pd
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.tagging import read_embeddings
     from alienstay.vocabulary.words import load_vocabulary
 

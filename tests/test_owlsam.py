@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.editing import masks, owlsam, selection
 from alienstay.editing import pipelines as P
 from alienstay.editing.base import fit_size

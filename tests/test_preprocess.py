@@ -9,7 +9,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from alienstay import preprocess
-from alienstay.cli.app import app
+from alienstay.stages import preprocess as preprocess_stage
+from alienstay.cli.commands import app
 from alienstay.sources.folder import catalog_folder
 from alienstay.testing.imagefactory import EXPECTED, write_troublesome_images
 from alienstay.workspace import catalog as cat
@@ -108,7 +109,7 @@ def test_summary_counts_kept_and_dropped_by_reason(tmp_path: Path, workspace) ->
     folder = tmp_path / "photos"
     write_troublesome_images(folder)
     workspace.write_catalog(catalog_folder(folder))
-    summary = preprocess.run(workspace, show_progress=False)
+    summary = preprocess_stage.run(workspace, show_progress=False).table
     counts = {(r.status, r.reason): r.images for r in summary.itertuples()}
     assert counts[("ok", "-")] == 6
     assert counts[("duplicate", "exact_duplicate")] == 1

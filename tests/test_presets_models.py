@@ -47,9 +47,9 @@ def test_preset_allow_patterns_are_what_the_pipelines_load():
     from alienstay.editing.methods import EDITORS
 
     assert list(presets.PIPELINE_FILES) == list(pipelines.PIPELINE_FILES)
-    from alienstay.editing import flux
+    from alienstay.editing import flux_family
 
-    assert presets.FLUX_FILES == flux.FLUX_FILES
+    assert presets.FLUX_FILES == flux_family.FLUX_FILES
     gpu = presets.members("gpu")
     for method in (role for role in presets.GPU_ONLY_ROLES if role.startswith("edit:")):
         assert gpu[method].model == EDITORS.get(method.removeprefix("edit:")).default_models["pipeline"]
@@ -91,7 +91,7 @@ def _alienstay(args: list[str], hub: HubServer, home: Path, **env: str) -> subpr
     environment.pop(MODELS_DIR_ENV, None)
     environment.pop("HF_HUB_OFFLINE", None)
     environment.pop("HF_HUB_CACHE", None)
-    return subprocess.run([sys.executable, "-m", "alienstay.cli.app", *args], env=environment, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "alienstay.cli.commands", *args], env=environment, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.testing.tiny_models import prepared_workspace
 from alienstay.workspace.layout import Workspace
 

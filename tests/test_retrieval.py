@@ -11,7 +11,7 @@ import pytest
 from searchworkspace import write_embeddings
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.similarity import retrieval as rt
 from alienstay.stages.retrieval import RetrievalSettings, run
 from alienstay.workspace.catalog import conform

@@ -21,7 +21,7 @@ from official_rule import evaluate
 from searchworkspace import write_embeddings
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.similarity import retrieval_images as ri
 from alienstay.sources import hotels50k as h50k
 from alienstay.workspace.catalog import conform

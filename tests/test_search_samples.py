@@ -24,7 +24,7 @@ from searchworkspace import write_embeddings
 from test_web_browser import CHROMIUM, CHROMIUM_ARGS, free_port
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app as cli
+from alienstay.cli.commands import app as cli
 from alienstay.testing.tiny_models import prepared_workspace
 from alienstay.web.app import create_app
 from alienstay.workspace.layout import Workspace

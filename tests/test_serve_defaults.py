@@ -16,7 +16,7 @@ from searchworkspace import write_embeddings
 from test_search_web import IDS, PHRASES, embed
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app as cli
+from alienstay.cli.commands import app as cli
 from alienstay.similarity import service
 from alienstay.similarity.query import QueryModel
 from alienstay.testing.tiny_models import build_tiny_clip

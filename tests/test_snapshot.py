@@ -105,7 +105,7 @@ def test_a_real_tag_run_adding_a_photo_under_a_serving_gallery_never_answers_500
 
     def tag() -> subprocess.Popen:  # the real command, in its own process, as a user runs it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        return subprocess.Popen([sys.executable, "-m", "alienstay.cli.app", "tag", "--model", str(tiny_clip), "--workers", "0",
+        return subprocess.Popen([sys.executable, "-m", "alienstay.cli.commands", "tag", "--model", str(tiny_clip), "--workers", "0",
                                  "--workspace", str(ws.root)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     first = tag()

@@ -36,10 +36,10 @@ def test_every_stage_is_run_of_workspace_and_settings_returning_a_summary(name: 
 
 
 def test_cli_and_demo_call_stages_not_each_other() -> None:
-    cli = (REPO / "src" / "alienstay" / "cli.py").read_text()
-    demo = (REPO / "src" / "alienstay" / "demo.py").read_text()
+    cli = "".join(path.read_text() for path in (REPO / "src" / "alienstay" / "cli").glob("*.py"))
+    demo = (REPO / "src" / "alienstay" / "stages" / "demo.py").read_text()
     assert "folder_source" not in cli and "merge_into" not in cli  # ingest logic lives in its stage
-    assert "from alienstay.cli.app" not in demo and "typer" not in demo
+    assert "from alienstay.cli.commands" not in demo and "typer" not in demo
     notebook = (REPO / "notebooks" / "alienstay.ipynb").read_text()
     assert "alienstay.stages" in notebook and "subprocess" not in notebook
     assert "CLASSICAL" not in notebook  # the edit fallback is stages.edit.run_or_fallback, shared with the demo
@@ -141,7 +141,7 @@ def test_two_classical_edit_commands_at_once_keep_both_series(samples_dir: Path,
     ingest_folder.run(ws, ingest_folder.IngestFolderSettings(samples_dir))
     preprocess.run(ws, show_progress=False)
     commands = [
-        [sys.executable, "-m", "alienstay.cli.app", "edit", "--recipe", recipe, "--method", "classical",
+        [sys.executable, "-m", "alienstay.cli.commands", "edit", "--recipe", recipe, "--method", "classical",
          "--images", "5", "--size", "64", "--workspace", str(ws.root)]
         for recipe in ("time_of_day", "lights")
     ]  # fmt: skip

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.notes.dataset import (
     build_note,
     describe_counts,

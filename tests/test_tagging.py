@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from alienstay import tagging
-from alienstay.cli.app import app
+from alienstay.cli.commands import app
 from alienstay.encoders import load_encoder
 from alienstay.encoders.hf import load_hf_encoder
 from alienstay.vocabulary.words import load_vocabulary, parse_vocabulary
@@ -389,7 +389,7 @@ def test_resume_after_a_real_sigkill_mid_shard_at_default_sizes_equals_an_uninte
     shutil.copytree(prepared_template.root, uninterrupted.root)
     for ws in (prepared, uninterrupted):
         widen(ws)
-    command = [sys.executable, "-m", "alienstay.cli.app", "tag", "--model", str(tiny_clip), "-w", str(prepared.root)]
+    command = [sys.executable, "-m", "alienstay.cli.commands", "tag", "--model", str(tiny_clip), "-w", str(prepared.root)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = prepared.tag_shards_dir
     deadline = time.monotonic() + 300

@@ -150,7 +150,7 @@ def test_sample_photos_tagged_offline_are_found_and_shown(page, samples_dir: Pat
     from PIL import Image
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app as cli
+    from alienstay.cli.commands import app as cli
     from alienstay.testing.tiny_models import prepared_workspace
 
     ws = prepared_workspace(tmp_path / "samples-ws", samples_dir)  # tmp_path/ws is the `server` fixture's

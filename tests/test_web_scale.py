@@ -104,7 +104,7 @@ def test_an_and_of_bit_columns_is_every_photo_with_all_the_words(tmp_path: Path)
 def test_sample_workspace_ranks_as_today(tmp_path: Path, samples_dir: Path) -> None:
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.testing.tiny_models import build_tiny_clip, prepared_workspace
 
     ws = prepared_workspace(tmp_path / "ws", samples_dir)

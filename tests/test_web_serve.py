@@ -28,7 +28,7 @@ class Served:
 
     def __init__(self, root: Path, workers: int) -> None:
         self.port = free_port()
-        command = [sys.executable, "-c", "from alienstay.cli.app import main; main()", "serve", "--workspace", str(root),
+        command = [sys.executable, "-c", "from alienstay.cli.commands import main; main()", "serve", "--workspace", str(root),
                    "--port", str(self.port), "--workers", str(workers)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

@@ -46,7 +46,7 @@ def test_paths_stored_from_a_relative_workspace_work_from_anywhere(samples_dir, 
     from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.web.app import create_app
 
     monkeypatch.chdir(tmp_path)
@@ -70,7 +70,7 @@ def test_a_moved_workspace_keeps_working(samples_dir, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.web.app import create_app
 
     runner = CliRunner()
@@ -102,7 +102,7 @@ def _damaged_catalog(samples_dir, tmp_path):
 def test_a_damaged_catalog_is_named_by_every_stage_with_how_to_restore_it(samples_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.workspace.layout import DamagedTable
 
     ws = _damaged_catalog(samples_dir, tmp_path)
@@ -124,7 +124,7 @@ def test_the_console_script_names_a_damaged_table_without_a_traceback(samples_di
     import sys
 
     ws = _damaged_catalog(samples_dir, tmp_path)
-    result = subprocess.run([sys.executable, "-m", "alienstay.cli.app", "preprocess", "--workspace", str(ws.root)],
+    result = subprocess.run([sys.executable, "-m", "alienstay.cli.commands", "preprocess", "--workspace", str(ws.root)],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 2
     assert "catalog.parquetisdamaged" in "".join((result.stdout + result.stderr).split())

@@ -3,6 +3,6 @@
 ``main`` is the console script's entry point (``pyproject.toml``); the commands live in ``app.py``.
 """
 
-from alienstay.cli.app import app, main
+from alienstay.cli.commands import app, main
 
 __all__ = ["app", "main"]

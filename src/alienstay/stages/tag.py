@@ -22,7 +22,7 @@ from alienstay.workspace.layout import Workspace, WorkspaceError
 __all__ = ["TagSettings", "TagSummary", "require_usable_photos", "run", "tagger_model"]
 
 
-def run(ws: Workspace, settings: TagSettings = TagSettings(), encoder: ImageTextEncoder | None = None) -> TagSummary:
+def run(ws: Workspace, settings: TagSettings = TagSettings(), *, encoder: ImageTextEncoder | None = None) -> TagSummary:
     """Tag every usable photo not yet tagged under these settings; resumes where a killed run stopped.
 
     Raises ValueError (bad engine/dtype), VocabularyError, ModelUnavailable before any photo is

@@ -262,7 +262,7 @@ def prepared_workspace(root: Path, samples: Path):
     """A workspace with the real sample photos ingested and preprocessed, through the CLI."""
     from typer.testing import CliRunner
 
-    from alienstay.cli.app import app
+    from alienstay.cli.commands import app
     from alienstay.workspace.layout import Workspace
 
     runner = CliRunner()
