@@ -94,7 +94,7 @@ class Server:
 
     def __init__(self, workspace: Path, workers: int | None = WORKERS) -> None:
         self.port = free_port()
-        command = ["-c", "from alienstay.cli.app import main; main()", "serve", "--workspace", str(workspace), "--port", str(self.port),
+        command = ["-c", "from alienstay.cli.commands import main; main()", "serve", "--workspace", str(workspace), "--port", str(self.port),
                    *(["--workers", str(workers)] if workers else [])]  # None: the default (auto)
         self.started = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

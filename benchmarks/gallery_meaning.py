@@ -32,7 +32,7 @@ VERSION = 1
 
 
 def alienstay(*args: str) -> None:
-    subprocess.run([sys.executable, "-c", "from alienstay.cli.app import main; main()", *args], check=True,
+    subprocess.run([sys.executable, "-c", "from alienstay.cli.commands import main; main()", *args], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
