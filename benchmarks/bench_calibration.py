@@ -16,7 +16,7 @@ import functools
 from pathlib import Path
 
 import alienstay.labelled.calibration as calibration
-from alienstay.labelled.evidence_head import HEAD_C, fit_head
+from alienstay.vocabulary.word_head import HEAD_C, fit_head
 from alienstay.vocabulary.evidence import evidence_of
 from benchmarks.common import save
 

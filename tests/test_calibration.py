@@ -14,13 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from alienstay.cli.commands import app
-from alienstay.labelled.calibration import (
-    CalibrationError,
-    calibrate,
-    check_profile,
-    choose_floor,
-    load_profile,
-)
+from alienstay.labelled.calibration import calibrate, choose_floor
 from alienstay.labelled.evaluation import (
     cluster_agreement,
     facet_table,
@@ -36,6 +30,7 @@ from alienstay.labelled.table import (
     load_label_table,
 )
 from alienstay.vocabulary.evidence import SEES_EVERYTHING, select_tags
+from alienstay.vocabulary.profile import CalibrationError, check_profile, load_profile
 from alienstay.vocabulary.words import load_vocabulary
 from tests.conftest import REPO, on_ci
 
@@ -287,7 +282,7 @@ def test_analyse_says_measured_precision_where_labels_exist_and_unmeasured_elsew
 def test_tag_with_a_profile_selects_only_its_words_from_their_floors(tmp_path, samples_dir):
     """`tag --calibration`: only the profile's words may be selected, each from its own floor; shards say so."""
     from alienstay.encoders import load_encoder
-    from alienstay.labelled.calibration import CalibrationProfile
+    from alienstay.vocabulary.profile import CalibrationProfile
     from alienstay.testing import tiny_models
 
     folder = tiny_models.build_tiny_clip(tmp_path / "clip")

@@ -49,11 +49,7 @@ def evaluate(
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Precision, recall and coverage per word and facet on labelled photos: report/evaluation.md."""
-    from alienstay.labelled.calibration import (
-        CalibrationError,
-        apply_profile,
-        load_profile,
-    )
+    from alienstay.vocabulary.profile import CalibrationError, apply_profile, load_profile
     from alienstay.stages.labelled import run_evaluate
     from alienstay.vocabulary.evidence import evidence_of
 

@@ -140,7 +140,7 @@ def load_offline_encoder(
 
 def use_default_profile(encoder: OfflineEncoder) -> bool:
     """Apply the packaged profile if it was fitted for this encoder's model; False when it was not."""
-    from alienstay.labelled.calibration import apply_profile, load_profile
+    from alienstay.vocabulary.profile import apply_profile, load_profile
 
     path = resources.files("alienstay").joinpath("data", DEFAULT_PROFILE)
     if not path.is_file():
@@ -183,7 +183,7 @@ class OfflineEncoder:
         self.top_t = top_t
         self.device = device
         self.logit_scale = logit_scale
-        self.word_head = None  # a calibration profile's class head (evidence_head.py); None: ConSE alone
+        self.word_head = None  # a calibration profile's class head (vocabulary/word_head.py); None: ConSE alone
         self.revision = _revision(class_names, top_t, image_model, evidence, logit_scale)
 
     def use_calibration(self, evidence: Evidence, word_head=None, key: str = "") -> None:
@@ -211,7 +211,7 @@ class OfflineEncoder:
     @torch.inference_mode()
     def encode_with_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """ConSE embeddings and the class head's features, from one classifier pass."""
-        from alienstay.labelled.evidence_head import head_features
+        from alienstay.vocabulary.word_head import head_features
 
         probs = self.class_probabilities(pixels)
         return conse_embeddings(probs, self.class_embeddings, self.top_t), head_features(probs.cpu().numpy(), pixels.cpu().numpy())

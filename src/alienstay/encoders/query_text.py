@@ -71,7 +71,7 @@ def calibrate_like_the_whole_encoder(side: OfflineTextSide) -> None:
     from pathlib import Path
 
     from alienstay.encoders import offline
-    from alienstay.labelled.calibration import load_profile
+    from alienstay.vocabulary.profile import load_profile
 
     path = resources.files("alienstay").joinpath("data", offline.DEFAULT_PROFILE)
     if not path.is_file():

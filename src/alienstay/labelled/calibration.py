@@ -11,29 +11,27 @@ may be selected and from which probability on, and how they did out of sample:
 - a word that no floor brings to the target on the training photos, a word with too few
   labelled photos, and a word whose cross-validated precision stays below the target are
   silenced, each with its reason; so is every word of a facet the labels do not judge.
-With an evidence source that learns (the class head, evidence_head.py) the head is refitted
+With an evidence source that learns (the class head, vocabulary/word_head.py) the head is refitted
 inside every training fold and its floors are chosen on inner out-of-fold predictions (nested).
 The final profile refits floors (and head) on every photo; its figures stay the nested ones.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.model_selection import StratifiedKFold
 
 from alienstay.labelled.evaluation import facet_table, word_table
-from alienstay.labelled.evidence_head import WordHead, fit_head
 from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelTable
 from alienstay.vocabulary.evidence import Evidence, select_tags
+from alienstay.vocabulary.profile import CalibrationProfile
+from alienstay.vocabulary.word_head import WordHead, fit_head
 from alienstay.vocabulary.words import Vocabulary
 
 TARGET = 0.9
@@ -43,91 +41,8 @@ MIN_LABELLED = 3  # right and wrong photos a word needs before a floor is fitted
 # Floors are chosen at target + MARGIN on the training photos: the photos a profile meets next are
 # other hotels, so it errs to higher floors (silence) rather than to a guess.
 MARGIN = 0.0  # 0.05 was tried: same cross-validated precision (0.87), coverage 0.74 -> 0.52
-PROFILE_VERSION = 1
 
 
-class CalibrationError(ValueError):
-    """A profile cannot be used with this encoder or vocabulary; the message says what to do."""
-
-
-@dataclass
-class CalibrationProfile:
-    model_id: str
-    revision: str  # the encoder's revision before calibration
-    vocab_hash: str
-    evidence_source: str  # an EVIDENCE_SOURCES name
-    target: float
-    folds: int
-    photos: int
-    labels: str  # the labels file's name (not its path: profiles travel)
-    floors: dict[str, float]  # "facet:tag" -> floor: the only words that may be selected
-    silenced: dict[str, str]  # "facet:tag" -> why it stays silent
-    cv_facets: list[dict] = field(default_factory=list)
-    cv_words: list[dict] = field(default_factory=list)
-    head: WordHead | None = None
-    # The same cross-validated selections restricted to the words kept: chosen after seeing them, so optimistic.
-    cv_kept: list[dict] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        text = json.dumps({"floors": self.floors, "head": self.head.to_dict() if self.head else None}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-    def evidence(self, base: Evidence) -> Evidence:
-        """The base evidence with only the calibrated words selectable, each from its own floor."""
-        facets = frozenset(word.split(":", 1)[0] for word in self.floors)
-        return replace(base, facets=facets, word_floors=dict(self.floors),
-                       source=f"calibration profile {self.key}: floors at cross-validated precision >= {self.target:g} "
-                              f"on {self.photos} labelled photos ({self.labels})")
-
-    def to_dict(self) -> dict:
-        return {"version": PROFILE_VERSION, "model_id": self.model_id, "revision": self.revision,
-                "vocab_hash": self.vocab_hash, "evidence_source": self.evidence_source, "target": self.target,
-                "folds": self.folds, "photos": self.photos, "labels": self.labels,
-                "floors": {w: round(float(f), 6) for w, f in self.floors.items()}, "silenced": self.silenced,
-                "cross_validated": {"facets": self.cv_facets, "words": self.cv_words,
-                                    "kept_words_only": self.cv_kept},
-                "head": self.head.to_dict() if self.head else None}
-
-    def save(self, path: Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # flow style for lists of numbers: a head is one line a word, not a thousand
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=200, default_flow_style=None), encoding="utf-8")
-        return path
-
-
-def load_profile(path: Path | str) -> CalibrationProfile:
-    """A profile written by `alienstay calibrate`; a clear error naming the file otherwise."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        cv = document.get("cross_validated") or {}
-        return CalibrationProfile(
-            model_id=document["model_id"], revision=document["revision"], vocab_hash=document["vocab_hash"],
-            evidence_source=document["evidence_source"], target=float(document["target"]), folds=int(document["folds"]),
-            photos=int(document["photos"]), labels=str(document["labels"]),
-            floors={str(k): float(v) for k, v in (document["floors"] or {}).items()},
-            silenced=dict(document.get("silenced") or {}), cv_facets=list(cv.get("facets") or []),
-            cv_words=list(cv.get("words") or []), cv_kept=list(cv.get("kept_words_only") or []),
-            head=WordHead.from_dict(document["head"]) if document.get("head") else None,
-        )
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise CalibrationError(f"{path}: not a calibration profile ({type(error).__name__}: {error}); "
-                               "write one with `alienstay calibrate --labels FILE --output PROFILE`.") from None
-
-
-def check_profile(profile: CalibrationProfile, model_id: str, vocab: Vocabulary, where: str) -> None:
-    """Refuse a profile fitted for another model or vocabulary: its floors mean nothing here."""
-    if profile.model_id != model_id:
-        raise CalibrationError(f"{where} was fitted for {profile.model_id}, not {model_id}: "
-                               f"run `alienstay calibrate --model ... --labels FILE` for this model.")
-    if profile.vocab_hash != vocab.hash:
-        raise CalibrationError(f"{where} was fitted for vocabulary {profile.vocab_hash}, not {vocab.hash} "
-                               f"({vocab.source}): re-run `alienstay calibrate` with this vocabulary.")
-
-
-# ---- choosing floors ------------------------------------------------------------------------
 def choose_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
                  min_selected: int = MIN_SELECTED) -> float | None:
     """The lowest floor whose selections, and those of every higher floor with >= min_selected, reach target."""
@@ -175,7 +90,7 @@ EVIDENCE_SOURCES: dict[str, EvidenceSource] = {
     for source in (
         EvidenceSource("probabilities", False, "the encoder's own per-facet probabilities (any encoder)"),
         EvidenceSource("class-head", True, "a logistic regression per word over the classifier's class scores "
-                                            "and pixel statistics (evidence_head.py), refitted in every fold"),
+                                            "and pixel statistics (vocabulary/word_head.py), refitted in every fold"),
     )
 }
 
@@ -284,28 +199,3 @@ def _kept_head(head: WordHead | None, floors: dict[str, float]) -> WordHead | No
 def _records(frame: pd.DataFrame) -> list[dict]:
     return [{k: (None if isinstance(v, float) and np.isnan(v) else round(v, 4) if isinstance(v, float) else v)
              for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-# ---- using a profile ----------------------------------------------------------------------------
-def apply_profile(encoder: object, profile: CalibrationProfile, vocab: Vocabulary | None, where: str) -> None:
-    """Make `encoder` select by the profile: only its words, from their floors (and its head).
-
-    `vocab` None skips the vocabulary check (the packaged default profile: a word of another
-    vocabulary it never saw simply stays silent).
-    """
-    from alienstay.vocabulary.evidence import evidence_of
-
-    model_id = str(getattr(encoder, "model_id", ""))
-    if vocab is not None:
-        check_profile(profile, model_id, vocab, where)
-    elif profile.model_id != model_id:
-        raise CalibrationError(f"{where} was fitted for {profile.model_id}, not {model_id}.")
-    if profile.head is not None and not hasattr(encoder, "encode_with_features"):
-        raise CalibrationError(f"{where} holds a class head, which only the offline tagger can feed.")
-    evidence = profile.evidence(evidence_of(encoder))
-    if hasattr(encoder, "use_calibration"):
-        encoder.use_calibration(evidence, profile.head, profile.key)
-        return
-    encoder.evidence = evidence
-    encoder.word_head = profile.head
-    encoder.revision = f"{encoder.revision};calibration-{profile.key}"

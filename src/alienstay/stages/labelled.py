@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from alienstay.labelled.calibration import CalibrationProfile, calibrate
+from alienstay.labelled.calibration import calibrate
+from alienstay.vocabulary.profile import CalibrationProfile
 from alienstay.labelled.evaluation import cluster_agreement, facet_table, word_table
 from alienstay.labelled.table import LabelTable
 from alienstay.vocabulary.evidence import evidence_of

@@ -67,7 +67,7 @@ def require_usable_photos(ws: Workspace) -> None:
 
 def use_calibration(encoder: ImageTextEncoder, vocab: Vocabulary, settings: TagSettings) -> None:
     """Apply `--calibration FILE`; the Ray engine reloads encoders on its workers, so it cannot carry one."""
-    from alienstay.labelled.calibration import apply_profile, load_profile
+    from alienstay.vocabulary.profile import apply_profile, load_profile
 
     if settings.engine != "local":
         raise ValueError("--calibration works with the local engine: drop --engine ray, or tag without a profile.")

@@ -134,7 +134,7 @@ class TagMapper:
         self.evidence = evidence_of(encoder)
 
     def __call__(self, ids: list[str], pixels: torch.Tensor, positions: list[int] | None = None) -> TaggedBatch:
-        # A calibration profile's class head (evidence_head.py) reads the classifier's class scores:
+        # A calibration profile's class head (vocabulary/word_head.py) reads the classifier's class scores:
         # the encoder gives them with the embeddings, from the same pass.
         # Calibration reads them too (stages/labelled.py), head or not: kept on the batch.
         head = getattr(self.encoder, "word_head", None)

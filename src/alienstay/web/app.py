@@ -32,7 +32,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from alienstay.similarity.service import Similarity
 from alienstay.web import gallery as g
-from alienstay.web import search_api
+from alienstay.web import edit_views, search_api
 from alienstay.web.cards import (
     browse_cards,
     page_url,
@@ -207,11 +207,11 @@ def create_app(workspace: Path) -> FastAPI:
     @app.get("/edits", response_class=HTMLResponse)
     def edits(request: Request, recipe: str | None = None, image: str | None = None, view: View = "guest") -> HTMLResponse:
         gallery = fresh()
-        rows = g.edits_rows(gallery.edit_records, recipe, image, staff=view == "staff")
+        rows = edit_views.edits_rows(gallery.edit_records, recipe, image, staff=view == "staff")
         recipes = sorted(gallery.edits["recipe"].astype(str).unique()) if gallery.edits is not None else []
-        hidden = len(g.edits_rows(gallery.edit_records, recipe, image, staff=True)) - len(rows)
+        hidden = len(edit_views.edits_rows(gallery.edit_records, recipe, image, staff=True)) - len(rows)
         context = {
-            "title": "edits", "groups": g.edit_groups(with_media(rows)), "recipes": recipes, "view": view,
+            "title": "edits", "groups": edit_views.edit_groups(with_media(rows)), "recipes": recipes, "view": view,
             "recipe": recipe, "image": image, "hidden": hidden,
             "has_edits": gallery.edits is not None and len(gallery.edits) > 0,
         }
@@ -256,7 +256,7 @@ def create_app(workspace: Path) -> FastAPI:
 
     @app.get("/api/edits")
     def api_edits(recipe: str | None = None, image: str | None = None, view: View = "guest") -> JSONResponse:
-        return JSONResponse({"edits": with_media(g.edits_rows(fresh().edit_records, recipe, image, staff=view == "staff"))})
+        return JSONResponse({"edits": with_media(edit_views.edits_rows(fresh().edit_records, recipe, image, staff=view == "staff"))})
 
     def photo_record(gallery: g.Snapshot, image_id: str, staff: bool = False) -> dict:
         if image_id not in gallery.catalog:
@@ -271,7 +271,7 @@ def create_app(workspace: Path) -> FastAPI:
                 for i in gallery.cluster_neighbours(image_id)
                 if i in gallery.catalog
             ],
-            "edits": with_media(g.edits_rows(gallery.edit_records, image_id=image_id, staff=staff)),
+            "edits": with_media(edit_views.edits_rows(gallery.edit_records, image_id=image_id, staff=staff)),
         }
 
     def with_media(rows: list[dict]) -> list[dict]:

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from alienstay.similarity.service import Embeddings, Similarity
 from alienstay.web import tables
+from alienstay.web.edit_views import edit_records
 from alienstay.web.tables import CATALOG_INFO, jsonable  # noqa: F401  (re-exported for the app)
 from alienstay.wordindex import lookup as wordindex
 from alienstay.wordindex.build import build_word_index
@@ -41,10 +42,6 @@ from alienstay.workspace.storage import damaged, without_paths
 log = logging.getLogger("alienstay.gallery")
 
 METRIC_COLUMNS = ["structure_ssim", "edge_ssim", "lpips", "dino_distance", "outside_mask_change", "clip_direction"]
-# Verdicts a guest never sees: the edit changed the room too much, or did not change it at all.
-HIDDEN_FROM_GUESTS = frozenset({"too_strong", "not_applied"})
-# Columns of the edits table that name files: never shown, the media URLs stand for them.
-EDIT_FILE_COLUMNS = ("output_path", "source_path", "mask_path")
 
 
 @dataclass
@@ -367,36 +364,3 @@ def vocabulary_groups(words: list[dict], definitions: dict[tuple[str, str], str]
 def parse_words(text: str | None) -> list[str]:
     """`"pool, night,pool"` -> ["pool", "night"]: comma-separated, trimmed, in order, once each."""
     return list(dict.fromkeys(w.strip() for w in (text or "").split(",") if w.strip()))
-
-
-# ---- edits ----------------------------------------------------------------------------------
-def edit_records(edits: pd.DataFrame | None) -> list[dict]:
-    """Edit rows as JSON-ready dicts without the columns that name files (read once a change)."""
-    if edits is None or edits.empty:
-        return []
-    rows = edits.drop(columns=[c for c in EDIT_FILE_COLUMNS if c in edits.columns])
-    return [jsonable(clean_na(r)) for r in rows.to_dict("records")]
-
-
-def edits_rows(records: list[dict], recipe: str | None = None, image_id: str | None = None, staff: bool = False) -> list[dict]:
-    """The edits to show; guests do not see those judged too strong or not applied."""
-    return [
-        r for r in records
-        if (not recipe or r.get("recipe") == recipe) and (not image_id or r.get("image_id") == image_id)
-        and (staff or r.get("verdict") not in HIDDEN_FROM_GUESTS)
-    ]
-
-
-def clean_na(record: dict) -> dict:
-    return {k: (None if v is pd.NA or v is pd.NaT else v) for k, v in record.items()}
-
-
-def edit_groups(edits: list[dict]) -> list[dict]:
-    """Edits grouped by recipe, then by source photo, values in table order: the compare view's rows."""
-    groups: dict[str, dict[str, list[dict]]] = {}
-    for edit in edits:
-        groups.setdefault(str(edit["recipe"]), {}).setdefault(str(edit["image_id"]), []).append(edit)
-    return [
-        {"recipe": recipe, "photos": [{"image_id": i, "edits": e} for i, e in photos.items()]}
-        for recipe, photos in groups.items()
-    ]
