@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ MAX_README_LINES = 300
 MAX_NOT_RUN = 3  # blocks that may say why they do not run; more means the docs stopped being tested
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|\bsrc=\"([^\"]+)\"|\bhref=\"([^\"]+)\"")
-FENCE = re.compile(r"^```(\w*)\s*$")
+FENCE = re.compile(r"^\s*```(\w*)\s*$")  # indented too: a block inside a list item
 NOT_RUN = re.compile(r"^<!-- not run: \S.*-->$")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 URL = re.compile(r"\]\([^)]*\)|<https?://[^>]*>|https?://\S+")
@@ -159,7 +160,7 @@ def docs_python_blocks() -> list[tuple[str, int, str, str]]:
         lines = page.read_text(encoding="utf-8").splitlines()
         for language, first, end, before in blocks(lines):
             if language == "python":
-                found.append((page.name, first, "\n".join(lines[first:end]), before))
+                found.append((page.name, first, textwrap.dedent("\n".join(lines[first:end])), before))
     return found
 
 
