@@ -42,7 +42,7 @@ bench: $(STAMP)
 notebook: $(STAMP)
 	$(BIN)/python scripts/run_notebook.py notebooks/alienstay.ipynb
 
-# README figures from the sample photos (downscaled, attribution in docs/figures/ATTRIBUTION.md)
+# The docs' figures from the sample photos (downscaled, attribution in docs/figures/ATTRIBUTION.md), and docs/layout.md
 figures: $(STAMP)
 	$(BIN)/python scripts/make_figures.py $(if $(INPUT),--input $(INPUT),)
 	$(BIN)/python scripts/layout_doc.py

@@ -2,7 +2,7 @@
 
 Runs the whole `alienstay calibrate` procedure (head refitted in every fold, floors on inner
 out-of-fold predictions) on the labelled calibration photos for a few fold seeds and two values
-of the head's regularisation C, and prints precision and coverage for each. The README's
+of the head's regularisation C, and prints precision and coverage for each. docs/tagging.md's
 "Tags you can trust" section quotes these lines; nothing here is written to the packaged profile.
 
     python -m benchmarks.bench_calibration [--labels ../shared/samples/calibration/labels.tsv]
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[HEAD_C, 0.003])
     args = parser.parse_args()
     if not args.labels.is_file():
-        raise SystemExit(f"{args.labels}: no labels file; pass --labels PATH/labels.tsv (see README, issue 20).")
+        raise SystemExit(f"{args.labels}: no labels file; pass --labels PATH/labels.tsv (see docs/tagging.md, issue 20).")
 
     from alienstay.cli.labels import _load
     from alienstay.stages.labelled import run_encoder

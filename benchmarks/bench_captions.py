@@ -3,7 +3,7 @@ random weights (no hub here), on the sample photos, through the caption stage's 
 
 `python -m benchmarks captions`. Each model writes exactly TOKENS new tokens a caption
 (min = max), so the figure is the cost of a caption of that length, not of what random
-weights happen to say; Florence-2's real detailed captions run longer (see README).
+weights happen to say; Florence-2's real detailed captions run longer (see docs/tagging.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For 100,000 and 1,000,000 synthetic photos (`benchmarks/gallery_data.py`: the real vocabulary,
 70 tag rows a photo, probabilities from the tag stage's own softmax and selection rule), the
 workspace is generated once (kept under runs/bench/gallery/), its word index built as the tag
-stage builds it, then `alienstay serve --workers W` (W: one per core, as the README advises for
+stage builds it, then `alienstay serve --workers W` (W: one per core, as docs/gallery.md advises for
 a large workspace) is started and measured: start until the first answer, peak memory of all its
 processes (proportional set size, PSS: the index pages the workers map together count once;
 the plain sum of resident sets, which counts them once a worker, beside it), and, per kind of

@@ -5,7 +5,7 @@ collection: a photo is a room type (12) plus its hotel (20 photos a hotel on ave
 own part, in a 64-d subspace, plus a little noise in all 512 dimensions, unit-normalised: a
 photo's nearest neighbour has cosine ~0.86, its 10th ~0.75, a random pair ~0 (printed). On
 vectors with no such structure (isotropic noise as large as the signal) no index of this
-kind keeps its recall; the README gives that figure too. For 100,000 and 1,000,000 of them,
+kind keeps its recall; docs/gallery.md gives that figure too. For 100,000 and 1,000,000 of them,
 stored as the tag stage stores them (fp16 .npy) and indexed by `alienstay index`'s stage:
 
 - a **text query** is a vector that is no photo's (a room type in a place that is no hotel of

@@ -6,7 +6,7 @@ scale, every facet gets the lowest floor at which the selected tags reach the ta
 (at that floor and every higher one, with at least MIN_SUPPORT labelled selections). Absence
 words are never selected (ConSE sees objects, not what is missing). Printed: the best settings
 per model, its per-facet floors, precision and coverage, the classifier's speed, and the table
-of the shipped evidence (src/alienstay/encoders/offline_evidence.py) that README section 3 shows.
+of the shipped evidence (src/alienstay/encoders/offline_evidence.py) that docs/tagging.md shows.
 
     .venv/bin/python -m benchmarks offline_quality
 """

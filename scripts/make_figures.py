@@ -1,4 +1,4 @@
-"""The README's figures from the sample photos (`make figures`): run the pipeline, downscale, copy.
+"""The docs' figures from the sample photos (`make figures`): run the pipeline, downscale, copy.
 
     python scripts/make_figures.py [--input DIR] [--workspace DIR] [--out docs/figures]
 

@@ -122,7 +122,7 @@ def write_synthetic_workspace(root: Path, hotels: int = 6, per_hotel: int = 4) -
 
 
 def test_cli_planted_hotels_cluster_by_room_not_hotel(tmp_path: Path) -> None:
-    """README section 4: 12 hotels x 4 room types, k = 4, ARI 1.00 vs room type, -0.11 vs hotel."""
+    """docs/clustering.md: 12 hotels x 4 room types, k = 4, ARI 1.00 vs room type, -0.11 vs hotel."""
     ws = write_synthetic_workspace(tmp_path / "ws", hotels=12)
     result = CliRunner().invoke(app, ["cluster", "--k-max", "8", "--workspace", str(ws)])
     assert result.exit_code == 0, result.output

@@ -101,13 +101,13 @@ def test_weights_unavailable_is_its_own_error_and_a_bad_folder_is_not(tmp_path, 
     assert not isinstance(typo.value, WeightsUnavailable)  # a typo must fail, not fall back
 
 
-def test_the_readme_recipe_example_validates():
+def test_the_restyling_page_recipe_example_validates():
     import yaml
 
     from alienstay.editing.recipes import PACKAGED_RECIPES
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Extending alienstay: a recipe", 1)[1]
+    page = (REPO / "docs" / "restyling.md").read_text(encoding="utf-8")
+    section = page.split("## Your own recipe", 1)[1]
     example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     packaged = yaml.safe_load(PACKAGED_RECIPES.read_text(encoding="utf-8"))
     packaged["recipes"].update(example["recipes"])

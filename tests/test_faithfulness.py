@@ -246,7 +246,7 @@ def test_a_broken_lpips_install_is_recorded_with_its_reason_and_warned(photos, m
         metrics = Guard().measure(photos[0], photos[0])
         again = Guard().measure(photos[1], photos[1])
     assert math.isnan(metrics.lpips) and metrics.missing.startswith("lpips not measured")
-    # not installed: left out on purpose (README), recorded without an install hint and not warned about
+    # not installed: left out on purpose (docs/restyling.md), recorded without an install hint and not warned about
     assert ("not installed (left out on purpose" if broken == "missing" else "OSError: AlexNet weights cannot be downloaded") in metrics.missing
     assert "install the" not in metrics.missing or broken != "missing"
     assert again.missing == metrics.missing

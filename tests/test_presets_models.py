@@ -167,9 +167,9 @@ def test_models_list_works_with_nothing_anywhere(tmp_path, monkeypatch):
     assert {row.where for row in model_store.inventory("offline")} == {model_store.PACKAGED}
 
 
-def test_the_readme_preset_table_names_every_model_each_preset_loads():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    table = readme.split("| role | `cpu`", 1)[1].split("\n\n", 1)[0]
+def test_the_hardware_page_preset_table_names_every_model_each_preset_loads():
+    hardware = (Path(__file__).resolve().parents[1] / "docs" / "hardware.md").read_text(encoding="utf-8")
+    table = hardware.split("| role | `cpu`", 1)[1].split("\n\n", 1)[0]
     for preset in ("cpu", "gpu"):
         for role, member in presets.members(preset).items():
             assert not member.fetchable or member.model.split("/")[-1] in table, (preset, role, member.model)

@@ -1,7 +1,7 @@
-"""The README's figures about the sample photos are what the commands print today: each test
+"""The docs' figures about the sample photos are what the commands print today: each test
 reruns the command a figure comes from and fails when the quoted figure no longer matches.
 
-The sample photos go through the CLI as the README says: `ingest folder`, `preprocess`,
+The sample photos go through the CLI as docs/tagging.md says: `ingest folder`, `preprocess`,
 `tag --model offline` (the tagger every machine has), `cluster`.
 """
 
@@ -17,7 +17,8 @@ from alienstay.cli.commands import app
 from alienstay.testing.tiny_models import prepared_workspace
 from alienstay.workspace.layout import Workspace
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+TAGGING, CLUSTERING, HARDWARE = DOCS / "tagging.md", DOCS / "clustering.md", DOCS / "hardware.md"
 TABLE_FACETS = ("place", "objects", "light", "comfort")
 runner = CliRunner()
 QUOTED = re.compile(r"None of these (\d+) tags is labelled wrong: the (\d+) on facets the labels judge are (\d+) right "
@@ -33,13 +34,13 @@ def tagged(tmp_path_factory, samples_dir: Path) -> Workspace:
     return ws
 
 
-def readme() -> str:
-    return README.read_text(encoding="utf-8")
+def page(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def quoted_sample_table() -> dict[str, list[str]]:
-    """photo -> its cells, from the README's table of the offline tagger on the samples."""
-    text = readme()
+    """photo -> its cells, from docs/tagging.md's table of the offline tagger on the samples."""
+    text = page(TAGGING)
     start = text.index("| photo | place | objects | light | comfort |")
     rows = {}
     for line in text[start:].splitlines()[2:]:
@@ -58,7 +59,7 @@ def test_the_sample_tag_table_and_its_count_are_what_the_tag_stage_selects(tagge
         mine = chosen[chosen["image_id"] == image_id]
         made[Path(image_id).stem] = [", ".join(mine.loc[mine["facet"] == f, "tag"]) or "–" for f in TABLE_FACETS]
     assert quoted_sample_table() == made
-    assert int(QUOTED.search(" ".join(readme().split())).group(1)) == len(chosen)
+    assert int(QUOTED.search(" ".join(page(TAGGING).split())).group(1)) == len(chosen)
 
 
 def test_the_right_and_defensible_counts_are_what_the_labels_say(tagged: Workspace) -> None:
@@ -67,7 +68,7 @@ def test_the_right_and_defensible_counts_are_what_the_labels_say(tagged: Workspa
     from alienstay.vocabulary.words import load_vocabulary
 
     found = _sample_verdicts(tagged.read_tags(), load_vocabulary())["verdict"].value_counts()
-    total, judged, right, ok, other = map(int, QUOTED.search(" ".join(readme().split())).groups())
+    total, judged, right, ok, other = map(int, QUOTED.search(" ".join(page(TAGGING).split())).groups())
     assert (judged, right, ok) == (found.sum(), found.get("right", 0), found.get("ok", 0))
     assert found.get("wrong", 0) == 0 and other == total - judged
 
@@ -76,7 +77,7 @@ def test_the_clustering_sentence_is_what_the_cluster_note_says(tagged: Workspace
     note = (tagged.report_dir / "clusters.md").read_text(encoding="utf-8")
     k = re.search(r"The silhouette picks \*\*k = (\d+)\*\*", note).group(1)
     classes, ari = re.search(r"\*\*place\*\*: (\d+) classes.*?\(ARI (-?[\d.]+)", note).groups()
-    sentence = " ".join(readme().split())
+    sentence = " ".join(page(CLUSTERING).split())
     assert f"the silhouette picks k = {k} (" in sentence
     assert f"ARI {ari} against the `place` tag, which has {classes} values here" in sentence
 
@@ -86,6 +87,6 @@ def test_the_presets_table_names_the_offline_image_model_that_runs() -> None:
     from alienstay.runtime.presets import model_for
 
     lite = IMAGE_MODEL.replace("efficientnet-lite", "EfficientNet-Lite")  # efficientnet-lite1 -> EfficientNet-Lite1
-    row = next(line for line in readme().splitlines() if line.startswith("| tagger | openai/clip-vit-base-patch32"))
+    row = next(line for line in page(HARDWARE).splitlines() if line.startswith("| tagger | openai/clip-vit-base-patch32"))
     assert f"`offline` ({lite} + all-MiniLM-L6-v2, ConSE)" in row
     assert lite in model_for("offline", "tagger").licence  # and `models list --preset offline` says the same

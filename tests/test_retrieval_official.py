@@ -113,7 +113,7 @@ def test_paper_protocol_agrees_with_the_datasets_counting_rule(tmp_path: Path, w
     distinct = figures["distinct-hotel top-K (not the paper's metric)"]["embeddings"]
     gaps = [distinct[kind][k] - value for kind in ("hotel", "chain") for k, value in figures[kind].items()]
     assert min(gaps) >= -1e-9 and max(gaps) > 5  # here hotel top-10 and chain top-3/5 differ
-    assert (figures["hotel"]["10"], distinct["hotel"]["10"]) == (pytest.approx(80.0), pytest.approx(260 / 3))  # README
+    assert (figures["hotel"]["10"], distinct["hotel"]["10"]) == (pytest.approx(80.0), pytest.approx(260 / 3))  # docs/gallery.md
     note = (workspace.report_dir / "retrieval.md").read_text()
     assert "**Protocol: the paper's.** The 60 test-split photos are the queries, the 180 train-split photos" in note
 

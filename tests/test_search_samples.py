@@ -1,7 +1,7 @@
 """Search by meaning on the real sample photos, tagged by the offline tagger (its MiniLM text side
 embeds any phrase): through the API, the home page in Chromium, and the photo page's strip.
 
-ALIENSTAY_SCREENSHOTS=1 saves the browser's views into docs/figures/ for the README (only then,
+ALIENSTAY_SCREENSHOTS=1 saves the browser's views into docs/figures/ for docs/gallery.md (only then,
 so a normal run leaves the tree clean).
 """
 

@@ -109,6 +109,6 @@ def test_without_reference_the_packaged_counts_are_used_from_any_folder(tmp_path
     monkeypatch.chdir(tmp_path)  # no ../shared from here: the default must not depend on the folder
     note = build_note(workspace)
     ref = note.balance.set_index(["classes of", "source"]).loc[("chain", "the reference TSV (full train download)")]
-    assert ref["images"] == 1_124_214  # the full train download's file count (README, section 2)
+    assert ref["images"] == 1_124_214  # the full train download's file count (docs/dataset.md)
     assert str(PACKAGED_REFERENCE) in note.path.read_text()
     assert "alienstay/data/" in PACKAGED_REFERENCE.as_posix()

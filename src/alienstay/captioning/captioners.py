@@ -3,7 +3,7 @@ caption + selected tags = a prompt.
 
 :func:`prompt_string` gives "caption, tag, tag, ..." for one photo, a text-to-image style
 prompt of what the photo already shows. No recipe uses it yet: the restyling prompts are the
-recipes' own instructions (README section 3, captions).
+recipes' own instructions (docs/tagging.md, the tag stage's captions).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from rich.table import Table
 from alienstay.cli.common import WorkspaceOption, console, fail, open_workspace
 from alienstay.workspace.layout import DEFAULT_WORKSPACE
 
-LabelsOption = Annotated[Path, typer.Option("--labels", help="Labels file (CSV/TSV: a `file` column, `scene`, yes/no columns; README).")]
+LabelsOption = Annotated[Path, typer.Option("--labels", help="Labels file (CSV/TSV: a `file` column, `scene`, yes/no columns; docs/tagging.md).")]
 MappingOption = Annotated[
     Optional[Path], typer.Option("--mapping", help="Your column -> word mapping YAML, added to the packaged label_columns.yaml.")
 ]

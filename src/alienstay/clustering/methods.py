@@ -6,7 +6,7 @@
 - ``agglomerative``: average linkage on cosine distance, with the silhouette's k.
 - ``hdbscan``: density clusters; photos in no dense region get ``-1`` (noise).
 
-A new method is one ``register_method`` call (see README, "Extending alienstay").
+A new method is one ``register_method`` call (see docs/extending.md).
 Everything is deterministic for a seed.
 """
 

@@ -215,7 +215,7 @@ def _lpips_metric():
         import lpips  # (pulls torchvision and downloads the AlexNet backbone weights)
 
         return lpips.LPIPS(net="alex", verbose=False)
-    except ImportError as error:  # not installed: left out on purpose (README 5), so no install hint
+    except ImportError as error:  # not installed: left out on purpose (docs/restyling.md), so no install hint
         raise LpipsUnavailable(NO_LPIPS) from error
     except Exception as error:  # a broken torchvision, weights that cannot be had
         raise LpipsUnavailable(

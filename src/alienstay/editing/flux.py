@@ -8,7 +8,7 @@
   preset's editor; the photo goes both to Qwen2.5-VL (meaning) and to the VAE (appearance).
 - ``flux_portrait``: FLUX.1 [schnell] (Apache-2.0, ``FluxPipeline``) text-to-image, 4 steps.
 
-Memory (README, "Restyling methods side by side"): bf16 on one 80 GB GPU; on smaller GPUs
+Memory (docs/restyling.md, "Restyling methods side by side"): bf16 on one 80 GB GPU; on smaller GPUs
 ``Speed(cpu_offload=True)`` (model CPU offload) and, as a clearly optional path, a 4-bit or 8-bit
 transformer (``quantize="4bit"|"8bit"``, diffusers' bitsandbytes integration; needs a CUDA GPU
 and ``pip install bitsandbytes``). Every model is loaded through ``alienstay.runtime.models.resolve``.

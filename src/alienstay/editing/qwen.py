@@ -14,7 +14,7 @@ it (editing/qwen_processor.py) from the repo's ``processor/`` folder and passes 
 ``--lcm-lora`` names a few-step distilled LoRA here (:func:`load_few_step_lora`): lightx2v's
 Qwen-Image-Edit-Lightning (Apache-2.0), fused, with its own schedule. On an H200 the 8-step path
 edits an 8 x 3 series at 1024 px in 96 s against about 18 minutes at 50 steps with true CFG
-(README, Hardware and presets; ``python -m benchmarks.bench_gpu``).
+(docs/hardware.md, GPU figures; ``python -m benchmarks.bench_gpu``).
 """
 
 from __future__ import annotations

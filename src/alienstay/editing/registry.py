@@ -4,7 +4,7 @@ A stage never branches on a method or model string: it asks the registry for the
 the entry says which recipe fields it reads, which models it loads by default and how to
 build it. Each registry lives beside its built-in entries, so a lookup always sees them:
 ``EDITORS`` in ``editing/methods.py``, ``MASKERS`` in ``editing/masks.py``, ``CONTROL_MAPS``
-in ``editing/controls.py``. Adding one is one ``register`` call (README, "Extending alienstay").
+in ``editing/controls.py``. Adding one is one ``register`` call (docs/extending.md).
 """
 
 from __future__ import annotations

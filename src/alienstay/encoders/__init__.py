@@ -183,7 +183,7 @@ def _load_auto(device: str, dtype: str, machine: Machine) -> ImageTextEncoder:
         if said not in _FALLBACKS_SAID:  # once a process: the demo loads `auto` for the tagger and each edit's guard
             _FALLBACKS_SAID.add(said)
             log.warning(
-                "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see README.",
+                "model auto: %s could not be had (%s). RUNNING THE %s TAGGER %s instead: weaker than CLIP; see docs/tagging.md.",
                 first.default_model, str(error).splitlines()[0], fallback.name.upper(), encoder.model_id,
             )
         return encoder

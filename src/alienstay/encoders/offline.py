@@ -52,7 +52,7 @@ class ImageNetModel:
 
 
 # Lite0, Lite1 and Lite2 were measured on the labelled photos (benchmarks/bench_offline_quality.py,
-# README section 3): Lite1 selects ~30 % more correct tags at the same 95 % precision for ~1.6x
+# docs/tagging.md): Lite1 selects ~30 % more correct tags at the same 95 % precision for ~1.6x
 # Lite0's time, so it is the default; Lite2 is slower and no better (its package is not in the extra).
 IMAGE_MODELS = {
     model.name: model
@@ -68,7 +68,7 @@ IMAGE_MODELS = {
 IMAGE_MODEL = "efficientnet-lite1"
 TEXT_MODEL = "all-MiniLM-L6-v2"
 MODEL_ID = f"offline:{IMAGE_MODEL}+{TEXT_MODEL}"
-DEFAULT_PROFILE = "offline_calibration.yaml"  # package data written by `alienstay calibrate` (README "Tags you can trust")
+DEFAULT_PROFILE = "offline_calibration.yaml"  # package data written by `alienstay calibrate` (docs/tagging.md, "Tags you can trust")
 INSTALL_HINT = "pip install 'alienstay[offline]'"
 # (import name, distribution name) of every package the offline tagger needs besides its weights.
 REQUIRED_PACKAGES = [

@@ -12,7 +12,7 @@ of data/sample_labels.yaml): each keeps the lowest floor at which its selected t
 precision (at that floor and every higher one, with at least 3 labelled selections). `view`,
 `water`, `style` and `welcome` reach it at no floor (e.g. "sea" wins `water` on the rocket and
 the astronaut, "rustic" wins `style` on the white villas), so they stay silent too.
-The floors were chosen and measured on the same 13 photos: the README says so beside the figure.
+The floors were chosen and measured on the same 13 photos: docs/tagging.md says so beside the figure.
 On 125 other labelled photos they were right on 0.47 of their tags, so `load_offline_encoder`
 now selects by the packaged calibration profile (data/offline_calibration.yaml, calibration.py)
 and these floors are only its starting point (`alienstay evaluate --uncalibrated` measures them).

@@ -7,7 +7,7 @@ may be selected and from which probability on, and how they did out of sample:
   MIN_SELECTED of them: a floor resting on one lucky photo is no floor);
 - the held-out fold is then tagged with those floors; over the k folds every photo is tagged
   once by floors that never saw it, and those selections give the cross-validated precision and
-  coverage the profile (and the README) report;
+  coverage the profile (and docs/tagging.md) report;
 - a word that no floor brings to the target on the training photos, a word with too few
   labelled photos, and a word whose cross-validated precision stays below the target are
   silenced, each with its reason; so is every word of a facet the labels do not judge.

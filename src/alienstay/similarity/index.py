@@ -1,6 +1,6 @@
 """Nearest photos by cosine: exact over the memory map, or an approximate index above a size.
 
-Chosen by measurement (`python -m benchmarks index`, figures in the README): exact search
+Chosen by measurement (`python -m benchmarks index`, figures in docs/gallery.md): exact search
 costs a pass over the whole matrix (fine to some tens of thousands of photos, ~0.3-0.7 s at a
 million on this CPU); FAISS IVF with 8-bit scalar quantisation (`IndexIVFScalarQuantizer`)
 visits `nprobe` of its `nlist` cells and scores 1 byte a dimension, then the best

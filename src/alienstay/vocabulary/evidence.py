@@ -39,7 +39,7 @@ class Evidence:
     facets: frozenset[str] | None = None  # None: every facet of the vocabulary
     sees_absences: bool = True
     rules: Mapping[str, FacetRule] = field(default_factory=dict)
-    source: str = "the vocabulary's own floors"  # where the rules come from, for notes and the README
+    source: str = "the vocabulary's own floors"  # where the rules come from, for notes and the docs
     # Per-word floors from a calibration profile ("facet:tag" -> floor). When given, ONLY these
     # words may be selected: a word the profile silenced or never saw stays silent (calibration.py).
     word_floors: Mapping[str, float] | None = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Compared (C 0.001-0.1, weight 1-10) on the calibration photos' cross-validation folds, so mildly
-# optimistic: README "Tags you can trust" says so.
+# optimistic: docs/tagging.md, "Tags you can trust", says so.
 HEAD_C = 0.01
 STAT_WEIGHT = 3.0
 LOG_FLOOR = 1e-4  # class probabilities below it carry no information: log(p + floor)
