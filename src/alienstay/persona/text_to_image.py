@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alienstay.editing.methods import SD15  # the weights the SD 1.5 editors load: stated once, there
 from alienstay.runtime.registry import Registry
-from alienstay.runtime.weights import FLUX_FILES, PIPELINE_FILES, Weights, default_model
+from alienstay.runtime.weights import FLUX_FILES, Weights, default_model
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _flux_schnell(model: str, prompt: str, negative_prompt: str, seed: int, step
 
 TEXT_TO_IMAGE.register(TextToImageSpec(
     "sd15", _sd15, "Stable Diffusion 1.5 (cpu)",
-    {"text-to-image": Weights("stable-diffusion-v1-5/stable-diffusion-v1-5", "CreativeML OpenRAIL-M", PIPELINE_FILES)},
+    {"text-to-image": SD15},
 ))
 TEXT_TO_IMAGE.register(TextToImageSpec(
     "flux-schnell", _flux_schnell, "FLUX.1 [schnell] (gpu): 4 steps, no guidance, no negative prompt",
