@@ -70,6 +70,7 @@ def test_an_outside_masker_appears_on_the_first_lookup(tmp_path, monkeypatch, fr
     image.paste((255, 255, 255), (0, 0, 4, 4))
     mask = spec.build(spec.models).mask(image, "anything", spec.threshold[1])
     assert mask.shape == (4, 8) and mask[:, :4].all() and not mask[:, 4:].any()
+    assert fresh_maskers.outside == {"brightest": "alien-masks 0.1"} and spec not in fresh_maskers.builtin()
     assert fresh_maskers.load_entry_points() == []  # a second load adds nothing twice
 
 
@@ -85,7 +86,7 @@ def test_a_function_may_return_several_entries(tmp_path, monkeypatch):
     """})
     monkeypatch.syspath_prepend(str(root))
     things: Registry = Registry("thing", group="alienstay.test_things")
-    assert things.names() == ["one", "two"]
+    assert things.names() == ["one", "two"] and things.outside == {"one": "many-things 0.1", "two": "many-things 0.1"}
 
 
 @pytest.mark.parametrize(("module", "expected"), [

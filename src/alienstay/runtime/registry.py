@@ -53,6 +53,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group  # the entry-point group outside packages register through
         self._entries: dict[str, T] = {}
+        self.outside: dict[str, str] = {}  # entry name -> the distribution whose entry point added it
         self._outside_loaded = group is None
         self.home = sys._getframe(1).f_globals.get("__name__", "")  # the module that created it
         REGISTRIES.append(self)
@@ -76,6 +77,7 @@ class Registry(Generic[T]):
         added = []
         for point in metadata.entry_points(group=self.group) if self.group else ():
             where = f"entry point {point.name!r} ({point.value}) of the distribution {_distribution(point)}"
+            before = set(self._entries)
             try:
                 loaded = point.load()
                 found = loaded() if callable(loaded) and not hasattr(loaded, "name") else loaded
@@ -85,13 +87,20 @@ class Registry(Generic[T]):
                     f"fix or uninstall that distribution."
                 ) from error
             for entry in found if isinstance(found, Iterable) and not hasattr(found, "name") else (found,):
-                if entry.name in self._entries and self._entries[entry.name] is entry:
+                if self._entries.get(getattr(entry, "name", None)) is entry:
                     continue  # the module registered it itself on import
                 try:
-                    added.append(self.register(entry).name)
+                    self.register(entry)
                 except (TypeError, ValueError) as error:
                     raise EntryPointError(f"{where}: {error}") from error
+            new = [name for name in self._entries if name not in before]  # its module may register them itself
+            self.outside.update(dict.fromkeys(new, _distribution(point)))
+            added += new
         return added
+
+    def builtin(self) -> list[T]:
+        """The entries this package registers itself (outside packages' left out)."""
+        return [entry for entry in self if entry.name not in self.outside]
 
     def get(self, name: str) -> T:
         entries = self._entries_now()
@@ -140,7 +149,9 @@ def all_registries() -> list[Registry]:
     unimported); registries a test or a script makes for itself are left out."""
     for home in dict.fromkeys(HOMES.values()):
         importlib.import_module(home)
-    return [registry for registry in REGISTRIES if registry.home.startswith("alienstay.")]
+    order = {kind: number for number, kind in enumerate(HOMES)}  # HOMES' order, whatever was imported first
+    ours = [registry for registry in REGISTRIES if registry.home.startswith("alienstay.")]
+    return sorted(ours, key=lambda registry: order.get(registry.kind, len(order)))
 
 
 def registry_of(kind: str) -> Registry:
