@@ -41,7 +41,11 @@ def test_every_registry_the_package_creates_is_found():
 
 @pytest.mark.parametrize("pair", ENTRIES, ids=entry_id)
 def test_the_declaration_is_complete(pair):
-    registry, entry = pair
+    check_declaration(*pair)
+
+
+def check_declaration(registry, entry) -> None:
+    """What every entry of `registry` must state (tests/test_extending_doc.py checks the docs' entries with it)."""
     assert NAME.match(entry.name), entry.name
     said = getattr(entry, "description", None) or getattr(entry, "note", None)
     assert said or registry.kind == "preset member", "a description says what it is"
@@ -84,7 +88,7 @@ def photo(samples_dir) -> Image.Image:
     return Image.open(sorted(Path(samples_dir).glob("*.jpg"))[0]).convert("RGB").resize((96, 64))
 
 
-def _encoder(entry, models, photo, root):
+def _encoder(entry, models, photo, root, recipes=None):
     from alienstay.encoders import load_entry
 
     encoder = load_entry(entry, models[0], "cpu", entry.dtypes[0])
@@ -93,19 +97,19 @@ def _encoder(entry, models, photo, root):
     assert texts.shape[1] == images.shape[1] and np.allclose(texts.norm(dim=1).numpy(), 1, atol=1e-4)
 
 
-def _captioner(entry, models, photo, root):
+def _captioner(entry, models, photo, root, recipes=None):
     captioner = entry.load(models[0], "cpu", "float32")
     captions = captioner.caption(captioner.image_transform()(photo)[None])
     assert len(captions) == 1 and isinstance(captions[0], str)
 
 
-def _editor(entry, models, photo, root):
+def _editor(entry, models, photo, root, recipes=None):
     from alienstay.editing.base import Speed, fit_size
     from alienstay.editing.controls import CONTROL_MAPS
     from alienstay.editing.identity import SeriesSettings, build_request
     from alienstay.editing.recipes import load_recipes
 
-    recipe = next(r for r in load_recipes().recipes.values() if entry.name in r.methods)
+    recipe = next(r for r in load_recipes(recipes).recipes.values() if entry.name in r.methods)
     control = next(iter(CONTROL_MAPS))  # an editor steered by a ControlNet gets the first map's
     editor = entry.build(models[0], recipe, speed=Speed(), controlnet=stand_in(control.default_controlnet, root),
                          control=control.name)
@@ -119,29 +123,29 @@ def _editor(entry, models, photo, root):
     assert editor.is_diffusion == entry.is_diffusion and editor.model_id
 
 
-def _masker(entry, models, photo, root):
+def _masker(entry, models, photo, root, recipes=None):
     masker = entry.build(dict(zip(entry.models, models)), device="cpu")
     mask = np.asarray(masker.mask(photo, "bed", entry.threshold[1]))
     assert mask.shape == (photo.height, photo.width)
 
 
-def _control_map(entry, models, photo, root):
+def _control_map(entry, models, photo, root, recipes=None):
     assert entry.compute(photo).size == photo.size
 
 
-def _text_to_image(entry, models, photo, root):
+def _text_to_image(entry, models, photo, root, recipes=None):
     image, model_id = entry.render(models[0], "a room", "", 0, 2, 64, 1.0, device="cpu", dtype="float32")
     assert image.size == (64, 64) and model_id
 
 
-def _structure(entry, models, photo, root):
+def _structure(entry, models, photo, root, recipes=None):
     from alienstay.editing.faithfulness import dino_self_similarity_distance
 
     model, processor = entry.load(models[0], "cpu")
     assert dino_self_similarity_distance(model, processor, photo, photo) == pytest.approx(0, abs=1e-5)
 
 
-def _clustering(entry, models, photo, root):
+def _clustering(entry, models, photo, root, recipes=None):
     from alienstay.clustering import planted_tag_vectors
 
     features, _ = planted_tag_vectors(40, 3, seed=0)
@@ -149,7 +153,7 @@ def _clustering(entry, models, photo, root):
     assert labels.shape == (40,) and labels.dtype.kind == "i"
 
 
-def _probability(entry, models, photo, root):
+def _probability(entry, models, photo, root, recipes=None):
     from alienstay.vocabulary.words import load_vocabulary
 
     vocab = load_vocabulary()
@@ -176,8 +180,12 @@ RUNNABLE = [pair for pair in ENTRIES if pair[0].kind in RUN
 
 @pytest.mark.parametrize("pair", RUNNABLE, ids=entry_id)
 def test_the_entry_loads_and_runs_with_tiny_stand_ins(pair, photo, tmp_path_factory):
-    registry, entry = pair
-    root = tmp_path_factory.getbasetemp() / "stand-ins"
+    run_with_stand_ins(*pair, photo, tmp_path_factory.getbasetemp() / "stand-ins")
+
+
+def run_with_stand_ins(registry, entry, photo: Image.Image, root: Path, recipes: Path | None = None) -> None:
+    """Load `entry` with the tiny stand-ins of its default weights (built once under `root`) and run it once;
+    an editor with a recipe that allows it (from `recipes`, else the packaged ones)."""
     root.mkdir(exist_ok=True)
     models = [stand_in(w.model, root) for w in defaults(getattr(entry, "weights", None) or {}).values()]
-    RUN[registry.kind](entry, models or [None], photo, root)
+    RUN[registry.kind](entry, models or [None], photo, root, recipes)
