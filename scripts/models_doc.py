@@ -40,6 +40,11 @@ def files_cell(files: tuple[str, ...] | None) -> str:
     return "packaged (pip), nothing to fetch" if files is None else ", ".join(f"`{f}`" for f in files)
 
 
+def needs(entry: object) -> str:
+    extras = getattr(entry, "needs", ())
+    return f" (needs `pip install 'alienstay[{','.join(extras)}]'`)" if extras else ""
+
+
 def model_table(entries: list) -> list[str]:
     lines = ["| entry | role | model | licence | dtypes | files | what it is |", "|---|---|---|---|---|---|---|"]
     for entry in entries:
@@ -48,7 +53,7 @@ def model_table(entries: list) -> list[str]:
             lines.append(f"| `{entry.name}` | - | - | - | {dtypes} | - | {cell(entry.description)} |")
         for number, (role, weights) in enumerate(entry.weights.items()):
             uses = f" (serves: {', '.join(entry.roles)})" if getattr(entry, "roles", None) else ""
-            name, what = (f"`{entry.name}`", cell(entry.description) + uses) if number == 0 else ("", "")
+            name, what = (f"`{entry.name}`", cell(entry.description) + uses + needs(entry)) if number == 0 else ("", "")
             model = f"`{weights.model}`" if weights.fetchable else weights.model
             lines.append(f"| {name} | {role} | {model} | {cell(weights.licence)} | {dtypes if number == 0 else ''} "
                          f"| {files_cell(weights.files)} | {what} |")
@@ -57,7 +62,7 @@ def model_table(entries: list) -> list[str]:
 
 def plain_table(entries: list) -> list[str]:
     lines = ["| entry | what it is |", "|---|---|"]
-    return lines + [f"| `{entry.name}` | {cell(getattr(entry, 'description', ''))} |" for entry in entries]
+    return lines + [f"| `{entry.name}` | {cell(getattr(entry, 'description', ''))}{needs(entry)} |" for entry in entries]
 
 
 def preset_table() -> list[str]:

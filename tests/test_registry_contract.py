@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +25,7 @@ from alienstay.testing.tiny_entries import STAND_INS, stand_in
 SRC = Path(__file__).resolve().parents[1] / "src"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._/:-]*$")
+EXTRAS = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
 ENTRIES = [(registry, entry) for registry in all_registries() for entry in registry]
 
 
@@ -53,6 +55,7 @@ def check_declaration(registry, entry) -> None:
         if "Callable" in str(field.type):
             value = getattr(entry, field.name)
             assert value is None or callable(value), field.name
+    assert set(getattr(entry, "needs", ())) <= set(EXTRAS), "needs: extras of pyproject.toml"
     declared = getattr(entry, "weights", None)
     if not isinstance(declared, dict):
         return

@@ -1,8 +1,9 @@
 """The CLI's help for options that name registry entries, written from the registries themselves.
 
-Only registries whose modules import without torch are read here (editors, maskers, control
-maps, text-to-image and structure models), so `alienstay --help` stays quick; a new entry
-appears in the help with no edit to the CLI.
+Only registries whose modules import without torch are read here (encoders, editors, maskers,
+control maps, text-to-image and structure models), so `alienstay --help` stays quick; a new entry
+appears in the help with no edit to the CLI. (The captioners' and tag engines' modules load torch:
+`--caption-model` and `--engine` name theirs in their help, and docs/models.md lists them all.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from alienstay.editing.masks import DEFAULT_MASKER, MASKERS
 from alienstay.editing.methods import EDITORS
 from alienstay.editing.registry import EditorSpec
 from alienstay.editing.structure import STRUCTURE_MODELS
+from alienstay.encoders import ENCODERS
 from alienstay.persona.text_to_image import TEXT_TO_IMAGE
+
+
+def _extras(entry: object) -> str:
+    needs = getattr(entry, "needs", ())
+    return f"needs alienstay[{','.join(needs)}]" if needs else ""
+
+
+def tag_model_help() -> str:
+    return (f"auto (the first of hf, offline whose weights can be had) | {ENCODERS.choices(_extras)} | "
+            "NAME:MODEL | a hub id | a local folder (docs/models.md).")
 
 
 def _editor_remark(spec: EditorSpec) -> str:

@@ -117,7 +117,7 @@ VocabularyOption = Annotated[
 @app.command()
 def tag(
     model: Annotated[
-        str, typer.Option("--model", help="auto | an encoder's name (hf, offline: docs/models.md) | NAME:MODEL | a hub id | a local folder.")
+        str, typer.Option("--model", help=choices.tag_model_help())
     ] = "auto",
     vocabulary: VocabularyOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=0, help="0: by device (32 CPU, 256 GPU).")] = 0,

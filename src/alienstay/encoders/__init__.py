@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import torch
 from PIL import Image
 
 from alienstay.runtime.devices import (
@@ -26,6 +25,9 @@ from alienstay.runtime.devices import (
 )
 from alienstay.runtime.registry import Registry
 from alienstay.runtime.weights import Weights, default_model
+
+if TYPE_CHECKING:  # only annotations: the registry (and the CLI's help) loads without torch
+    import torch
 
 
 @runtime_checkable
@@ -66,6 +68,7 @@ class EncoderEntry:
     # Its text side alone (model, device, dtype) -> an object with encode_texts, model_id and
     # revision, for search by meaning (similarity/query.py); None: the whole encoder is loaded.
     load_text: Callable[[str | None, str, str], object] | None = None
+    needs: tuple[str, ...] = ()  # the alienstay extras it needs (`pip install 'alienstay[EXTRA]'`)
 
     @property
     def default_model(self) -> str | None:
@@ -115,7 +118,7 @@ ENCODERS.register(EncoderEntry(
     description="CLIP / SigLIP dual encoders through transformers: a hub id or a folder in the hub's layout",
 ))
 ENCODERS.register(EncoderEntry(
-    name="offline", load=_load_offline, takes_model=False,
+    name="offline", load=_load_offline, takes_model=False, needs=("offline",),
     weights={"tagger": Weights("offline", "Apache-2.0 (EfficientNet-Lite1) + MIT (all-MiniLM-L6-v2)", files=None)}, direction_decides=False, roles=("tagger", "search"),
     load_text=_load_offline_text,
     description="ConSE from pip-installed weights (ImageNet classifier + sentence encoder): no hub needed",
