@@ -54,6 +54,7 @@ def doc_files(tmp_path, monkeypatch):
     for registry in all_registries():
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
         monkeypatch.setattr(registry, "outside", dict(registry.outside))
+        monkeypatch.setattr(registry, "_points_done", set(registry._points_done))
     monkeypatch.setattr("alienstay.testing.tiny_entries.STAND_INS", dict(STAND_INS))
     folder = tmp_path / "ext"
     folder.mkdir()

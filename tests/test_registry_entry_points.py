@@ -52,6 +52,7 @@ def fresh_maskers(monkeypatch):
     """MASKERS as if nothing had looked it up yet in this process (its built-ins kept)."""
     monkeypatch.setattr(MASKERS, "_entries", dict(MASKERS._entries))
     monkeypatch.setattr(MASKERS, "_outside_loaded", False)
+    monkeypatch.setattr(MASKERS, "_points_done", set())
     return MASKERS
 
 
@@ -105,3 +106,5 @@ def test_a_broken_entry_point_names_its_distribution(tmp_path, monkeypatch, modu
         encoders.get("hf")
     message = str(raised.value)
     assert "broken-encoder 0.1" in message and "'broken' (broken_encoder:ENTRY)" in message and expected in message
+    with pytest.raises(EntryPointError):  # every lookup fails while the distribution is broken, not only the first
+        encoders.names()

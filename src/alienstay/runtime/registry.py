@@ -55,6 +55,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
         self.outside: dict[str, str] = {}  # entry name -> the distribution whose entry point added it
         self._outside_loaded = group is None
+        self._loading = False
+        self._points_done: set[str] = set()  # entry points already registered (a retry skips them)
         self.home = sys._getframe(1).f_globals.get("__name__", "")  # the module that created it
         REGISTRIES.append(self)
 
@@ -67,15 +69,21 @@ class Registry(Generic[T]):
         return entry
 
     def _entries_now(self) -> dict[str, T]:
-        if not self._outside_loaded:
-            self._outside_loaded = True  # first: an entry point that looks a name up must not recurse
-            self.load_entry_points()
+        if not self._outside_loaded and not self._loading:
+            self._loading = True  # an entry point whose module looks a name up must not recurse
+            try:
+                self.load_entry_points()
+                self._outside_loaded = True  # only once all loaded: a failing one fails every lookup, not the first
+            finally:
+                self._loading = False
         return self._entries
 
     def load_entry_points(self) -> list[str]:
         """Register the entries of this registry's entry-point group; returns their names."""
         added = []
         for point in metadata.entry_points(group=self.group) if self.group else ():
+            if point.value in self._points_done:
+                continue
             where = f"entry point {point.name!r} ({point.value}) of the distribution {_distribution(point)}"
             before = set(self._entries)
             try:
@@ -95,6 +103,7 @@ class Registry(Generic[T]):
                     raise EntryPointError(f"{where}: {error}") from error
             new = [name for name in self._entries if name not in before]  # its module may register them itself
             self.outside.update(dict.fromkeys(new, _distribution(point)))
+            self._points_done.add(point.value)
             added += new
         return added
 
