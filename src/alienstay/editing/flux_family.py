@@ -14,7 +14,7 @@ from PIL import Image
 from alienstay.editing.base import EditOutput, EditRequest, Speed, paste_outside_mask
 from alienstay.runtime.models import resolve
 from alienstay.runtime.placement import place_pipeline
-from alienstay.runtime.weights import FLUX_FILES  # noqa: F401  (configs, tokenizers, each part's safetensors)
+from alienstay.runtime.weights import FLUX_FILES  # configs, tokenizers and each part's safetensors
 
 QUANTIZE = ("4bit", "8bit")
 
