@@ -48,6 +48,11 @@ def test_every_code_block_names_the_file_it_is():
         assert Path(name).suffix == {"python": ".py", "yaml": ".yaml", "toml": ".toml"}[language], name
 
 
+def test_the_page_names_every_registry_s_entry_point_group():
+    page = DOC.read_text(encoding="utf-8")
+    assert all(f"`{registry.group}`" in page for registry in all_registries())
+
+
 @pytest.fixture
 def doc_files(tmp_path, monkeypatch):
     """The page's files in tmp_path/ext, importable; every registry as it was before, afterwards."""

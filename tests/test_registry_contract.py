@@ -169,8 +169,9 @@ RUN = {"encoder": _encoder, "captioner": _captioner, "edit method": _editor, "ma
        "control map": _control_map, "text-to-image model": _text_to_image, "structure model": _structure,
        "clustering method": _clustering, "probability rule": _probability}  # fmt: skip
 # Checked by their declaration alone: a tag engine needs a workspace and a vocabulary run
-# (tests/test_tagging.py), a feature kind a tagged workspace (tests/test_clustering.py).
-DECLARED_ONLY = {"tag engine", "feature kind", "preset", "preset member"}
+# (tests/test_tagging.py), a feature kind a tagged workspace (tests/test_clustering.py), an index
+# backend a workspace's embeddings (tests/test_search_index.py).
+DECLARED_ONLY = {"tag engine", "feature kind", "index backend", "preset", "preset member"}
 
 
 def test_every_kind_of_registry_is_run_or_said_to_be_declared_only():

@@ -37,7 +37,8 @@ HOMES = {
     "control map": "alienstay.editing.controls", "structure model": "alienstay.editing.structure",
     "text-to-image model": "alienstay.persona.text_to_image", "clustering method": "alienstay.clustering.methods",
     "feature kind": "alienstay.clustering.features", "tag engine": "alienstay.tagging.engines",
-    "probability rule": "alienstay.tagging.scoring", "preset": "alienstay.runtime.presets",
+    "probability rule": "alienstay.tagging.scoring", "index backend": "alienstay.similarity.index",
+    "preset": "alienstay.runtime.presets",
     "preset member": "alienstay.runtime.presets",
 }  # fmt: skip
 
