@@ -46,6 +46,7 @@ notebook: $(STAMP)
 figures: $(STAMP)
 	$(BIN)/python scripts/make_figures.py $(if $(INPUT),--input $(INPUT),)
 	$(BIN)/python scripts/layout_doc.py
+	$(BIN)/python scripts/models_doc.py
 
 serve: $(STAMP)
 	$(BIN)/alienstay serve --workspace $(WORKSPACE)

@@ -26,15 +26,17 @@ def test_every_packaged_recipe_names_registered_methods_with_what_they_read():
             spec = EDITORS.get(method)
             assert all(getattr(v, spec.reads) for v in recipe.values), (recipe.name, method)
             assert set(recipe.settings_for(method)) <= set(spec.settings), (recipe.name, method)
-    assert set(EDITORS.names()) == {"instruct-pix2pix", "controlnet", "inpaint", CLASSICAL, "qwen-image-edit", "kontext"}
-    assert EDITORS.get("controlnet").default_models["pipeline"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    # every entry's declaration: tests/test_registry_contract.py; here what the editing code relies on
+    from alienstay.persona.text_to_image import TEXT_TO_IMAGE
+
+    assert EDITORS.get("controlnet").weights["pipeline"] is TEXT_TO_IMAGE.get("sd15").weights["text-to-image"]
     assert not EDITORS.get(CLASSICAL).is_diffusion and EDITORS.get("inpaint").needs_mask
-    assert CONTROL_MAPS.get("mlsd").default_controlnet == "lllyasviel/control_v11p_sd15_mlsd"
-    assert MASKERS.get("clipseg").default_model == "CIDAS/clipseg-rd64-refined"
+    assert EDITORS.get(CLASSICAL).default_models == {}  # plain code: no weights for --model to replace
+    assert MASKERS.get("clipseg").default_model == MASKERS.get("clipseg").models["masker"]
 
 
 def test_an_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown control map 'hed': use one of mlsd, canny"):
+    with pytest.raises(ValueError, match=f"unknown control map 'hed': use one of {', '.join(CONTROL_MAPS.names())}"):
         CONTROL_MAPS.get("hed")
     with pytest.raises(ValueError, match="unknown edit method 'magic'"):
         EDITORS.get("magic")

@@ -39,28 +39,29 @@ def test_auto_picks_by_hardware():
         presets.pick("laptop")
 
 
-def test_preset_allow_patterns_are_what_the_pipelines_load():
+def test_preset_members_are_their_entries_weights_and_cpu_is_the_registries_defaults():
     from alienstay import persona
-    from alienstay.editing import pipelines
-    from alienstay.editing.controls import CONTROL_MAPS
+    from alienstay.editing import flux_family, pipelines
     from alienstay.editing.masks import MASKERS
     from alienstay.editing.methods import EDITORS
+    from alienstay.persona.text_to_image import TEXT_TO_IMAGE
+    from alienstay.runtime.weights import defaults
 
     assert list(presets.PIPELINE_FILES) == list(pipelines.PIPELINE_FILES)
-    from alienstay.editing import flux_family
-
     assert presets.FLUX_FILES == flux_family.FLUX_FILES
-    gpu = presets.members("gpu")
+    for preset in presets.PRESETS.names():
+        for member in presets.members(preset).values():  # no id, licence or file list of its own
+            assert any(member.weights is w for w in member.spec.weights.values()), member.name
+    cpu, gpu = presets.members("cpu"), presets.members("gpu")
+    for member in cpu.values():  # the cpu preset loads every entry's default weights
+        assert member.weights is next(iter(defaults(member.spec.weights).values())), member.name
     for method in (role for role in presets.GPU_ONLY_ROLES if role.startswith("edit:")):
         assert gpu[method].model == EDITORS.get(method.removeprefix("edit:")).default_models["pipeline"]
     assert "NOT for commercial use" in gpu["edit:kontext"].licence and gpu["edit:qwen-image-edit"].licence == "Apache-2.0"
-    cpu = presets.members("cpu")
-    for method in ("instruct-pix2pix", "controlnet", "inpaint"):  # the registries' defaults are the cpu preset
-        assert cpu[f"edit:{method}"].model == EDITORS.get(method).default_models["pipeline"]
-    for control in CONTROL_MAPS.names():
-        assert cpu[f"control:{control}"].model == CONTROL_MAPS.get(control).default_controlnet
     assert cpu["masker"].model == MASKERS.get("clipseg").default_model
-    assert cpu["text-to-image"].model == persona.DEFAULT_MODEL
+    assert cpu["text-to-image"].model == TEXT_TO_IMAGE.get(persona.DEFAULT_MODEL).default_model
+    with pytest.raises(ValueError, match="declares no weights 'tagger@nope'; use one of tagger"):
+        _ = presets.Member("cpu", "tagger", "encoder", "hf", "tagger@nope").model
 
 
 @pytest.fixture(scope="module")

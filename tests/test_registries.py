@@ -41,19 +41,20 @@ class StubEncoder:
         return torch.nn.functional.normalize(torch.ones(len(texts), 2), dim=1)
 
 
-def test_the_registered_encoders_and_what_they_declare():
-    assert ENCODERS.names() == ["hf", "offline"]
+def test_the_built_in_encoders_and_what_they_declare():
+    # every entry's declaration: tests/test_registry_contract.py; here what the stages rely on
     hf, offline = ENCODERS.get("hf"), ENCODERS.get("offline")
-    assert hf.default_model == "openai/clip-vit-base-patch32" and hf.dtypes == devices.DTYPES
+    assert hf.default_model == hf.weights["tagger"].model and hf.dtypes == devices.DTYPES
     assert hf.direction_decides and "guard" in hf.roles
     assert not offline.direction_decides and not offline.takes_model and offline.dtypes == ("float32",)
-    with pytest.raises(ValueError, match="unknown encoder 'nope': use one of hf, offline"):
+    assert offline.default_model is None  # packaged weights: nothing for --model to name
+    with pytest.raises(ValueError, match=f"unknown encoder 'nope': use one of {', '.join(ENCODERS.names())}"):
         ENCODERS.get("nope")
 
 
 def test_a_model_argument_names_an_entry_or_goes_to_the_default_kind(tmp_path):
     assert entry_for("offline") == (ENCODERS.get("offline"), None)
-    assert entry_for("hf") == (ENCODERS.get("hf"), "openai/clip-vit-base-patch32")
+    assert entry_for("hf") == (ENCODERS.get("hf"), ENCODERS.get("hf").default_model)
     assert entry_for("hf:google/siglip-base-patch16-224") == (ENCODERS.get("hf"), "google/siglip-base-patch16-224")
     assert entry_for("org/some-clip") == (ENCODERS.get("hf"), "org/some-clip")
     folder = tmp_path / "offline:copy"  # a folder whose name looks like NAME:MODEL is still a folder
@@ -110,9 +111,8 @@ def test_registry_refuses_a_name_twice():
 
 
 def test_captioners_register_the_same_way(tmp_path):
-    assert CAPTIONERS.names() == ["blip", "florence2"]
     blip = CAPTIONERS.get("blip")
-    assert blip.default_model == "Salesforce/blip-image-captioning-base" and blip.roles == ("captioner",)
+    assert blip.default_model == blip.weights["captioner"].model and blip.roles == ("captioner",)
     folder = build_tiny_blip(tmp_path / "tiny-blip")
     by_name, by_folder = load_captioner(f"blip:{folder}"), load_captioner(str(folder))
     assert by_name.resolved.model_id == by_folder.resolved.model_id == str(folder)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,7 @@ from alienstay.runtime.devices import (
 )
 from alienstay.runtime.models import ResolvedModel, resolve
 from alienstay.runtime.registry import Registry
+from alienstay.runtime.weights import Weights, default_model
 from alienstay.tagging.reader import image_batches, pending_images
 from alienstay.workspace.catalog import OK, TAG_INPUT_COLUMNS
 from alienstay.workspace.layout import Workspace, write_parquet
@@ -85,14 +86,19 @@ class CaptionerEntry:
 
     name: str  # what `--caption-model NAME` (or `NAME:MODEL`) selects
     load: Callable[[str, str, str], Captioner]
-    default_model: str
     description: str
+    # role -> weights; the first is what `NAME` loads, "ROLE@NAME" keys other checkpoints it loads
+    weights: dict[str, Weights] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ("float32",)
     roles: tuple[str, ...] = ("captioner",)
     model_types: tuple[str, ...] = ()  # config.json model_type values a bare hub id / folder is loaded as this kind
 
+    @property
+    def default_model(self) -> str | None:
+        return default_model(self.weights)
 
-CAPTIONERS: Registry[CaptionerEntry] = Registry("captioner")
+
+CAPTIONERS: Registry[CaptionerEntry] = Registry("captioner", group="alienstay.captioners")
 DEFAULT_CAPTIONER = "blip"  # the kind a bare hub id or folder is loaded as
 
 
@@ -134,15 +140,17 @@ def load_florence2(model: str, device: str = "cpu", dtype: str = "float32") -> F
 
 
 CAPTIONERS.register(CaptionerEntry(
-    name="blip", load=load_blip, default_model="Salesforce/blip-image-captioning-base", model_types=("blip",), dtypes=PIPELINE_DTYPES,
+    name="blip", load=load_blip, weights={"captioner": Weights("Salesforce/blip-image-captioning-base", "BSD-3-Clause")},
+    model_types=("blip",), dtypes=PIPELINE_DTYPES,
     description="BLIP image captioning through transformers (a hub id or a folder in the hub's layout)",
 ))
 CAPTIONERS.register(CaptionerEntry(
-    name="florence2", load=load_florence2, default_model="florence-community/Florence-2-base",
+    name="florence2", load=load_florence2,
+    weights={"captioner": Weights("florence-community/Florence-2-base", "MIT"),
+             "captioner@large": Weights("florence-community/Florence-2-large", "MIT")},
     dtypes=("float32", "bfloat16"), model_types=("florence2",),
     description=f"Florence-2 (MIT) {FLORENCE_TASK} through transformers' Florence2 classes",
 ))
-DEFAULT_CAPTION_MODEL = CAPTIONERS.get(DEFAULT_CAPTIONER).default_model
 
 
 def entry_for(model: str) -> tuple[CaptionerEntry, str]:

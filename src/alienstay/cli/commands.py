@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from alienstay.cli import choices
 from alienstay.cli.common import (
     WorkspaceOption,
     classical_hint,
@@ -116,7 +117,7 @@ VocabularyOption = Annotated[
 @app.command()
 def tag(
     model: Annotated[
-        str, typer.Option("--model", help="auto | offline | a hub id (openai/clip-vit-base-patch32) | a local folder.")
+        str, typer.Option("--model", help=choices.tag_model_help())
     ] = "auto",
     vocabulary: VocabularyOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=0, help="0: by device (32 CPU, 256 GPU).")] = 0,
@@ -130,7 +131,7 @@ def tag(
     ray_actors: Annotated[int, typer.Option("--ray-actors", min=0, help="With --engine ray: encoder actors (0: half the cluster's CPUs).")] = 0,
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Select by this profile (`alienstay calibrate`).")] = None,
     caption: Annotated[bool, typer.Option("--caption", help="Also write a short caption per photo (BLIP).")] = False,
-    caption_model: Annotated[str, typer.Option("--caption-model")] = "Salesforce/blip-image-captioning-base",
+    caption_model: Annotated[str, typer.Option("--caption-model", help="A captioner's name (blip, florence2: docs/models.md) | NAME:MODEL | a hub id | a folder.")] = "blip",
     workspace: WorkspaceOption = DEFAULT_WORKSPACE,
 ) -> None:
     """Tag every usable photo with the alien words (zero-shot); resumes where a killed run stopped."""
@@ -143,10 +144,11 @@ def tag(
     device = announce(device, dtype)  # a device this machine lacks is named first
     ws = open_workspace(workspace)
     if caption:  # the captioner's weights are checked before tagging, not after an hour of it
+        from alienstay.captioning.captioners import entry_for
         from alienstay.runtime.models import resolve
 
         try:
-            resolve(caption_model)
+            resolve(entry_for(caption_model)[1])  # a captioner's name means its default weights
         except ModelUnavailable as error:
             fail(str(error))
     settings = stage.TagSettings(
@@ -218,7 +220,7 @@ def cluster(
 def edit(
     recipe: Annotated[str, typer.Option("--recipe", help="Recipe name, or one of its values (`night` -> time_of_day).")] = "time_of_day",
     images: Annotated[int, typer.Option("--images", help="How many varied photos (5-10 is a readable grid).")] = 8,
-    method: Annotated[Optional[str], typer.Option("--method", help="instruct-pix2pix | controlnet | inpaint | qwen-image-edit | kontext (NON-COMMERCIAL weights) | classical (NOT diffusion); default: the preset's editor (gpu: qwen-image-edit), else the recipe's.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help=choices.method_help())] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (default: the recipe's).")] = None,
     size: Annotated[int, typer.Option("--size", help="Longer side of the edited image, px.")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="One fixed seed for the whole series.")] = 0,
@@ -226,19 +228,19 @@ def edit(
     recipes: Annotated[Optional[Path], typer.Option("--recipes", help="Your own recipe YAML (same schema as the packaged one).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Diffusion pipeline: hub id or local folder.")] = None,
     controlnet: Annotated[Optional[str], typer.Option("--controlnet", help="ControlNet: hub id or folder (default by --control).")] = None,
-    control: Annotated[Optional[str], typer.Option("--control", help="Control map for controlnet: mlsd | canny.")] = None,
+    control: Annotated[Optional[str], typer.Option("--control", help=choices.control_help())] = None,
     guidance: Annotated[Optional[float], typer.Option("--guidance", help="Text guidance scale.")] = None,
     image_guidance: Annotated[Optional[float], typer.Option("--image-guidance", help="InstructPix2Pix image guidance: higher = more faithful.")] = None,
     strength: Annotated[Optional[float], typer.Option("--strength", help="img2img / inpaint strength (0-1).")] = None,
     mask: Annotated[Optional[Path], typer.Option("--mask", help="Mask file, or folder of <image stem>.png masks (white = edit).")] = None,
-    masker: Annotated[Optional[str], typer.Option("--masker", help="Text-query masks: clipseg | owlv2-sam (OWLv2 boxes -> SAM masks); default: the preset's, else clipseg.")] = None,
-    mask_model: Annotated[Optional[str], typer.Option("--mask-model", help="The masker's model (owlv2-sam: the OWLv2 detector); default: the preset's, else CIDAS/clipseg-rd64-refined.")] = None,
-    mask_segmenter: Annotated[Optional[str], typer.Option("--mask-segmenter", help="owlv2-sam's SAM model; default: the preset's, else facebook/sam-vit-base.")] = None,
+    masker: Annotated[Optional[str], typer.Option("--masker", help=choices.masker_help())] = None,
+    mask_model: Annotated[Optional[str], typer.Option("--mask-model", help=choices.mask_model_help())] = None,
+    mask_segmenter: Annotated[Optional[str], typer.Option("--mask-segmenter", help=choices.mask_segmenter_help())] = None,
     lcm_lora: Annotated[Optional[str], typer.Option("--lcm-lora", help="Few-step LoRA: an LCM-LoRA id or folder (SD 1.5 editors, LCMScheduler), or for qwen-image-edit a Lightning LoRA .safetensors file or folder (then default 4 steps, guidance 1).")] = None,
     attention_slicing: Annotated[bool, typer.Option("--attention-slicing", help="Lower peak memory.")] = False,
     cpu_offload: Annotated[bool, typer.Option("--cpu-offload", help="Offload sub-models (needs an accelerator).")] = False,
     clip: Annotated[str, typer.Option("--clip", help="Image-text encoder for the CLIP direction: none | auto | offline | id/folder.")] = "none",
-    dino: Annotated[Optional[str], typer.Option("--dino", help="DINO/ViT model for the self-similarity distance (`preset`: the preset's).")] = None,
+    dino: Annotated[Optional[str], typer.Option("--dino", help=choices.dino_help())] = None,
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
     preset: StagePresetOption = None,
@@ -288,7 +290,7 @@ def edit(
 
 @app.command()
 def persona(
-    model: Annotated[str, typer.Option("--model", help="Text-to-image: an SD 1.5 hub id or folder, or flux-schnell[:FOLDER_OR_ID] (FLUX.1 [schnell], the gpu choice).")] = "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    model: Annotated[str, typer.Option("--model", help=choices.persona_model_help())] = "sd15",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: Annotated[int, typer.Option("--steps")] = 25,
     size: Annotated[int, typer.Option("--size", help="Square side, px.")] = 512,

@@ -106,6 +106,7 @@ class FeatureKind:
     name: str
     # (workspace, tags of the usable photos) -> (image ids, image x feature matrix)
     load: Callable[[Workspace, pd.DataFrame], tuple[list[str], np.ndarray]]
+    description: str = ""
 
 
 def _tag_features(ws: Workspace, tags: pd.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -118,10 +119,12 @@ def _embedding_features(ws: Workspace, tags: pd.DataFrame) -> tuple[list[str], n
     return [str(i) for i in ids], np.asarray(matrix, dtype=np.float32)
 
 
-FEATURE_KINDS: Registry[FeatureKind] = Registry("feature kind")
-FEATURE_KINDS.register(FeatureKind("tags", _tag_features))
-FEATURE_KINDS.register(FeatureKind("embeddings", _embedding_features))
-FEATURES = tuple(FEATURE_KINDS.names())  # the built-in ones, in order
+FEATURE_KINDS: Registry[FeatureKind] = Registry("feature kind", group="alienstay.feature_kinds")
+# the built-in ones, in order (named without a lookup: importing this module loads no outside entry)
+FEATURES = tuple(FEATURE_KINDS.register(kind).name for kind in (
+    FeatureKind("tags", _tag_features, "per-facet tag probabilities, one vector a photo"),
+    FeatureKind("embeddings", _embedding_features, "the tagger's image embeddings"),
+))
 
 
 def load_features(ws: Workspace, features: str, tags: pd.DataFrame) -> tuple[list[str], np.ndarray]:

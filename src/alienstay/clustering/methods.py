@@ -126,20 +126,23 @@ class ClusterMethod:
     name: str
     fit: Fit
     pairwise: bool = False  # O(n^2) memory: skipped above PAIRWISE_LIMIT photos, with the reason
+    description: str = ""
 
 
 # Every method the stage runs, scores against every class and names the clusters of.
-CLUSTER_METHODS: Registry[ClusterMethod] = Registry("clustering method")
+CLUSTER_METHODS: Registry[ClusterMethod] = Registry("clustering method", group="alienstay.clustering_methods")
 
 
-def register_method(name: str, fit: Fit, pairwise: bool = False) -> ClusterMethod:
+def register_method(name: str, fit: Fit, pairwise: bool = False, description: str = "") -> ClusterMethod:
     """Add a method (``ValueError`` if the name is taken)."""
-    return CLUSTER_METHODS.register(ClusterMethod(name, fit, pairwise))
+    return CLUSTER_METHODS.register(ClusterMethod(name, fit, pairwise, description))
 
 
-register_method(PRIMARY_METHOD, kmeans_labels)
-register_method("agglomerative", lambda x, k, seed: agglomerative_labels(x, k), pairwise=True)
-register_method("hdbscan", lambda x, k, seed: hdbscan_labels(x), pairwise=True)
+register_method(PRIMARY_METHOD, kmeans_labels, description="k-means, k chosen by the silhouette")
+register_method("agglomerative", lambda x, k, seed: agglomerative_labels(x, k), pairwise=True,
+                description="average-linkage agglomerative clustering on cosine distance into the silhouette's k")
+register_method("hdbscan", lambda x, k, seed: hdbscan_labels(x), pairwise=True,
+                description="HDBSCAN: finds its own number of clusters, leaves noise out")
 
 
 # ---- the 2-D map ---------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from PIL import Image
 
 from alienstay.editing.registry import ControlSpec
 from alienstay.runtime.registry import Registry
+from alienstay.runtime.weights import CONTROLNET_FILES, Weights
 
-CONTROL_MAPS: Registry[ControlSpec] = Registry("control map")
+CONTROL_MAPS: Registry[ControlSpec] = Registry("control map", group="alienstay.control_maps")
+OPENRAIL = "CreativeML OpenRAIL-M"
 
 
 def mlsd_lines(image: Image.Image) -> Image.Image:
@@ -36,10 +38,10 @@ def canny_edges(image: Image.Image, low: int = 100, high: int = 200) -> Image.Im
 
 
 CONTROL_MAPS.register(ControlSpec(
-    name="mlsd",     compute=mlsd_lines, default_controlnet="lllyasviel/control_v11p_sd15_mlsd",
+    name="mlsd", compute=mlsd_lines, weights={"controlnet": Weights("lllyasviel/control_v11p_sd15_mlsd", OPENRAIL, CONTROLNET_FILES)},
     description="straight line segments (OpenCV LSD): walls, windows, furniture edges",
 ))
 CONTROL_MAPS.register(ControlSpec(
-    name="canny",     compute=canny_edges, default_controlnet="lllyasviel/control_v11p_sd15_canny",
+    name="canny", compute=canny_edges, weights={"controlnet": Weights("lllyasviel/control_v11p_sd15_canny", OPENRAIL, CONTROLNET_FILES)},
     description="Canny edges: every edge, texture included",
 ))

@@ -329,13 +329,9 @@ def load_guard(clip: str = "none", dino: str | None = None, device: str = "cpu",
         encoder = load_encoder(clip, device=device, dtype="float32")  # the guard's thresholds were set in fp32
     dino_model = dino_processor = None
     if dino:
-        from transformers import AutoImageProcessor, AutoModel
+        from alienstay.editing.structure import load_structure_model
 
-        from alienstay.runtime.models import resolve
-
-        resolved = resolve(dino)
-        dino_processor = AutoImageProcessor.from_pretrained(resolved.path)
-        dino_model = AutoModel.from_pretrained(resolved.path).eval().to(device)
+        dino_model, dino_processor = load_structure_model(dino, device)
     # The encoder registry says whether an encoder's text direction may decide a verdict.
     direction_decides = encoder is None or encoder_entry(encoder).direction_decides
     if not direction_decides:

@@ -28,17 +28,15 @@ from alienstay.editing.flux_family import (
 )
 from alienstay.runtime.placement import seeded_generator
 
-KONTEXT = "black-forest-labs/FLUX.1-Kontext-dev"
-SCHNELL = "black-forest-labs/FLUX.1-schnell"
-KONTEXT_LICENCE = "FLUX.1-dev Non-Commercial License: NOT for commercial use"
+
+# Their hub ids and licences are the registry entries' weights (editing/methods.py, persona/text_to_image.py).
 class KontextEditor:
     """FLUX.1 Kontext [dev]: an instruction, the photo as context. NON-COMMERCIAL weights."""
 
     method = "kontext"
     is_diffusion = True
-    licence = KONTEXT_LICENCE
 
-    def __init__(self, model: str = KONTEXT, speed: Speed = Speed(), quantize: str | None = None) -> None:
+    def __init__(self, model: str, speed: Speed = Speed(), quantize: str | None = None) -> None:
         from diffusers import FluxKontextPipeline, FluxTransformer2DModel
 
         self.pipe, self.model_id = load_flux_family(FluxKontextPipeline, model, speed, quantize, FluxTransformer2DModel)

@@ -14,12 +14,8 @@ from PIL import Image
 from alienstay.editing.base import EditOutput, EditRequest, Speed, paste_outside_mask
 from alienstay.runtime.models import resolve
 from alienstay.runtime.placement import place_pipeline
+from alienstay.runtime.weights import FLUX_FILES  # configs, tokenizers and each part's safetensors
 
-# What a FLUX / Qwen-Image pipeline loads: configs, tokenizers and the (sharded) safetensors of
-# each part; the repos' single-file checkpoints at the top level are never read.
-FLUX_FILES = (
-    "model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors",
-)  # fmt: skip
 QUANTIZE = ("4bit", "8bit")
 
 

@@ -23,15 +23,15 @@ from alienstay.editing.recipes import Recipe
 from alienstay.editing.registry import MaskerSpec
 from alienstay.runtime.models import resolve
 from alienstay.runtime.registry import Registry
+from alienstay.runtime.weights import Weights
 
 if TYPE_CHECKING:
     from alienstay.editing.base import EditRequest
 
 CLIPSEG, OWLV2_SAM = "clipseg", "owlv2-sam"
 DEFAULT_MASKER = CLIPSEG
-DEFAULT_MASK_MODEL = "CIDAS/clipseg-rd64-refined"
 
-MASKERS: Registry[MaskerSpec] = Registry("masker")
+MASKERS: Registry[MaskerSpec] = Registry("masker", group="alienstay.maskers")
 
 MaskFor = Callable[[str, Image.Image, "EditRequest"], "np.ndarray | None"]
 
@@ -45,7 +45,7 @@ def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
 class ClipSegMasker:
     """A mask from a text query ("bed") with CLIPSeg."""
 
-    def __init__(self, model: str = DEFAULT_MASK_MODEL) -> None:
+    def __init__(self, model: str) -> None:
         from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
         resolved = resolve(model)
@@ -70,14 +70,20 @@ class ClipSegMasker:
 # CLIPSeg is small: it stays on the CPU, so the cpu preset's masks do not depend on the device.
 MASKERS.register(MaskerSpec(
     name=CLIPSEG, build=lambda models, device="cpu": ClipSegMasker(models["masker"]),
-    models={"masker": DEFAULT_MASK_MODEL}, threshold=("mask_threshold", 0.4), licence="Apache-2.0",
+    weights={"masker": Weights("CIDAS/clipseg-rd64-refined", "Apache-2.0")}, threshold=("mask_threshold", 0.4),
     description="CLIPSeg: a text query ('bed') to a 352 px heat map, upsampled, thresholded and dilated",
 ))
 MASKERS.register(MaskerSpec(
     name=OWLV2_SAM,
     build=lambda models, device="cpu": owlsam.OwlSamMasker(models[owlsam.DETECTOR_ROLE], models[owlsam.SEGMENTER_ROLE], device),
-    models={owlsam.DETECTOR_ROLE: owlsam.DEFAULT_DETECTOR, owlsam.SEGMENTER_ROLE: owlsam.DEFAULT_SEGMENTER},
-    threshold=(owlsam.SCORE_SETTING, owlsam.DEFAULT_SCORE_MIN), licence="Apache-2.0 (OWLv2) + Apache-2.0 (SAM)",
+    weights={
+        owlsam.DETECTOR_ROLE: Weights(owlsam.DEFAULT_DETECTOR, "Apache-2.0"),
+        owlsam.SEGMENTER_ROLE: Weights(owlsam.DEFAULT_SEGMENTER, "Apache-2.0"),
+        # the gpu preset's: the large OWLv2 and the huge SAM
+        f"{owlsam.DETECTOR_ROLE}@large": Weights("google/owlv2-large-patch14-ensemble", "Apache-2.0"),
+        f"{owlsam.SEGMENTER_ROLE}@huge": Weights("facebook/sam-vit-huge", "Apache-2.0"),
+    },
+    threshold=(owlsam.SCORE_SETTING, owlsam.DEFAULT_SCORE_MIN),
     description="OWLv2 boxes of the query above a score floor -> SAM masks at full resolution, their union",
 ))
 

@@ -31,6 +31,7 @@ from alienstay.editing.base import (  # noqa: F401  (the editors' API)
     paste_outside_mask,
 )
 from alienstay.editing.controls import CONTROL_MAPS
+from alienstay.runtime import weights
 from alienstay.runtime.models import resolve
 from alienstay.runtime.placement import place_pipeline, seeded_generator
 
@@ -60,16 +61,8 @@ def apply_speed(pipe: Any, speed: Speed) -> list[str]:
     return loaded
 
 
-# Only what a diffusers pipeline loads: a hub repo like SD 1.5 also holds single-file checkpoints,
-# fp16 / non-EMA variants and a safety checker, tens of GB we never read.
-PIPELINE_FILES = [
-    "model_index.json",
-    *(f"{part}/*.json" for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor")),
-    "tokenizer/*.txt",
-    "unet/diffusion_pytorch_model.safetensors",
-    "vae/diffusion_pytorch_model.safetensors",
-    "text_encoder/model.safetensors",
-]
+# Only what a diffusers pipeline loads (runtime/weights.py says why), as a list for the resolver.
+PIPELINE_FILES = list(weights.PIPELINE_FILES)
 
 
 def load_pipeline(pipeline_class: Any, model: str, **components: Any) -> tuple[Any, str]:
@@ -125,7 +118,7 @@ class ControlNetEditor:
         self.control = control
         self.control_map = CONTROL_MAPS.get(control)  # an unknown name lists the known ones
         resolved_controlnet = resolve(
-            controlnet or self.control_map.default_controlnet, allow_patterns=["config.json", "diffusion_pytorch_model.safetensors"]
+            controlnet or self.control_map.default_controlnet, allow_patterns=list(weights.CONTROLNET_FILES)
         )
         net = ControlNetModel.from_pretrained(str(resolved_controlnet.path))
         self.pipe, model_id = load_pipeline(StableDiffusionControlNetImg2ImgPipeline, model, controlnet=net)

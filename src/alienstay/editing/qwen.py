@@ -35,15 +35,12 @@ from alienstay.editing.flux_family import (
 )
 from alienstay.runtime.placement import seeded_generator
 
-QWEN_IMAGE_EDIT = "Qwen/Qwen-Image-Edit"
-
 
 class QwenImageEditEditor:
     method = "qwen-image-edit"
     is_diffusion = True
-    licence = "Apache-2.0"
 
-    def __init__(self, model: str = QWEN_IMAGE_EDIT, speed: Speed = Speed(), quantize: str | None = None) -> None:
+    def __init__(self, model: str, speed: Speed = Speed(), quantize: str | None = None) -> None:
         from diffusers import QwenImageEditPipeline, QwenImageTransformer2DModel
 
         from alienstay.editing.qwen_processor import processor_parts

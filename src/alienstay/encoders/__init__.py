@@ -9,11 +9,10 @@ text direction may decide a faithfulness verdict); stages look entries up, never
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import torch
 from PIL import Image
 
 from alienstay.runtime.devices import (
@@ -25,6 +24,10 @@ from alienstay.runtime.devices import (
     select_dtype,
 )
 from alienstay.runtime.registry import Registry
+from alienstay.runtime.weights import Weights, default_model
+
+if TYPE_CHECKING:  # only annotations: the registry (and the CLI's help) loads without torch
+    import torch
 
 
 @runtime_checkable
@@ -53,7 +56,9 @@ class EncoderEntry:
     name: str  # what `--model NAME` (or `NAME:MODEL`) selects
     load: Callable[[str | None, str, str], ImageTextEncoder]  # (model id or folder, device, dtype)
     description: str
-    default_model: str | None = None  # the hub id `--model NAME` loads
+    # role -> the weights it loads: the first is what `--model NAME` loads, "ROLE@NAME" keys are
+    # other checkpoints it is known to load (presets name them); empty: none (a newcomer's stub)
+    weights: dict[str, Weights] = field(default_factory=dict)
     takes_model: bool = True  # False: the weights are fixed (packaged), `NAME` alone says it all
     dtypes: tuple[str, ...] = ("float32",)
     roles: tuple[str, ...] = ("tagger",)  # tagger, guard (the faithfulness guard's CLIP), search
@@ -63,9 +68,15 @@ class EncoderEntry:
     # Its text side alone (model, device, dtype) -> an object with encode_texts, model_id and
     # revision, for search by meaning (similarity/query.py); None: the whole encoder is loaded.
     load_text: Callable[[str | None, str, str], object] | None = None
+    needs: tuple[str, ...] = ()  # the alienstay extras it needs (`pip install 'alienstay[EXTRA]'`)
+
+    @property
+    def default_model(self) -> str | None:
+        """The hub id `--model NAME` loads (None: its weights are fixed, or it names none)."""
+        return default_model(self.weights)
 
 
-ENCODERS: Registry[EncoderEntry] = Registry("encoder")
+ENCODERS: Registry[EncoderEntry] = Registry("encoder", group="alienstay.encoders")
 DEFAULT_ENCODER = "hf"  # the kind a bare hub id or folder is loaded as
 AUTO = "auto"
 AUTO_ORDER = ("hf", "offline")  # `--model auto`: the first whose weights can be had
@@ -96,17 +107,23 @@ def _load_offline_text(model: str | None, device: str, dtype: str) -> object:
 
 
 ENCODERS.register(EncoderEntry(
-    name="hf", load=_load_hf, default_model="openai/clip-vit-base-patch32", dtypes=DTYPES,
+    name="hf", load=_load_hf, dtypes=DTYPES,
+    weights={
+        "tagger": Weights("openai/clip-vit-base-patch32", "MIT"),
+        # SigLIP 2 (per-word sigmoid scores): the gpu preset's tagger
+        "tagger@siglip2-so400m": Weights("google/siglip2-so400m-patch14-384", "Apache-2.0"),
+        "tagger@siglip2-base": Weights("google/siglip2-base-patch16-224", "Apache-2.0"),
+    },
     roles=("tagger", "guard", "search"), load_text=_load_hf_text,
     description="CLIP / SigLIP dual encoders through transformers: a hub id or a folder in the hub's layout",
 ))
 ENCODERS.register(EncoderEntry(
-    name="offline", load=_load_offline, takes_model=False, direction_decides=False, roles=("tagger", "search"),
+    name="offline", load=_load_offline, takes_model=False, needs=("offline",),
+    weights={"tagger": Weights("offline", "Apache-2.0 (EfficientNet-Lite1) + MIT (all-MiniLM-L6-v2)", files=None)}, direction_decides=False, roles=("tagger", "search"),
     load_text=_load_offline_text,
     description="ConSE from pip-installed weights (ImageNet classifier + sentence encoder): no hub needed",
 ))
 OFFLINE = "offline"
-DEFAULT_HUB_MODEL = ENCODERS.get(DEFAULT_ENCODER).default_model
 __all__ = ["DTYPES", "ENCODERS", "EncoderEntry", "ImageTextEncoder", "encoder_entry", "load_encoder", "reload_argument"]
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from alienstay.workspace.layout import Workspace, atomic_path, write_json
 
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # text-to-image, the `cpu` choice
+DEFAULT_MODEL = "sd15"  # the text-to-image entry of the `cpu` choice (persona/text_to_image.py)
 PROMPT_FILE = "portrait.yaml"
 
 

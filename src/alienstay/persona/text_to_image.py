@@ -9,24 +9,34 @@ loader). A new model is one ``TEXT_TO_IMAGE.register(...)`` with its ``render`` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from alienstay.editing.methods import SD15  # the weights the SD 1.5 editors load: stated once, there
 from alienstay.runtime.registry import Registry
+from alienstay.runtime.weights import FLUX_FILES, Weights, default_model
 
 
 @dataclass(frozen=True)
 class TextToImageSpec:
     name: str
-    default_model: str
-    licence: str
     # render(model, prompt, negative_prompt, seed, steps, size, guidance_scale) -> (PIL image, model id)
     render: Callable[..., tuple[Any, str]]
     description: str = ""
+    weights: dict[str, Weights] = field(default_factory=dict)  # "text-to-image" -> its default weights
+    # how `--model` takes a local copy of its weights: a bare folder is SD 1.5's loader's
+    folder_form: str = "{folder}"
+
+    @property
+    def default_model(self) -> str | None:
+        return default_model(self.weights)
+
+    @property
+    def licence(self) -> str:
+        return next(iter(self.weights.values())).licence if self.weights else ""
 
 
-TEXT_TO_IMAGE: Registry[TextToImageSpec] = Registry("text-to-image model")
-SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+TEXT_TO_IMAGE: Registry[TextToImageSpec] = Registry("text-to-image model", group="alienstay.text_to_image")
 
 
 def _sd15(model: str, prompt: str, negative_prompt: str, seed: int, steps: int, size: int,
@@ -61,8 +71,12 @@ def _flux_schnell(model: str, prompt: str, negative_prompt: str, seed: int, step
                          Speed(device=chosen, dtype=chosen_dtype))
 
 
-TEXT_TO_IMAGE.register(TextToImageSpec("sd15", SD15, "CreativeML OpenRAIL-M", _sd15, "Stable Diffusion 1.5 (cpu)"))
 TEXT_TO_IMAGE.register(TextToImageSpec(
-    "flux-schnell", "black-forest-labs/FLUX.1-schnell", "Apache-2.0", _flux_schnell,
-    "FLUX.1 [schnell] (gpu): 4 steps, no guidance, no negative prompt",
+    "sd15", _sd15, "Stable Diffusion 1.5 (cpu)",
+    {"text-to-image": SD15},
+))
+TEXT_TO_IMAGE.register(TextToImageSpec(
+    "flux-schnell", _flux_schnell, "FLUX.1 [schnell] (gpu): 4 steps, no guidance, no negative prompt",
+    {"text-to-image": Weights("black-forest-labs/FLUX.1-schnell", "Apache-2.0", FLUX_FILES)},
+    folder_form="flux-schnell:{folder}",
 ))

@@ -7,8 +7,9 @@ roles it does not name from another (`gpu` from `cpu`), so a new model is one
 A preset may also name the edit method it uses for every recipe (``Preset.editor``: `gpu`
 edits with qwen-image-edit); `--method` wins over it, and the recipe must allow the method.
 
-Each entry names the model's licence (read from its model card) and the files its loader
-reads (allow-patterns): `alienstay models download` fetches exactly those.
+A member names a registry entry (registry kind, entry name, weights key), never a model id:
+the hub id, its licence and the files its loader reads (what `alienstay models download`
+fetches) are the entry's ``weights`` (runtime/weights.py), stated once beside its loader.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alienstay.runtime.devices import Machine
-from alienstay.runtime.registry import Registry
+from alienstay.runtime.registry import Registry, registry_of
+from alienstay.runtime.weights import (  # noqa: F401  (the file lists, named here since before the registries held them)
+    CONTROLNET_FILES,
+    FLUX_FILES,
+    PIPELINE_FILES,
+    TRANSFORMERS_FILES,
+    WEIGHTS_FALLBACK,
+    Weights,
+    defaults,
+)
 
 AUTO = "auto"
 # The roles a preset fills, in the order `models list` shows them.
@@ -26,26 +36,6 @@ ROLES = (
 )  # fmt: skip
 # Roles only the `gpu` preset fills (issue 11's editors: too large for a laptop; the owlv2-sam masker's SAM).
 GPU_ONLY_ROLES = ("edit:qwen-image-edit", "edit:kontext", "masker:segmenter")
-# What a FLUX / Qwen-Image pipeline loads (= editing.flux.FLUX_FILES, a test keeps them equal).
-FLUX_FILES = ("model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors")
-
-# What a transformers model loads: configs, tokenizer files and the safetensors weights (the
-# pickled .bin, TF and Flax copies in the same repos are never read). Repos without
-# safetensors fall back to WEIGHTS_FALLBACK (see model_store.download).
-TRANSFORMERS_FILES = ("*.json", "*.txt", "*.model", "model.safetensors")
-WEIGHTS_FALLBACK = ("pytorch_model.bin",)
-# What a diffusers pipeline loads (the same list as editing.pipelines.PIPELINE_FILES, a test
-# keeps them equal): SD repos also hold single-file checkpoints, fp16/non-EMA variants and a
-# safety checker, tens of GB never read.
-PIPELINE_FILES = (
-    "model_index.json",
-    *(f"{part}/*.json" for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "feature_extractor")),
-    "tokenizer/*.txt",
-    "unet/diffusion_pytorch_model.safetensors",
-    "vae/diffusion_pytorch_model.safetensors",
-    "text_encoder/model.safetensors",
-)
-CONTROLNET_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
 
 
 @dataclass(frozen=True)
@@ -60,69 +50,90 @@ class Preset:
 
 @dataclass(frozen=True)
 class Member:
-    """The model that serves `role` in `preset`."""
+    """The model that serves `role` in `preset`: an entry's weights, named by registry, entry and key."""
 
     preset: str
     role: str
-    model: str  # a hub id, or a registry name whose weights ship with pip packages ("offline", "classical")
-    licence: str
-    files: tuple[str, ...] | None = TRANSFORMERS_FILES  # allow-patterns; None: nothing to fetch (packaged)
+    registry: str  # the kind of the registry ("encoder", "edit method", "masker"...)
+    entry: str  # the entry that loads it (a masker member's entry is the masker the preset uses)
+    key: str = ""  # which of the entry's weights ("tagger@siglip2-so400m"); "": its first default
     note: str = ""
-    entry: str = ""  # the registry entry that loads it, where the role does not say (a masker: "owlv2-sam")
-    folder_form: str = "{folder}"  # how the role's option takes a local copy (FLUX: "flux-schnell:{folder}")
 
     @property
     def name(self) -> str:
         return f"{self.preset}/{self.role}"
 
     @property
+    def spec(self) -> object:
+        return registry_of(self.registry).get(self.entry)
+
+    @property
+    def weights(self) -> Weights:
+        declared = self.spec.weights
+        key = self.key or next(iter(defaults(declared)))
+        if key not in declared:
+            raise ValueError(f"preset member {self.name}: the {self.registry} {self.entry!r} declares no weights "
+                             f"{key!r}; use one of {', '.join(declared)}.")
+        return declared[key]
+
+    @property
+    def model(self) -> str:
+        return self.weights.model
+
+    @property
+    def licence(self) -> str:
+        return self.weights.licence
+
+    @property
+    def files(self) -> tuple[str, ...] | None:
+        return self.weights.files
+
+    @property
+    def folder_form(self) -> str:
+        """How the role's option takes a local copy (FLUX: "flux-schnell:{folder}"), as the entry says."""
+        return getattr(self.spec, "folder_form", "{folder}")
+
+    @property
     def fetchable(self) -> bool:
         return self.files is not None
 
 
-PRESETS: Registry[Preset] = Registry("preset")
-MEMBERS: Registry[Member] = Registry("preset member")
+PRESETS: Registry[Preset] = Registry("preset", group="alienstay.presets")
+MEMBERS: Registry[Member] = Registry("preset member", group="alienstay.preset_members")
 
 PRESETS.register(Preset("cpu", "fast on a laptop: small 2022-era models, fp32 on the CPU"))
 PRESETS.register(Preset("gpu", "best quality on one 24-80 GB GPU (bf16/fp16)", inherits="cpu", editor="qwen-image-edit"))
 PRESETS.register(Preset("offline", "pip-installed weights only: no model hub needed", editor="classical"))
 
-_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-_OPENRAIL = "CreativeML OpenRAIL-M"
 for member in (
-    Member("cpu", "tagger", "openai/clip-vit-base-patch32", "MIT"),
-    Member("cpu", "captioner", "Salesforce/blip-image-captioning-base", "BSD-3-Clause"),
-    Member("cpu", "masker", "CIDAS/clipseg-rd64-refined", "Apache-2.0"),
-    Member("cpu", "edit:instruct-pix2pix", "timbrooks/instruct-pix2pix", "MIT", PIPELINE_FILES),
-    Member("cpu", "edit:controlnet", _SD15, _OPENRAIL, PIPELINE_FILES),
-    Member("cpu", "control:mlsd", "lllyasviel/control_v11p_sd15_mlsd", _OPENRAIL, CONTROLNET_FILES),
-    Member("cpu", "control:canny", "lllyasviel/control_v11p_sd15_canny", _OPENRAIL, CONTROLNET_FILES),
-    Member("cpu", "edit:inpaint", "stable-diffusion-v1-5/stable-diffusion-inpainting", _OPENRAIL, PIPELINE_FILES),
-    Member("cpu", "text-to-image", _SD15, _OPENRAIL, PIPELINE_FILES),
-    Member("cpu", "guard:clip", "openai/clip-vit-base-patch32", "MIT"),
-    Member("cpu", "guard:dino", "facebook/dinov2-small", "Apache-2.0"),
+    Member("cpu", "tagger", "encoder", "hf"),
+    Member("cpu", "captioner", "captioner", "blip"),
+    Member("cpu", "masker", "masker", "clipseg"),
+    Member("cpu", "edit:instruct-pix2pix", "edit method", "instruct-pix2pix"),
+    Member("cpu", "edit:controlnet", "edit method", "controlnet"),
+    Member("cpu", "control:mlsd", "control map", "mlsd"),
+    Member("cpu", "control:canny", "control map", "canny"),
+    Member("cpu", "edit:inpaint", "edit method", "inpaint"),
+    Member("cpu", "text-to-image", "text-to-image model", "sd15"),
+    Member("cpu", "guard:clip", "encoder", "hf"),
+    Member("cpu", "guard:dino", "structure model", "dinov2"),
     # gpu: larger encoders where a GPU makes them cheap; Qwen-Image-Edit edits every recipe
     # (Preset.editor), the SD 1.5-based editors stay offered through --method.
-    Member("gpu", "tagger", "google/siglip2-so400m-patch14-384", "Apache-2.0", note=(
+    Member("gpu", "tagger", "encoder", "hf", "tagger@siglip2-so400m", note=(
         "SigLIP 2 (per-word sigmoid scores); google/siglip2-base-patch16-224 is the middle option")),
-    Member("gpu", "captioner", "florence-community/Florence-2-large", "MIT", note=(
+    Member("gpu", "captioner", "captioner", "florence2", "captioner@large", note=(
         "Florence-2 <DETAILED_CAPTION> through transformers' own Florence2 classes (no remote code)")),
-    Member("gpu", "guard:dino", "facebook/dinov2-base", "Apache-2.0"),
+    Member("gpu", "guard:dino", "structure model", "dinov2", "guard:dino@base"),
     # the owlv2-sam masker (editing/owlsam.py): two models, one role each, both fetched by `models download`
-    Member("gpu", "masker", "google/owlv2-large-patch14-ensemble", "Apache-2.0", entry="owlv2-sam",
-           note="owlv2-sam: OWLv2 finds every box of the mask query"),
-    Member("gpu", "masker:segmenter", "facebook/sam-vit-huge", "Apache-2.0", entry="owlv2-sam",
+    Member("gpu", "masker", "masker", "owlv2-sam", "masker@large", note="owlv2-sam: OWLv2 finds every box of the mask query"),
+    Member("gpu", "masker:segmenter", "masker", "owlv2-sam", "masker:segmenter@huge",
            note="owlv2-sam: SAM masks the boxes at full resolution"),
-    Member("gpu", "edit:qwen-image-edit", "Qwen/Qwen-Image-Edit", "Apache-2.0", FLUX_FILES,
-           "the gpu editor for every recipe"),
-    Member("gpu", "edit:kontext", "black-forest-labs/FLUX.1-Kontext-dev",
-           "FLUX.1-dev Non-Commercial License: NOT for commercial use", FLUX_FILES,
-           "offered, never a default (--method kontext)"),
-    Member("gpu", "text-to-image", "black-forest-labs/FLUX.1-schnell", "Apache-2.0", FLUX_FILES,
-           "persona --model flux-schnell", folder_form="flux-schnell:{folder}"),
-    Member("offline", "tagger", "offline", "Apache-2.0 (EfficientNet-Lite1) + MIT (all-MiniLM-L6-v2)", None,
-           "EfficientNet-Lite1 + all-MiniLM-L6-v2 (ConSE) from the `offline` extra's wheels"),
-    Member("offline", "edit:classical", "classical", "this project's code", None, "a colour grade, NOT diffusion"),
+    Member("gpu", "edit:qwen-image-edit", "edit method", "qwen-image-edit", note="the gpu editor for every recipe"),
+    Member("gpu", "edit:kontext", "edit method", "kontext", note="offered, never a default (--method kontext)"),
+    Member("gpu", "text-to-image", "text-to-image model", "flux-schnell", note="persona --model flux-schnell"),
+    Member("offline", "tagger", "encoder", "offline",
+           note="EfficientNet-Lite1 + all-MiniLM-L6-v2 (ConSE) from the `offline` extra's wheels"),
+    Member("offline", "edit:classical", "edit method", "classical", note="a colour grade, NOT diffusion"),
 ):  # fmt: skip
     MEMBERS.register(member)
 

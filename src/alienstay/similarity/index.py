@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
+from alienstay.runtime.registry import Registry
 from alienstay.workspace.embeddings import Vectors, exact_search, normalise, top_k
 from alienstay.workspace.layout import Workspace, atomic_path, write_json
 from alienstay.workspace.storage import without_paths
@@ -136,9 +137,12 @@ def import_faiss():
 class Backend:
     """A registered kind of index: how to build it into a file and open it again."""
 
+    name: str  # what `alienstay index --backend` and meta.json's `backend` say
     build: Callable[[Vectors, IndexParams, Path], dict]
     open: Callable[[Vectors, Path, IndexParams], NeighbourIndex]
     file: str
+    description: str = ""
+    needs: tuple[str, ...] = ()  # the alienstay extras it needs
 
 
 def open_faiss(vectors: Vectors, path: Path, params: IndexParams) -> NeighbourIndex:
@@ -150,7 +154,10 @@ def open_faiss(vectors: Vectors, path: Path, params: IndexParams) -> NeighbourIn
     return FaissIndex(vectors, index, params)
 
 
-BACKENDS: dict[str, Backend] = {FAISS_IVF: Backend(build_faiss, open_faiss, "faiss.index")}
+# Exact search is no entry: it is what answers without a built index.
+BACKENDS: Registry[Backend] = Registry("index backend", group="alienstay.index_backends")
+BACKENDS.register(Backend(FAISS_IVF, build_faiss, open_faiss, "faiss.index", needs=("search",),
+                          description="FAISS IVF, 8-bit scalar quantised, re-ranked exactly from the fp16 matrix"))
 
 
 def built_meta(ws: Workspace) -> dict | None:
@@ -175,7 +182,7 @@ def open_index(ws: Workspace, vectors: Vectors) -> tuple[NeighbourIndex, str | N
         return ExactIndex(vectors), note
     if meta.get("fingerprint") != vectors.fingerprint:
         return ExactIndex(vectors), f"the {meta['backend']} index is of older embeddings: exact search until `alienstay index --workspace {ws.root}` rebuilds it"
-    backend = BACKENDS[meta["backend"]]
+    backend = BACKENDS.get(meta["backend"])
     params = IndexParams(**meta.get("params", {}))
     try:
         return backend.open(vectors, folder_of(ws) / backend.file, params), None

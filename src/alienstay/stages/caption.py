@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alienstay.workspace.layout import Workspace
 
-DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
+DEFAULT_CAPTION_MODEL = "blip"  # the captioner entry (captioning/captioners.py): its default weights
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def choose_backend(settings: IndexSettings, photos: int) -> str:
     if settings.backend == "auto":
         return ix.FAISS_IVF if photos >= settings.params.threshold else ix.EXACT
     if settings.backend != ix.EXACT and settings.backend not in ix.BACKENDS:
-        raise ValueError(f"--backend {settings.backend!r}: use auto, exact or one of {', '.join(ix.BACKENDS)}.")
+        raise ValueError(f"--backend {settings.backend!r}: use auto, exact or one of {', '.join(ix.BACKENDS.names())}.")
     return settings.backend
 
 
@@ -72,7 +72,7 @@ def _run(ws: Workspace, settings: IndexSettings) -> IndexSummary:
                             current.get("details", {}))
     details: dict = {}
     if backend != ix.EXACT:
-        details = ix.BACKENDS[backend].build(vectors, settings.params, folder / ix.BACKENDS[backend].file)
+        details = ix.BACKENDS.get(backend).build(vectors, settings.params, folder / ix.BACKENDS.get(backend).file)
     seconds = time.perf_counter() - start
     # meta.json last: a reader sees the old index's meta (stale, so exact search) until the new file is whole.
     ix.write_meta(ws, {**wanted, "photos": len(vectors), "dim": vectors.dim, "model_id": vectors.meta.get("model_id"),

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from alienstay.workspace.layout import Workspace
 
-DEFAULT_PERSONA_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_PERSONA_MODEL = "sd15"  # the text-to-image entry (persona/text_to_image.py): its default weights
 
 
 @dataclass(frozen=True)
 class PersonaSettings:
-    model: str = DEFAULT_PERSONA_MODEL  # text-to-image pipeline: hub id or local folder
+    model: str = DEFAULT_PERSONA_MODEL  # an entry name, NAME:MODEL, or an SD 1.5 hub id / local folder
     seed: int = 0
     steps: int = 25
     size: int = 512

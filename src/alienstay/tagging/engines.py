@@ -24,7 +24,8 @@ class EngineSpec:
 
     name: str  # what `--engine` says
     run: RunEngine
-    summary: str
+    description: str
+    needs: tuple[str, ...] = ()  # the alienstay extras it needs (`pip install 'alienstay[EXTRA]'`)
 
 
 def _local(ws: Workspace, encoder: ImageTextEncoder, vocab: Vocabulary, settings: TagSettings) -> TagSummary:
@@ -42,6 +43,6 @@ def _ray(ws: Workspace, encoder: ImageTextEncoder, vocab: Vocabulary, settings: 
                               show_progress=settings.show_progress)
 
 
-ENGINES: Registry[EngineSpec] = Registry("tag engine")
+ENGINES: Registry[EngineSpec] = Registry("tag engine", group="alienstay.tag_engines")
 ENGINES.register(EngineSpec("local", _local, "this process: a DataLoader decodes while the model scores"))
-ENGINES.register(EngineSpec("ray", _ray, "Ray Data: decoding and scoring spread over a cluster's workers"))
+ENGINES.register(EngineSpec("ray", _ray, "Ray Data: decoding and scoring spread over a cluster's workers", needs=("ray",)))

@@ -88,7 +88,7 @@ class ProbabilityRule:
     description: str
 
 
-PROBABILITY_RULES: Registry[ProbabilityRule] = Registry("probability rule")
+PROBABILITY_RULES: Registry[ProbabilityRule] = Registry("probability rule", group="alienstay.probability_rules")
 PROBABILITY_RULES.register(ProbabilityRule(
     "softmax", lambda scores, vocab, encoder: facet_probabilities(scores, vocab, encoder.logit_scale),
     "softmax within each facet (CLIP, ConSE: trained against the other captions of a batch)",
