@@ -120,6 +120,8 @@ def calibrate(
         f"{profile.photos} photos): precision {overall['precision']} ({overall['correct']}/{overall['selected']}), "
         f"coverage {overall['coverage']} ({overall['covered_photos']}/{overall['judged_photos']} photos) -> {path}"
     )
+    if profile.max_tags is not None:
+        return  # nothing silenced after the outer folds: the figures above are the whole procedure's
     kept = next(row for row in profile.cv_kept if row["facet"] == "all")
     console.print(f"the same selections, kept words only (chosen after seeing them: optimistic): precision "
                   f"{kept['precision']} ({kept['correct']}/{kept['selected']}), coverage {kept['coverage']} "
