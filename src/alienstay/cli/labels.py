@@ -84,7 +84,7 @@ def calibrate(
     evidence: Annotated[
         str, typer.Option("--evidence", help="probabilities (any encoder) | class-head (offline: a head over class scores).")
     ] = "auto",
-    target: Annotated[float, typer.Option("--target", min=0.5, max=1.0, help="Precision every kept word must reach.")] = 0.9,
+    target: Annotated[float, typer.Option("--target", min=0.5, max=1.0, help="Precision the selections must reach on the training photos (each word's, or pooled with --selection surest).")] = 0.9,
     folds: Annotated[int, typer.Option("--folds", min=2, help="k of the k-fold cross-validation.")] = 5,
     selection: Annotated[
         str, typer.Option("--selection", help="per-word (a floor a word) | surest (one tag a photo above one floor) | "
@@ -95,7 +95,7 @@ def calibrate(
     vocabulary: VocabOption = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
 ) -> None:
-    """Fit per-word floors by k-fold cross-validation at a target precision; write a profile for `tag --calibration`."""
+    """Fit floors (a word each, or one shared: --selection) by nested k-fold cross-validation; write a profile for `tag --calibration`."""
     from alienstay.labelled.calibration import EVIDENCE_SOURCES, SELECTIONS
     from alienstay.stages.labelled import run_calibrate
 
