@@ -8,6 +8,7 @@ target is precision >= 0.90 with coverage >= 0.75 on every seed. Nothing here is
 packaged profile; the rule it uses was picked by comparing these lines, so they flatter it a little.
 
     python -m benchmarks.bench_calibration [--labels ../shared/samples/calibration/labels.tsv]
+    python -m benchmarks.bench_calibration --features embedding   (the pooled embedding instead)
     (about 15 minutes on 2 free CPU cores; figures also written to runs/bench/calibration.json)
 """
 
@@ -36,12 +37,31 @@ def _line(row: dict) -> str:
             f"coverage {row['covered_photos']}/{row['judged_photos']} = {row['coverage']:.3f}")
 
 
+def _embedding_features(table, encoder, head_features: np.ndarray) -> np.ndarray:
+    """The classifier's pooled 1280-d embedding of each photo, then the head's pixel statistics (kept last)."""
+    import torch
+    from PIL import Image
+
+    from alienstay.encoders.offline import load_imagenet_classifier
+    from alienstay.vocabulary.word_head import STAT_NAMES
+
+    model, transform, rows = load_imagenet_classifier(), encoder.image_transform(), []
+    with torch.inference_mode():
+        for start in range(0, len(table.paths), 16):
+            pixels = torch.stack([transform(Image.open(p)) for p in table.paths[start:start + 16]])
+            rows.append(model._avg_pooling(model.extract_features(pixels)).flatten(1).numpy())
+    return np.hstack([np.vstack(rows), head_features[:, -len(STAT_NAMES):]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--selection", nargs="+", default=list(calibration.SELECTIONS), choices=list(calibration.SELECTIONS))
     parser.add_argument("--c", type=float, default=HEAD_C, help="the head's regularisation (C of its logistic regressions)")
+    parser.add_argument("--features", choices=["class-probs", "embedding"], default="class-probs",
+                        help="what the head reads beside the pixel statistics: the log class probabilities (the tagger's) "
+                             "or the classifier's pooled penultimate embedding (issue 20 idea (a), measured, not adopted)")
     args = parser.parse_args()
     if not args.labels.is_file():
         raise SystemExit(f"{args.labels}: no labels file; pass --labels PATH/labels.tsv (see docs/tagging.md, issue 20).")
@@ -52,6 +72,7 @@ def main() -> None:
     vocab, table, encoder = _load("offline", None, args.labels, None, "cpu")
     encoder.use_calibration(encoder.base_evidence)  # fit from what the encoder sees, not the packaged profile
     outputs = run_encoder(encoder, table, vocab)
+    features = outputs.features if args.features == "class-probs" else _embedding_features(table, encoder, outputs.features)
     # C is a module constant of the head; the benchmark swaps the fit function calibrate() calls
     calibration.fit_head = functools.partial(fit_head, c=args.c)
     figures: dict[str, dict] = {}
@@ -60,8 +81,8 @@ def main() -> None:
         for seed in args.seeds:
             profile = calibration.calibrate(
                 outputs.base_probs, table, vocab, evidence_of(encoder), model_id=encoder.model_id,
-                revision=encoder.revision, source="class-head", features=outputs.features, seed=seed, selection=selection)
-            print(f"{selection} C={args.c:g} seed={seed}:", flush=True)
+                revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection)
+            print(f"{selection} C={args.c:g} {args.features} seed={seed}:", flush=True)
             for row in profile.cv_facets:
                 per_seed.setdefault(row["facet"], []).append(row)
                 print(f"  {row['facet']:<8} {_line(row)}", flush=True)
@@ -71,7 +92,7 @@ def main() -> None:
             figures[f"{selection} seed={seed}"] = {
                 r["facet"]: f"{r['correct']}/{r['selected']} right, {r['covered_photos']}/{r['judged_photos']} covered"
                 for r in profile.cv_facets}
-        print(f"{selection} C={args.c:g} over seeds {args.seeds}:")
+        print(f"{selection} C={args.c:g} {args.features} over seeds {args.seeds}:")
         for facet, rows in per_seed.items():
             precision = np.array([np.nan if r["precision"] is None else r["precision"] for r in rows], dtype=float)
             coverage = np.array([r["coverage"] for r in rows], dtype=float)

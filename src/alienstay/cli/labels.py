@@ -95,7 +95,7 @@ def calibrate(
     vocabulary: VocabOption = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
 ) -> None:
-    """Fit floors (a word each, or one shared: --selection) by nested k-fold cross-validation; write a profile for `tag --calibration`."""
+    """Fit floors (a word each, or one shared: --selection) by k-fold cross-validation; write a profile for `tag --calibration`."""
     from alienstay.labelled.calibration import EVIDENCE_SOURCES, SELECTIONS
     from alienstay.stages.labelled import run_calibrate
 
