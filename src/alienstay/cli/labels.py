@@ -84,34 +84,44 @@ def calibrate(
     evidence: Annotated[
         str, typer.Option("--evidence", help="probabilities (any encoder) | class-head (offline: a head over class scores).")
     ] = "auto",
-    target: Annotated[float, typer.Option("--target", min=0.5, max=1.0, help="Precision every kept word must reach.")] = 0.9,
+    target: Annotated[float, typer.Option("--target", min=0.5, max=1.0, help="Precision the selections must reach on the training photos (each word's, or pooled with --selection surest).")] = 0.9,
     folds: Annotated[int, typer.Option("--folds", min=2, help="k of the k-fold cross-validation.")] = 5,
+    selection: Annotated[
+        str, typer.Option("--selection", help="per-word (a floor a word) | surest (one tag a photo above one floor) | "
+                                              "auto (the evidence source's own: surest for class-head).")
+    ] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Shuffles the folds; the figures move with it (bench_calibration).")] = 0,
     mapping: MappingOption = None,
     vocabulary: VocabOption = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
 ) -> None:
-    """Fit per-word floors by k-fold cross-validation at a target precision; write a profile for `tag --calibration`."""
-    from alienstay.labelled.calibration import EVIDENCE_SOURCES
+    """Fit floors (a word each, or one shared: --selection) by k-fold cross-validation; write a profile for `tag --calibration`."""
+    from alienstay.labelled.calibration import EVIDENCE_SOURCES, SELECTIONS
     from alienstay.stages.labelled import run_calibrate
 
     if evidence != "auto" and evidence not in EVIDENCE_SOURCES:  # said before any model loads
         fail(f"--evidence {evidence!r}: use auto, {', '.join(EVIDENCE_SOURCES)}.")
+    if selection != "auto" and selection not in SELECTIONS:
+        fail(f"--selection {selection!r}: use auto, {', '.join(SELECTIONS)}.")
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
     # auto: the last registered source this encoder can feed (a head where class scores exist)
     feeds = [name for name, entry in EVIDENCE_SOURCES.items() if not entry.needs_features or hasattr(encoder, "encode_with_features")]
     source = evidence if evidence != "auto" else feeds[-1]
+    selection = selection if selection != "auto" else EVIDENCE_SOURCES[source].selection
     try:
-        profile = run_calibrate(encoder, table, vocab, source=source, target=target, folds=folds,
-                                progress=lambda step: console.print(f"calibrate: {step}"))
+        profile = run_calibrate(encoder, table, vocab, source=source, target=target, folds=folds, selection=selection,
+                                seed=seed, progress=lambda step: console.print(f"calibrate: {step}"))
     except ValueError as error:
         fail(str(error))
     path = profile.save(output)
     overall = next(row for row in profile.cv_facets if row["facet"] == "all")
     console.print(
-        f"{len(profile.floors)} words kept, {len(profile.silenced)} silenced; cross-validated ({folds}-fold, "
+        f"{len(profile.floors)} words kept, {len(profile.silenced)} silenced ({selection}); cross-validated ({folds}-fold, "
         f"{profile.photos} photos): precision {overall['precision']} ({overall['correct']}/{overall['selected']}), "
         f"coverage {overall['coverage']} ({overall['covered_photos']}/{overall['judged_photos']} photos) -> {path}"
     )
+    if profile.max_tags is not None:
+        return  # nothing silenced after the outer folds: the figures above are the whole procedure's
     kept = next(row for row in profile.cv_kept if row["facet"] == "all")
     console.print(f"the same selections, kept words only (chosen after seeing them: optimistic): precision "
                   f"{kept['precision']} ({kept['correct']}/{kept['selected']}), coverage {kept['coverage']} "

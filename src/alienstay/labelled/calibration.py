@@ -14,6 +14,15 @@ may be selected and from which probability on, and how they did out of sample:
 With an evidence source that learns (the class head, vocabulary/word_head.py) the head is refitted
 inside every training fold and its floors are chosen on inner out-of-fold predictions (nested).
 The final profile refits floors (and head) on every photo; its figures stay the nested ones.
+
+How floors are chosen is a registered SELECTIONS entry:
+- per-word: each word its own floor, as above; a photo may keep one word a facet;
+- surest (the offline tagger's default): a photo keeps at most ONE tag, its most probable
+  candidate word, and only when that probability clears one floor shared by every word, chosen
+  on the training photos' out-of-fold probabilities as the lowest at which those top words are
+  right at the target. Coverage asks for one trusted tag a photo and precision counts every tag,
+  so fewer, surer tags help both. No word is silenced after the outer folds are scored (that
+  would choose on the photos scored): the cross-validated figures are the procedure's own.
 """
 
 from __future__ import annotations
@@ -59,6 +68,24 @@ def choose_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET
     return best
 
 
+def choose_pooled_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
+                        min_selected: int = MIN_SELECTED) -> float | None:
+    """The lowest floor at which all selections at or above it (>= min_selected) reach target.
+
+    Unlike choose_floor, a dip among the few surest photos does not stop the search: pooled over
+    every word there are a hundred selections, and one early miss among five is noise, not a trend.
+    """
+    judged = verdicts != UNJUDGED
+    p, good = np.asarray(probs)[judged], np.asarray(verdicts)[judged] >= OK
+    order = np.argsort(-p, kind="stable")
+    precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
+    best = None
+    for k in range(min_selected - 1, len(order)):
+        if precision[k] >= target and (k + 1 == len(order) or p[order[k + 1]] < p[order[k]]):
+            best = float(p[order[k]])
+    return best
+
+
 def candidate_words(labels: LabelTable, vocab: Vocabulary, base: Evidence) -> tuple[list[int], dict[str, str]]:
     """Words with enough right and wrong labelled photos; the others, silenced with the reason."""
     allowed = base.may_select(vocab) if base.word_floors is None else np.ones(len(vocab.words), bool)
@@ -83,6 +110,10 @@ class EvidenceSource:
     name: str
     needs_features: bool
     description: str
+    # The SELECTIONS entry `calibrate --selection auto` takes: one floor shared by every word needs
+    # probabilities comparable across words, which a head's (the chance the word is right) are and
+    # an encoder's per-facet softmax is not.
+    selection: str = "per-word"
 
 
 EVIDENCE_SOURCES: dict[str, EvidenceSource] = {
@@ -90,7 +121,8 @@ EVIDENCE_SOURCES: dict[str, EvidenceSource] = {
     for source in (
         EvidenceSource("probabilities", False, "the encoder's own per-facet probabilities (any encoder)"),
         EvidenceSource("class-head", True, "a logistic regression per word over the classifier's class scores "
-                                            "and pixel statistics (vocabulary/word_head.py), refitted in every fold"),
+                                            "and pixel statistics (vocabulary/word_head.py), refitted in every fold",
+                       selection="surest"),
     )
 }
 
@@ -110,6 +142,25 @@ def _folds(labels: LabelTable, rows: np.ndarray, k: int, seed: int) -> list[tupl
         strata = np.zeros(len(rows), dtype=int)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(rows[a], rows[b]) for a, b in splitter.split(rows, strata)]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How floors are chosen on training photos, and how many tags a photo may keep (None: one a facet)."""
+
+    name: str
+    max_tags: int | None
+    description: str
+
+
+SELECTIONS: dict[str, Selection] = {
+    selection.name: selection
+    for selection in (
+        Selection("per-word", None, "each word its own floor at the target; words below it silenced"),
+        Selection("surest", 1, "one tag a photo at most, its most probable word, above one shared floor"),
+    )
+}
+DEFAULT_SELECTION = "per-word"  # any encoder; a source names its own (EvidenceSource.selection)
 
 
 class _Fitter:
@@ -141,8 +192,10 @@ class _Fitter:
             out[[position[r] for r in inner_test.tolist()]] = predicted
         return out
 
-    def floors(self, train: np.ndarray, target: float) -> dict[str, float]:
+    def floors(self, train: np.ndarray, target: float, selection: str = DEFAULT_SELECTION) -> dict[str, float]:
         probs = self.floor_probs(train)
+        if selection == "surest":
+            return self._pooled_floors(probs, train, target)
         found = {}
         for i in self.words:
             floor = choose_floor(probs[:, i], self.labels.verdicts[train, i], min(1.0, target + MARGIN))
@@ -150,15 +203,31 @@ class _Fitter:
                 found[self.names[i]] = math.floor(float(floor) * 1e6) / 1e6  # as saved (6 digits), never above the photo it rests on
         return found
 
+    def _pooled_floors(self, probs: np.ndarray, train: np.ndarray, target: float) -> dict[str, float]:
+        """One floor for every candidate word, chosen on each photo's most probable candidate."""
+        if not self.words:
+            return {}
+        top = np.asarray(self.words)[np.argmax(probs[:, self.words], axis=1)]
+        rows = np.arange(len(train))
+        floor = choose_pooled_floor(probs[rows, top], self.labels.verdicts[train][rows, top], min(1.0, target + MARGIN))
+        if floor is None:
+            return {}
+        floor = math.floor(floor * 1e6) / 1e6
+        return {self.names[i]: floor for i in self.words}
+
 
 def calibrate(
     probs: np.ndarray, labels: LabelTable, vocab: Vocabulary, base: Evidence, *, model_id: str, revision: str,
     source: str = "probabilities", features: np.ndarray | None = None, target: float = TARGET,
-    folds: int = FOLDS, seed: int = 0, progress: Callable[[str], None] = lambda _: None,
+    folds: int = FOLDS, seed: int = 0, selection: str = DEFAULT_SELECTION,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> CalibrationProfile:
     """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring."""
     if source not in EVIDENCE_SOURCES:
         raise ValueError(f"unknown evidence source {source!r}: use one of {', '.join(EVIDENCE_SOURCES)}.")
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}: use one of {', '.join(SELECTIONS)}.")
+    max_tags = SELECTIONS[selection].max_tags
     if EVIDENCE_SOURCES[source].needs_features and features is None:
         raise ValueError(f"evidence source {source!r} needs the classifier's class scores: use --model offline.")
     rows = np.arange(len(labels.files))
@@ -167,19 +236,19 @@ def calibrate(
     selected = np.zeros(labels.verdicts.shape, dtype=bool)
     for number, (train, test) in enumerate(_folds(labels, rows, folds, seed), start=1):
         progress(f"fold {number}/{folds}")
-        floors = fitter.floors(train, target)
-        evidence = replace(base, facets=None, sees_absences=True, word_floors=floors)
+        floors = fitter.floors(train, target, selection)
+        evidence = replace(base, facets=None, sees_absences=True, word_floors=floors, max_tags=max_tags)
         selected[test] = select_tags(fitter.predict(fitter.fit(train), test), vocab, evidence)
     words_cv, facets_cv = word_table(selected, labels, vocab), facet_table(selected, labels, vocab)
     progress("final fit on every photo")
-    final = fitter.floors(rows, target)
+    final = fitter.floors(rows, target, selection)
     for name in fitter.names:
         if name in silenced or name in final:
             continue
         silenced[name] = f"no floor reaches precision {target:g} on the training photos"
     for row in words_cv.itertuples():
         name = f"{row.facet}:{row.tag}"
-        if name in final and row.selected and row.precision < target:
+        if max_tags is None and name in final and row.selected and row.precision < target:
             del final[name]
             silenced[name] = f"cross-validated precision {row.precision:.2f} < {target:g} ({row.correct}/{row.selected})"
     kept = np.array([name in final for name in fitter.names])
@@ -188,6 +257,7 @@ def calibrate(
         folds=folds, photos=len(rows), labels=Path(labels.source).name, floors=final, silenced=silenced,
         cv_facets=_records(facets_cv), cv_words=_records(words_cv[words_cv["judged_photos"] > 0]),
         head=_kept_head(fitter.fit(rows), final), cv_kept=_records(facet_table(selected & kept, labels, vocab)),
+        selection=selection, max_tags=max_tags,
     )
 
 

@@ -43,6 +43,9 @@ class Evidence:
     # Per-word floors from a calibration profile ("facet:tag" -> floor). When given, ONLY these
     # words may be selected: a word the profile silenced or never saw stays silent (calibration.py).
     word_floors: Mapping[str, float] | None = None
+    # At most this many tags a photo, the most probable of those selected (None: no limit). A profile
+    # fitted for "surest" selection (calibration.py) says 1: fewer, surer tags keep precision up.
+    max_tags: int | None = None
 
     def judges(self, facet: str) -> bool:
         return self.facets is None or facet in self.facets
@@ -72,6 +75,7 @@ class Evidence:
                 "sees_absences": self.sees_absences,
                 "rules": {name: [r.top_k, r.min_prob] for name, r in sorted(self.rules.items())},
                 **({"floors": dict(sorted(self.word_floors.items()))} if self.word_floors is not None else {}),
+                **({"max_tags": self.max_tags} if self.max_tags is not None else {}),
             },
             sort_keys=True,
         )
@@ -91,7 +95,8 @@ def select_tags(probs: np.ndarray, vocab: Vocabulary, evidence: Evidence = SEES_
     """Per facet: the top_k selectable words by probability, each only if it reaches its floor.
 
     Ties go to vocabulary order. Words the evidence may not select are never chosen and do not
-    take a top_k place; a facet the encoder does not judge selects nothing.
+    take a top_k place; a facet the encoder does not judge selects nothing. With `max_tags`, a
+    photo then keeps only its `max_tags` most probable selected words.
     """
     probs = np.asarray(probs)
     selected = np.zeros(probs.shape, dtype=bool)
@@ -105,4 +110,9 @@ def select_tags(probs: np.ndarray, vocab: Vocabulary, evidence: Evidence = SEES_
         chosen = np.zeros(block.shape, dtype=bool)
         chosen[rows, ranked] = True
         selected[:, part] = chosen & (block >= floors[part])
+    if evidence.max_tags is not None:
+        ranked = np.argsort(-np.where(selected, probs, -np.inf), axis=1, kind="stable")[:, : evidence.max_tags]
+        keep = np.zeros(selected.shape, dtype=bool)
+        keep[rows, ranked] = True
+        selected &= keep
     return selected

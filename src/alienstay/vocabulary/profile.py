@@ -41,16 +41,19 @@ class CalibrationProfile:
     head: WordHead | None = None
     # The same cross-validated selections restricted to the words kept: chosen after seeing them, so optimistic.
     cv_kept: list[dict] = field(default_factory=list)
+    selection: str = "per-word"  # a calibration.SELECTIONS name: how the floors were chosen
+    max_tags: int | None = None  # at most this many tags a photo (evidence.Evidence.max_tags)
 
     @property
     def key(self) -> str:
-        text = json.dumps({"floors": self.floors, "head": self.head.to_dict() if self.head else None}, sort_keys=True)
+        text = json.dumps({"floors": self.floors, "head": self.head.to_dict() if self.head else None,
+                           **({"max_tags": self.max_tags} if self.max_tags is not None else {})}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def evidence(self, base: Evidence) -> Evidence:
         """The base evidence with only the calibrated words selectable, each from its own floor."""
         facets = frozenset(word.split(":", 1)[0] for word in self.floors)
-        return replace(base, facets=facets, word_floors=dict(self.floors),
+        return replace(base, facets=facets, word_floors=dict(self.floors), max_tags=self.max_tags,
                        source=f"calibration profile {self.key}: floors at cross-validated precision >= {self.target:g} "
                               f"on {self.photos} labelled photos ({self.labels})")
 
@@ -58,6 +61,7 @@ class CalibrationProfile:
         return {"version": PROFILE_VERSION, "model_id": self.model_id, "revision": self.revision,
                 "vocab_hash": self.vocab_hash, "evidence_source": self.evidence_source, "target": self.target,
                 "folds": self.folds, "photos": self.photos, "labels": self.labels,
+                "selection": self.selection, "max_tags": self.max_tags,
                 "floors": {w: round(float(f), 6) for w, f in self.floors.items()}, "silenced": self.silenced,
                 "cross_validated": {"facets": self.cv_facets, "words": self.cv_words,
                                     "kept_words_only": self.cv_kept},
@@ -85,6 +89,8 @@ def load_profile(path: Path | str) -> CalibrationProfile:
             silenced=dict(document.get("silenced") or {}), cv_facets=list(cv.get("facets") or []),
             cv_words=list(cv.get("words") or []), cv_kept=list(cv.get("kept_words_only") or []),
             head=WordHead.from_dict(document["head"]) if document.get("head") else None,
+            selection=str(document.get("selection") or "per-word"),
+            max_tags=int(document["max_tags"]) if document.get("max_tags") is not None else None,
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise CalibrationError(f"{path}: not a calibration profile ({type(error).__name__}: {error}); "
