@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "alienstay"
 DOC = REPO / "docs" / "layout.md"
 sys.path.insert(0, str(REPO / "scripts"))
+from generated_doc import write_or_check  # noqa: E402
 from import_graph import LAYERS  # noqa: E402  (the layers are listed once, with the import check)
 
 HEADER = """# Layout of `src/alienstay`
@@ -66,15 +67,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC.relative_to(REPO)} is stale: run `python scripts/layout_doc.py`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC.relative_to(REPO)}")
-    return 0
+    return write_or_check(DOC, render(), "python scripts/layout_doc.py")
 
 
 if __name__ == "__main__":

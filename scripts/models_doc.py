@@ -15,10 +15,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "models.md"
 sys.path.insert(0, str(REPO / "src"))  # this checkout's package, whatever the environment has installed
+sys.path.insert(0, str(REPO / "scripts"))
 
 from alienstay.runtime import presets  # noqa: E402
 from alienstay.runtime.registry import all_registries  # noqa: E402
 from alienstay.runtime.weights import ALTERNATIVE  # noqa: E402
+from generated_doc import write_or_check  # noqa: E402
 
 HEADER = """# Models and registry entries
 
@@ -101,15 +103,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC.relative_to(REPO)} is stale: run `python scripts/models_doc.py`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC.relative_to(REPO)}")
-    return 0
+    return write_or_check(DOC, render(), "python scripts/models_doc.py")
 
 
 if __name__ == "__main__":

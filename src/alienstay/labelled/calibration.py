@@ -55,17 +55,7 @@ MARGIN = 0.0  # 0.05 was tried: same cross-validated precision (0.87), coverage 
 def choose_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
                  min_selected: int = MIN_SELECTED) -> float | None:
     """The lowest floor whose selections, and those of every higher floor with >= min_selected, reach target."""
-    judged = verdicts != UNJUDGED
-    p, good = np.asarray(probs)[judged], np.asarray(verdicts)[judged] >= OK
-    order = np.argsort(-p, kind="stable")
-    precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
-    best = None
-    for k in range(min_selected - 1, len(order)):
-        if precision[k] < target:
-            break
-        if k + 1 == len(order) or p[order[k + 1]] < p[order[k]]:  # a floor cannot split tied probabilities
-            best = float(p[order[k]])
-    return best
+    return _lowest_floor(probs, verdicts, target, min_selected, stop_at_first_miss=True)
 
 
 def choose_pooled_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
@@ -75,13 +65,22 @@ def choose_pooled_floor(probs: np.ndarray, verdicts: np.ndarray, target: float =
     Unlike choose_floor, a dip among the few surest photos does not stop the search: pooled over
     every word there are a hundred selections, and one early miss among five is noise, not a trend.
     """
+    return _lowest_floor(probs, verdicts, target, min_selected, stop_at_first_miss=False)
+
+
+def _lowest_floor(probs: np.ndarray, verdicts: np.ndarray, target: float, min_selected: int,
+                  stop_at_first_miss: bool) -> float | None:
     judged = verdicts != UNJUDGED
     p, good = np.asarray(probs)[judged], np.asarray(verdicts)[judged] >= OK
     order = np.argsort(-p, kind="stable")
     precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
     best = None
     for k in range(min_selected - 1, len(order)):
-        if precision[k] >= target and (k + 1 == len(order) or p[order[k + 1]] < p[order[k]]):
+        if precision[k] < target:
+            if stop_at_first_miss:
+                break
+            continue
+        if k + 1 == len(order) or p[order[k + 1]] < p[order[k]]:  # a floor cannot split tied probabilities
             best = float(p[order[k]])
     return best
 
