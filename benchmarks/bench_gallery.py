@@ -18,8 +18,7 @@ Beside the per-kind figures, **the mix with default settings** (issue 22's targe
 `alienstay serve` (workers auto), measured from its first answer with nothing warmed up, 16
 clients each opening a NEW connection for every request, drawing from a mix of word searches
 (1 to 3 words), home pages and searches by meaning (a phrase, through the home page's search box
-and /api/search?text=); the clients are coroutines of one event loop (`benchmarks/gallery_client.py`),
-so the load generator takes little of the cores the server answers on; the workspace's embeddings are grown from the sample photos' real ones
+and /api/search?text=); the workspace's embeddings are grown from the sample photos' real ones
 (`benchmarks/gallery_meaning.py`), so a search by meaning runs the real query model.
 
     python -m benchmarks gallery                          # both sizes
@@ -45,7 +44,6 @@ import numpy as np
 import psutil
 
 from alienstay.vocabulary.words import load_vocabulary
-from benchmarks.gallery_client import run_mix
 from benchmarks.gallery_data import image_ids
 
 ROOT = Path("runs/bench/gallery")
@@ -215,9 +213,10 @@ def scenarios(photos: int) -> dict:
 
 
 def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQUESTS, seconds: float = SECONDS) -> dict:
-    """`clients` clients (coroutines of one event loop: benchmarks/gallery_client.py), a new connection for
-    every request, each request drawn from MIX; per kind and overall."""
+    """`clients` threads, a new connection for every request, each request drawn from MIX; per kind and overall."""
     kinds, draw = list(MIX), scenarios(photos)
+    latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
+    errors, lock, barrier, deadline = [0], threading.Lock(), threading.Barrier(clients), [0.0]
     seen: dict[str, int] = {}  # phrase -> times asked
 
     def url(rng, kind: str) -> str:
@@ -227,10 +226,44 @@ def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQ
         if kind == "home page":
             return "/"
         phrase = f"{rng.choice(LOOKS)} {rng.choice(THINGS)}{rng.choice(PLACES)}"
-        seen[phrase] = seen.get(phrase, 0) + 1
+        with lock:
+            seen[phrase] = seen.get(phrase, 0) + 1
         return f"/?q={quote(phrase)}" if rng.random() < 0.5 else f"/api/search?text={quote(phrase)}"
 
-    latencies, errors, wall = run_mix(port, clients, requests, seconds, kinds, list(MIX.values()), url)
+    def client(seed: int) -> None:
+        rng = np.random.default_rng(1000 + seed)
+        mine = []
+        barrier.wait()
+        for _ in range(requests):
+            if time.perf_counter() > deadline[0]:
+                break
+            kind = str(rng.choice(kinds, p=list(MIX.values())))
+            target, start = url(rng, kind), time.perf_counter()
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)  # a new connection each time
+                connection.request("GET", target)
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                ok = response.status == 200
+            except OSError:
+                ok = False
+            mine.append((kind, time.perf_counter() - start))
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            for kind, took in mine:
+                latencies[kind].append(took)
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
 
     def figures(ms: np.ndarray) -> dict:
         return {"requests": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
@@ -238,7 +271,7 @@ def load_mix(port: int, photos: int, clients: int = CLIENTS, requests: int = REQ
 
     every = np.array([t for kind in kinds for t in latencies[kind]]) * 1000
     asked = sum(seen.values())
-    return {"all": {**figures(every), "per_s": len(every) / wall}, "errors": errors,
+    return {"all": {**figures(every), "per_s": len(every) / wall}, "errors": errors[0],
             "phrases": {"asked": asked, "distinct": len(seen), "repeats": (asked - len(seen)) / max(asked, 1)},
             **{kind: figures(np.array(latencies[kind]) * 1000) for kind in kinds if latencies[kind]}}
 
