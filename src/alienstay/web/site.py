@@ -13,7 +13,9 @@ that changed, a search by meaning while its model may still be loading, a large 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request
@@ -110,7 +112,7 @@ class Site:
         return await run_in_threadpool(self.data.refresh) if self.data.stale() else self.data.current
 
     # ---- pieces of a page, rendered once a snapshot
-    def _piece(self, kind: str, owner: object, make, *key: object):
+    def _piece(self, kind: str, owner: object, make: Callable[[], Any], *key: object) -> Any:
         """A rendered piece for `owner` (an index, a snapshot): kept with the owner itself, so a new
         object at a freed one's address never finds the old piece."""
         found = self._pieces.get((kind, id(owner), *key))
@@ -142,7 +144,8 @@ class Site:
         return self._piece("browse", gallery, lambda: browse_cards(*gallery.browse(per_page)), per_page)
 
     # ---- answers
-    async def by_meaning(self, function, gallery: g.Snapshot, text: str, words: list[str], k: int, page: int):
+    async def by_meaning(self, function: Callable[..., Any], gallery: g.Snapshot, text: str, words: list[str], k: int,
+                         page: int) -> Any:
         """A search by meaning: on the event loop once the query model is loaded (~10 ms of CPU: in the
         thread pool it only fought the loop for the GIL, and stretched under load), in the thread pool
         while it may still have to load (seconds that no other route waits behind) or for a large page."""
