@@ -60,3 +60,15 @@ def test_first_rows_keeps_the_first_of_each_id_in_table_order() -> None:
 def test_empty_tables_find_nothing() -> None:
     rows = IdRows(pa.array([], pa.string()))
     assert len(rows) == 0 and rows.row("a") is None and rows.rows(["a", "b"]).tolist() == [MISSING, MISSING]
+
+
+def test_ids_of_one_length_and_of_many_map_alike() -> None:
+    same = [f"p{i:04d}" for i in (7, 3, 9, 1)]  # one length: the bytes are used as they are
+    mixed = [*same, "p1", "p12345"]
+    for ids in (same, mixed):
+        rows = IdRows(pa.array(ids).slice(0))  # and from a slice, whose buffers start elsewhere
+        assert [rows.row(i) for i in ids] == list(range(len(ids))) == rows.rows(ids).tolist()
+    sliced = IdRows(pa.array(["zz", *same, "aa"]).slice(1, 4))
+    assert sliced.rows(same).tolist() == [0, 1, 2, 3] and sliced.row("zz") is None and sliced.row("aa") is None
+    with pytest.raises(ValueError, match="NUL"):
+        IdRows(["ab", "c\x00"])

@@ -48,10 +48,20 @@ def fixed_width(ids: pa.StringArray, width: int | None = None) -> tuple[np.ndarr
     data = np.frombuffer(ids.buffers()[2], np.uint8) if n and ids.buffers()[2] is not None else np.zeros(0, np.uint8)
     unfit = lengths > width
     kept = np.where(unfit, 0, lengths)
-    grid = np.zeros((n, width), np.uint8)
-    owner = np.repeat(np.arange(n), kept)
-    within = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
-    grid[owner, within] = data[np.repeat(offsets[:-1].astype(np.int64), kept) + within]
+    starts = offsets[:-1].astype(np.int64)
+    if n and (kept == width).all():  # every id the same length (generated ids): the bytes already are the grid
+        grid = data[starts[0] : starts[0] + n * width].reshape(n, width)
+        return grid.view(f"S{width}").reshape(n).copy(), (grid == 0).any(axis=1)
+    # A byte position at a time (n-sized steps, no n x width temporaries), into rows of the transposed
+    # grid so each step writes contiguously; one transposing copy at the end.
+    columns = np.zeros((width, n), np.uint8)
+    for column in range(int(kept.max(initial=0))):
+        has = kept > column
+        if has.all():
+            columns[column] = data[starts + column]
+        else:
+            columns[column, has] = data[starts[has] + column]
+    grid = np.ascontiguousarray(columns.T)
     unfit |= (grid == 0).sum(axis=1) > width - kept  # a NUL among an id's own bytes
     return grid.view(f"S{width}").reshape(n), unfit
 
@@ -101,11 +111,14 @@ class IdRows:
         return np.where(found, self.order[at], MISSING)
 
     def row(self, image_id: str) -> int | None:
-        """The row of one id, or None."""
-        if not isinstance(image_id, str):
+        """The row of one id, or None: the same search as `rows`, without building arrays for one id."""
+        if not isinstance(image_id, str) or not len(self.sorted):
             return None
-        found = int(self.rows([image_id])[0])
-        return None if found == MISSING else found
+        key = image_id.encode("utf-8", "surrogatepass")
+        if len(key) > self.width or b"\0" in key:
+            return None
+        at = min(int(np.searchsorted(self.sorted, np.bytes_(key))), len(self.sorted) - 1)
+        return int(self.order[at]) if self.sorted[at] == key else None
 
     def __contains__(self, image_id: object) -> bool:
         return isinstance(image_id, str) and self.row(image_id) is not None
