@@ -135,3 +135,35 @@ def test_search_core_ties_break_by_id(tmp_path: Path) -> None:
     found = wordindex.search(index, ["pool"], None)
     assert index.ids_of(found.ordinals) == ["c", "a", "b"] and found.total == 3
     assert wordindex.search(index, [], None).total == 0 and wordindex.search(None, ["pool"], None).total == 0
+
+
+def test_type_ahead_lists_every_word_once_an_index_and_follows_new_tags(tmp_path: Path, outside: Path) -> None:
+    root = webworkspace.build(tmp_path / "ws", outside_file=outside)
+    client = TestClient(create_app(root))
+    words = [(g["facet"], t["tag"]) for g in client.get("/api/tags").json()["facets"] for t in g["tags"]]
+    page = client.get("/").text
+    listed = page[page.index('<datalist id="vocabulary">'):page.index("</datalist>")]
+    assert words and all(f'<option value="{tag}" label="{facet}"></option>' in listed for facet, tag in words)
+    site = client.app.state.site
+    gallery = site.data.current
+    assert site.vocabulary_html(gallery) is site.vocabulary_html(gallery)  # rendered once, not once a request
+
+    tags = pd.read_parquet(root / "tags.parquet")
+    extra = tags.iloc[:1].assign(facet="place", tag="observatory", selected=True)
+    pd.concat([tags, extra]).to_parquet(root / "tags.parquet", index=False)  # a new tag run adds a word
+    listed = client.get("/").text
+    assert '<option value="observatory" label="place"></option>' in listed
+    assert site.vocabulary_html(site.data.current) is not site.vocabulary_html(gallery)
+
+
+def test_a_photo_listed_twice_in_the_catalog_shows_its_first_row(tmp_path: Path, outside: Path) -> None:
+    root = webworkspace.build(tmp_path / "ws", outside_file=outside)
+    catalog = pd.read_parquet(root / "catalog.parquet")
+    first = catalog[catalog["image_id"] == "h1/a.jpg"].iloc[0]
+    twice = pd.concat([catalog, catalog[catalog["image_id"] == "h1/a.jpg"].assign(hotel_id="copy", width=1)])
+    twice.to_parquet(root / "catalog.parquet", index=False)
+    client = TestClient(create_app(root))
+    record = client.get("/api/images/h1/a.jpg").json()
+    assert record["catalog"]["hotel_id"] == first["hotel_id"] != "copy"
+    home = client.get("/").text
+    assert home.count('data-image-id="h1/a.jpg"') == 1  # one card, not two

@@ -12,7 +12,8 @@ import reference_search
 import webworkspace
 from fastapi.testclient import TestClient
 
-from alienstay.web.app import MAX_WORDS, create_app
+from alienstay.web.app import create_app
+from alienstay.web.site import MAX_WORDS
 from alienstay.wordindex import lookup as wordindex
 from alienstay.wordindex.build import build_word_index
 from alienstay.workspace.catalog import conform
@@ -193,7 +194,7 @@ def hostile_workspace(root: Path) -> Path:
 def test_every_page_escapes_names_and_tags_and_every_listed_photo_opens(tmp_path: Path) -> None:
     root = hostile_workspace(tmp_path / "ws")
     client = TestClient(create_app(root))
-    from alienstay.web.app import page_url, photo_url
+    from alienstay.web.cards import page_url, photo_url
 
     pages = ["/", "/?words=pool", "/?words=" + HOSTILE_TAG, page_url(HOSTILE_ID), page_url(HOSTILE_ID) + "?view=staff",
              page_url("h1/a.jpg"), "/edits", "/edits?view=staff", "/edits?image=" + HOSTILE_ID.replace("<", "%3C")]

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from alienstay.similarity.service import Embeddings, Similarity
 from alienstay.web import tables
@@ -90,8 +89,7 @@ class Snapshot:
         cost ~20 us a photo, a page of 120 ~3 ms)."""
         if self.embeddings is None or self.index is None:
             return None
-        found = pc.index_in(self.embeddings.vectors.ids, value_set=self.index.ids)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return self.index.ordinals(self.embeddings.vectors.ids)
 
     def ordinals_of_rows(self, rows: np.ndarray) -> list[int | None]:
         """The word-index ordinals of these embedding rows (None where a photo has no tags)."""
@@ -162,7 +160,7 @@ class Snapshot:
         chips: dict[str, list[dict]] = {i: [] for i in image_ids}
         if self.index is None:
             return chips
-        found = ordinals if ordinals is not None else [self.index.ordinal(i) for i in image_ids]
+        found = ordinals if ordinals is not None else [o if o >= 0 else None for o in self.index.ordinals(image_ids).tolist()]
         present = [(i, o) for i, o in zip(image_ids, found) if o is not None]
         if not present:
             return chips
@@ -318,7 +316,7 @@ def read_clusters(path: Path) -> tables.Clusters | None:
 
 def usable_mask(index: WordIndex | None, catalog: tables.Keyed) -> np.ndarray | None:
     """Per index ordinal: is the photo usable in the catalog? None when every one is (nothing to filter)."""
-    mask = None if index is None else pc.is_in(index.ids, value_set=catalog.ids).to_numpy(zero_copy_only=False)
+    mask = None if index is None else catalog.rows.rows(index.ids) >= 0
     return None if mask is None or mask.all() else mask
 
 

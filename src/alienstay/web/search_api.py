@@ -1,6 +1,6 @@
 """The gallery's embedding side: search by meaning and "more like this" (routes and page pieces).
 
-Kept apart from the word search (app.py, gallery.py, `alienstay.wordindex`): this module only reads the
+Kept apart from the word search (routes_*.py, gallery.py, `alienstay.wordindex`): this module only reads the
 tag stage's embeddings through `alienstay.similarity`. A phrase that is not an alien word is
 searched by meaning, ranked by cosine with the tag stage's own model, and may be combined with
 word filters (only photos with every word among their selected tags are ranked). When that model
@@ -9,18 +9,17 @@ cannot be loaded here, the page and the API say so and word search works as befo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import orjson
 import pyarrow as pa
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from markupsafe import Markup
 
 from alienstay.similarity.query import MAX_TEXT, QueryModelUnavailable
 from alienstay.similarity.service import NoEmbeddings, Ranked, Similarity, is_usable
 from alienstay.web.cards import page_url, photo_url, result_cards
+from alienstay.web.site import Site, site
 from alienstay.wordindex import lookup as wordindex
 from alienstay.workspace.layout import DamagedTable
 from alienstay.workspace.storage import without_paths
@@ -57,7 +56,8 @@ def shown_rows(gallery, ranked: Ranked) -> tuple[list[str], list[float], list[in
     if ranked.rows is None or gallery.embeddings is None:
         kept = [(i, s) for i, s in zip(ranked.ids, ranked.scores) if i in gallery.catalog]
         ids = [i for i, _ in kept]
-        return ids, [s for _, s in kept], [None if gallery.index is None else gallery.index.ordinal(i) for i in ids]
+        found = [-1] * len(ids) if gallery.index is None else gallery.index.ordinals(ids).tolist()
+        return ids, [s for _, s in kept], [o if o >= 0 else None for o in found]
     rows = np.asarray(ranked.rows, np.int64)
     usable = gallery.embedding_rows  # the catalog's rows (None: every row is in it)
     keep = np.ones(len(rows), bool) if usable is None else is_usable(rows, usable)
@@ -155,27 +155,25 @@ def similar_strip(similarity: Similarity, gallery, image_id: str, k: int = SIMIL
             "empty": None}
 
 
-def router(similarity: Similarity, gallery: Callable[[], object]) -> APIRouter:
-    """GET /api/similar/{image_id}?k=12 (the gallery's other routes stay in app.py)."""
-    api = APIRouter()
+router = APIRouter()
 
-    @api.get("/api/similar/{image_id:id}")
-    def api_similar(image_id: str, k: int = Query(SIMILAR_SHOWN, ge=1, le=200)) -> JSONResponse:
-        current = gallery()
-        if image_id not in current.catalog:
-            raise HTTPException(404, f"{image_id!r} is not a usable photo of this workspace")
-        try:
-            ranked = similarity.similar(image_id, k, current.embeddings, current.embedding_rows)
-        except NoEmbeddings as error:
-            raise HTTPException(409, public(str(error), current)) from error
-        except DamagedTable as error:
-            raise HTTPException(503, error.public) from error
-        except KeyError as error:
-            raise HTTPException(404, f"{image_id!r} has no embedding yet: rerun `alienstay tag`.") from error
-        return JSONResponse({"image_id": image_id, "k": k, "index": ranked.index, "model_id": public(ranked.model_id, current),
-                             "note": public(ranked.note, current), "results": results(current, ranked)})
 
-    return api
+@router.get("/api/similar/{image_id:id}")
+def api_similar(image_id: str, k: int = Query(SIMILAR_SHOWN, ge=1, le=200), here: Site = Depends(site)) -> JSONResponse:
+    """The k photos nearest this one by meaning (its copies left out)."""
+    current = here.fresh()
+    if image_id not in current.catalog:
+        raise HTTPException(404, f"{image_id!r} is not a usable photo of this workspace")
+    try:
+        ranked = here.similarity.similar(image_id, k, current.embeddings, current.embedding_rows)
+    except NoEmbeddings as error:
+        raise HTTPException(409, public(str(error), current)) from error
+    except DamagedTable as error:
+        raise HTTPException(503, error.public) from error
+    except KeyError as error:
+        raise HTTPException(404, f"{image_id!r} has no embedding yet: rerun `alienstay tag`.") from error
+    return JSONResponse({"image_id": image_id, "k": k, "index": ranked.index, "model_id": public(ranked.model_id, current),
+                         "note": public(ranked.note, current), "results": results(current, ranked)})
 
 
 __all__ = ["MAX_TEXT", "router", "page_context", "api_text_search", "similar_strip", "split_query"]

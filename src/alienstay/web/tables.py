@@ -1,8 +1,8 @@
 """The catalog and the clusters as the gallery holds them: Arrow columns, looked up by id.
 
 A million catalog rows as pandas objects are about a gigabyte and seconds to build; as Arrow
-columns (only those the gallery shows) they are a few hundred bytes a row, and a sorted
-permutation of the ids finds a photo by binary search without a dict of a million strings.
+columns (only those the gallery shows) they are a few hundred bytes a row, and a photo is found
+by id through `workspace.ids.IdRows` (sorted ids, one searchsorted) without a dict of a million strings.
 """
 
 from __future__ import annotations
@@ -17,38 +17,35 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alienstay.workspace import catalog as cat
+from alienstay.workspace.ids import IdRows, first_rows
 
 CATALOG_INFO = ["hotel_id", "hotel_name", "chain_id", "chain_name", "source", "split", "width", "height", "url"]
 CATALOG_COLUMNS = ["image_id", "status", "prepared_path", *CATALOG_INFO]
 
 
 class Keyed:
-    """An Arrow table with an `image_id` column; `find` gives the first row of an id."""
+    """An Arrow table with an `image_id` column, one row a photo; `find` gives an id's row (workspace/ids.py).
+    A photo listed twice keeps its first row, the one a lookup by id always gave."""
 
     def __init__(self, table: pa.Table) -> None:
+        if table.num_rows:  # a row without an id cannot be asked for; a photo listed twice keeps its first row
+            table = table.filter(pc.is_valid(table.column("image_id")))
+            kept = first_rows(table.column("image_id"))
+            table = table if len(kept) == table.num_rows else table.take(pa.array(kept))
         self.ids = table.column("image_id").cast(pa.string()).combine_chunks() if table.num_rows else pa.array([], pa.string())
         # The one copy of the ids: the table's own column is replaced by it, not kept beside it.
         self.table = table.set_column(table.schema.get_field_index("image_id"), "image_id", self.ids) if table.num_rows else table
-        self.order = pc.array_sort_indices(self.ids).to_numpy() if len(self.ids) else np.zeros(0, np.int64)
+        self.rows = IdRows(self.ids)
 
     def __len__(self) -> int:
         return self.table.num_rows
 
     def find(self, image_id: str) -> int | None:
-        """The first row (table order) of image_id: leftmost in the stable sorted order."""
-        lo, hi = 0, len(self.order)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.ids[int(self.order[mid])].as_py() < image_id:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < len(self.order) and self.ids[int(self.order[lo])].as_py() == image_id:
-            return int(self.order[lo])
-        return None
+        """The row of image_id, or None."""
+        return self.rows.row(image_id)
 
     def __contains__(self, image_id: object) -> bool:
-        return isinstance(image_id, str) and self.find(image_id) is not None
+        return image_id in self.rows
 
     def row(self, position: int, columns: list[str] | None = None) -> dict:
         names = [c for c in (columns or self.table.column_names) if c in self.table.column_names]
@@ -71,15 +68,8 @@ def read_catalog(path: Path) -> Keyed:
 
 
 def first_ids(catalog: Keyed, limit: int) -> list[str]:
-    """The first `limit` distinct ids in catalog order (the browse grid)."""
-    shown: dict[str, None] = {}
-    step = max(limit, 1)
-    for start in range(0, len(catalog), step):
-        for image_id in catalog.ids.slice(start, step).to_pylist():
-            shown.setdefault(image_id, None)
-            if len(shown) == limit:
-                return list(shown)
-    return list(shown)
+    """The first `limit` ids in catalog order (the browse grid; a Keyed's ids are distinct)."""
+    return catalog.ids.slice(0, max(limit, 0)).to_pylist()
 
 
 class Clusters(Keyed):
@@ -87,6 +77,7 @@ class Clusters(Keyed):
 
     def __init__(self, table: pa.Table) -> None:
         super().__init__(table)
+        table = self.table  # one row a photo
         self.cluster = table.column("cluster").to_numpy(zero_copy_only=False).astype(np.int64)
         self.by_cluster = np.argsort(self.cluster, kind="stable")
         self.sorted_clusters = self.cluster[self.by_cluster]

@@ -21,6 +21,7 @@ from alienstay.wordindex.layout import (
     index_root,
     source_stamp,
 )
+from alienstay.workspace.ids import IdRows
 from alienstay.workspace.layout import Workspace
 
 
@@ -104,16 +105,17 @@ class WordIndex:
     def ids_of(self, ordinals: np.ndarray) -> list[str]:
         return self.ids.take(pa.array(np.asarray(ordinals, dtype=np.int64))).to_pylist()
 
+    @functools.cached_property
+    def id_rows(self) -> IdRows:
+        """id -> ordinal (workspace/ids.py); the build writes the ids sorted, so no sort is made."""
+        return IdRows(self.ids, sorted_already=True)
+
     def ordinal(self, image_id: str) -> int | None:
-        """Binary search over the sorted ids (no table of a million Python strings)."""
-        lo, hi = 0, len(self.ids)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.ids[mid].as_py() < image_id:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo if lo < len(self.ids) and self.ids[lo].as_py() == image_id else None
+        return self.id_rows.row(image_id)
+
+    def ordinals(self, image_ids: pa.Array | list[str]) -> np.ndarray:
+        """The ordinal of each id (-1 where it has no tags), in the order given."""
+        return self.id_rows.rows(image_ids)
 
     def chips_of(self, ordinals: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Several photos' selected rows at once: owner (position in `ordinals`), word codes, probs."""
