@@ -186,16 +186,22 @@ def test_max_tags_keeps_only_the_most_probable_selected_words(vocab):
     assert replace(evidence, max_tags=1).key != evidence.key  # the shards of one never mix with the other's
 
 
-def test_surest_selection_keeps_one_tag_a_photo_above_one_floor(tmp_path, vocab):
-    """A word whose probability carries its label is the photo's one tag; the profile round-trips the rule."""
-    rng = np.random.default_rng(1)
-    n = 60
+def _bed_carries_its_label_sofa_is_noise(tmp_path, vocab, n: int, seed: int, sofa_high: float):
+    """A labels table of n photos (bed on every other one) and probabilities: bed's follow its label, sofa's are noise."""
+    rng = np.random.default_rng(seed)
     rows = ["file\thas_bed\thas_sofa"] + [f"p{i}.jpg\t{i % 2}\t{(i // 2) % 2}" for i in range(n)]
     table = load_label_table(_labels_file(tmp_path, rows), vocab)
     probs = rng.uniform(0, 0.2, (n, len(vocab.words))).astype(np.float32)
-    bed, sofa = _index(vocab, "objects", "bed"), _index(vocab, "objects", "sofa")
-    probs[:, bed] = np.where(np.arange(n) % 2 == 1, 0.9, 0.1)
-    probs[:, sofa] = rng.uniform(0, 0.5, n)
+    probs[:, _index(vocab, "objects", "bed")] = np.where(np.arange(n) % 2 == 1, 0.9, 0.1)
+    probs[:, _index(vocab, "objects", "sofa")] = rng.uniform(0, sofa_high, n)
+    return table, probs
+
+
+def test_surest_selection_keeps_one_tag_a_photo_above_one_floor(tmp_path, vocab):
+    """A word whose probability carries its label is the photo's one tag; the profile round-trips the rule."""
+    n = 60
+    table, probs = _bed_carries_its_label_sofa_is_noise(tmp_path, vocab, n, seed=1, sofa_high=0.5)
+    bed = _index(vocab, "objects", "bed")
     profile = calibrate(probs, table, vocab, SEES_EVERYTHING, model_id="m", revision="r", folds=3, selection="surest")
     assert profile.selection == "surest" and profile.max_tags == 1
     assert len(set(profile.floors.values())) == 1 and "objects:bed" in profile.floors  # one floor shared
@@ -212,14 +218,9 @@ def test_surest_selection_keeps_one_tag_a_photo_above_one_floor(tmp_path, vocab)
 
 def test_calibration_silences_what_it_cannot_trust(tmp_path, vocab):
     """A word whose probability carries its label gets a floor; one whose probability is noise is silenced."""
-    rng = np.random.default_rng(0)
     n = 60
-    rows = ["file\thas_bed\thas_sofa"] + [f"p{i}.jpg\t{i % 2}\t{(i // 2) % 2}" for i in range(n)]
-    table = load_label_table(_labels_file(tmp_path, rows), vocab)
-    probs = rng.uniform(0, 0.2, (n, len(vocab.words))).astype(np.float32)
-    bed, sofa = _index(vocab, "objects", "bed"), _index(vocab, "objects", "sofa")
-    probs[:, bed] = np.where(np.arange(n) % 2 == 1, 0.9, 0.1)
-    probs[:, sofa] = rng.uniform(0, 1, n)
+    table, probs = _bed_carries_its_label_sofa_is_noise(tmp_path, vocab, n, seed=0, sofa_high=1.0)
+    bed = _index(vocab, "objects", "bed")
     profile = calibrate(probs, table, vocab, SEES_EVERYTHING, model_id="m", revision="r", folds=3)
     assert "objects:bed" in profile.floors and "objects:sofa" not in profile.floors
     assert "objects:sofa" in profile.silenced and "place:bedroom" in profile.silenced
