@@ -48,10 +48,17 @@ def fetch(hub: HubServer, target: Path, home: Path) -> str:
 
 
 def flip(path: Path) -> None:
-    """Other bytes, same length: what a size check alone lets through."""
+    """Other bytes, same length and same mtime: what a size check alone lets through.
+
+    The mtime is kept as bit rot keeps it: huggingface_hub re-downloads a local_dir file whose
+    mtime is over a second past its download record, so a flip made later under load would be
+    repaired by the download before the check could see it.
+    """
+    times = path.stat()
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 @pytest.fixture(scope="module")
