@@ -91,6 +91,8 @@ def calibrate(
                                               "auto (the evidence source's own: surest for class-head).")
     ] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Shuffles the folds; the figures move with it (bench_calibration).")] = 0,
+    inner_repeats: Annotated[Optional[int], typer.Option(
+        "--inner-repeats", min=1, help="Inner splits pooled to choose floors on (class head); default: the selection's own.")] = None,
     mapping: MappingOption = None,
     vocabulary: VocabOption = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
@@ -102,7 +104,7 @@ def calibrate(
     if evidence != "auto" and evidence not in EVIDENCE_SOURCES:  # said before any model loads
         fail(f"--evidence {evidence!r}: use auto, {', '.join(EVIDENCE_SOURCES)}.")
     if selection != "auto" and selection not in SELECTIONS:
-        fail(f"--selection {selection!r}: use auto, {', '.join(SELECTIONS)}.")
+        fail(f"--selection {selection!r}: use auto, {', '.join(SELECTIONS.names())}.")
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
     # auto: the last registered source this encoder can feed (a head where class scores exist)
     feeds = [name for name, entry in EVIDENCE_SOURCES.items() if not entry.needs_features or hasattr(encoder, "encode_with_features")]
@@ -110,7 +112,7 @@ def calibrate(
     selection = selection if selection != "auto" else EVIDENCE_SOURCES[source].selection
     try:
         profile = run_calibrate(encoder, table, vocab, source=source, target=target, folds=folds, selection=selection,
-                                seed=seed, progress=lambda step: console.print(f"calibrate: {step}"))
+                                seed=seed, inner_repeats=inner_repeats, progress=lambda step: console.print(f"calibrate: {step}"))
     except ValueError as error:
         fail(str(error))
     path = profile.save(output)
