@@ -206,7 +206,7 @@ class Selection:
     inner_repeats: int = 1
 
 
-INNER_REPEATS = 3  # surest's default: see the module docstring and docs/tagging.md
+INNER_REPEATS = 1  # surest's default: see the module docstring and docs/tagging.md
 SELECTIONS: Registry[Selection] = Registry("selection rule", group="alienstay.selection_rules")
 SELECTIONS.register(Selection("per-word", None, "each word its own floor at the target; words below it silenced",
                               per_word_floors))
