@@ -9,17 +9,13 @@ packaged profile; docs/tagging.md's "Tags you can trust" section quotes these li
 
     python -m benchmarks.bench_calibration [--labels ../shared/samples/calibration/labels.tsv]
     python -m benchmarks.bench_calibration --features embedding   (the pooled embedding instead)
-    python -m benchmarks.bench_calibration --selection surest --repeats 1 3 5 --wilson-slack 0.03
-        (floors chosen on 1, 3, 5 inner splits pooled; each also with the Wilson-bound rule)
     (about 15 minutes on 2 free CPU cores; figures also written to runs/bench/calibration.json)
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -57,46 +53,11 @@ def _embedding_features(table, encoder, head_features: np.ndarray) -> np.ndarray
     return np.hstack([np.vstack(rows), head_features[:, -len(STAT_NAMES):]])
 
 
-def _memoised(fit):
-    """fit_head remembered by its inputs: the rules and repeat counts compared here refit the same
-    training rows (R inner splits include the first R-1), and a fit is a pure function of its inputs."""
-    done: dict[str, object] = {}
-
-    def remembered(features: np.ndarray, targets: dict[str, np.ndarray]):
-        key = hashlib.sha1(np.ascontiguousarray(features).tobytes())
-        for word, y in targets.items():
-            key.update(word.encode() + np.ascontiguousarray(y).tobytes())
-        return done[key.hexdigest()] if key.hexdigest() in done else done.setdefault(key.hexdigest(), fit(features, targets))
-    return remembered
-
-
-def _variants(selections: list[str], repeats: list[int] | None, slacks: list[float]) -> list[tuple[str, str, int | None]]:
-    """(label, selection name, inner repeats) to measure; a Wilson-bound variant of `surest` is registered here."""
-    out = []
-    for selection in selections:
-        for r in repeats or [None]:
-            out.append((f"{selection}" + (f" R={r}" if r else ""), selection, r))
-            for slack in slacks if selection == "surest" else []:
-                name = f"surest-wilson-{slack:g}"
-                if name not in calibration.SELECTIONS:
-                    base = calibration.SELECTIONS.get("surest")
-                    calibration.SELECTIONS.register(dataclasses.replace(
-                        base, name=name, description=f"surest, floor where the Wilson lower bound >= target - {slack:g}",
-                        choose=functools.partial(calibration.pooled_floors, wilson_slack=slack)))
-                out.append((f"{name}" + (f" R={r}" if r else ""), name, r))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--selection", nargs="+", default=calibration.SELECTIONS.names(), choices=calibration.SELECTIONS.names())
-    parser.add_argument("--repeats", type=int, nargs="+", default=None,
-                        help="inner splits pooled to choose floors on, each measured (default: each rule's own)")
-    parser.add_argument("--wilson-slack", type=float, nargs="*", default=[],
-                        help="also measure surest with its floor where the Wilson lower bound of the pooled inner "
-                             "precision (counted in photos) >= target - SLACK (issue 20 follow-up, idea 2)")
     parser.add_argument("--c", type=float, default=HEAD_C, help="the head's regularisation (C of its logistic regressions)")
     parser.add_argument("--features", choices=["class-probs", "embedding"], default="class-probs",
                         help="what the head reads beside the pixel statistics: the log class probabilities (the tagger's) "
@@ -113,26 +74,25 @@ def main() -> None:
     outputs = run_encoder(encoder, table, vocab)
     features = outputs.features if args.features == "class-probs" else _embedding_features(table, encoder, outputs.features)
     # C is a module constant of the head; the benchmark swaps the fit function calibrate() calls
-    calibration.fit_head = _memoised(functools.partial(fit_head, c=args.c))
+    calibration.fit_head = functools.partial(fit_head, c=args.c)
     figures: dict[str, dict] = {}
-    for label, selection, repeats in _variants(args.selection, args.repeats, args.wilson_slack):
+    for selection in args.selection:
         per_seed: dict[str, list[dict]] = {}
         for seed in args.seeds:
             profile = calibration.calibrate(
                 outputs.base_probs, table, vocab, evidence_of(encoder), model_id=encoder.model_id,
-                revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection,
-                inner_repeats=repeats)
-            print(f"{label} C={args.c:g} {args.features} seed={seed}:", flush=True)
+                revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection)
+            print(f"{selection} C={args.c:g} {args.features} seed={seed}:", flush=True)
             for row in profile.cv_facets:
                 per_seed.setdefault(row["facet"], []).append(row)
                 print(f"  {row['facet']:<8} {_line(row)}", flush=True)
             words = [w for w in profile.cv_words if w["selected"]]
             print("  words: " + ", ".join(f"{w['facet']}:{w['tag']} {w['correct']}/{w['selected']}" for w in words), flush=True)
             # correct/selected and covered/judged per facet: the counts every figure rests on
-            figures[f"{label} seed={seed}"] = {
+            figures[f"{selection} seed={seed}"] = {
                 r["facet"]: f"{r['correct']}/{r['selected']} right, {r['covered_photos']}/{r['judged_photos']} covered"
                 for r in profile.cv_facets}
-        print(f"{label} C={args.c:g} {args.features} over seeds {args.seeds}:")
+        print(f"{selection} C={args.c:g} {args.features} over seeds {args.seeds}:")
         for facet, rows in per_seed.items():
             precision = np.array([np.nan if r["precision"] is None else r["precision"] for r in rows], dtype=float)
             coverage = np.array([r["coverage"] for r in rows], dtype=float)

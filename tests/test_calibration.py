@@ -171,43 +171,6 @@ def test_pooled_floor_looks_past_an_early_miss():
     assert choose_pooled_floor(probs, unjudged, target=1.0, min_selected=5) == pytest.approx(probs[17])
 
 
-def test_pooled_copies_count_as_photos_and_the_wilson_rule_is_stricter():
-    """Inner splits pooled: a photo counted `copies` times must not lower the photos a floor rests on."""
-    probs = np.linspace(0.99, 0.5, 20)
-    verdicts = np.array([RIGHT, RIGHT, WRONG] + [RIGHT] * 15 + [WRONG, WRONG])
-    twice, verdicts2 = np.concatenate([probs, probs]), np.concatenate([verdicts, verdicts])
-    assert choose_pooled_floor(twice, verdicts2, 0.9, min_selected=5, copies=2) == pytest.approx(probs[17])
-    assert choose_pooled_floor(twice, verdicts2, 0.9, min_selected=19, copies=2) is None  # 19 photos: 17/19 < 0.9
-    assert choose_pooled_floor(twice, verdicts2, 0.9, min_selected=19, copies=1) is not None  # 19 rows would pass
-    # 17/18 right has a Wilson lower bound near 0.74: below 0.9 - 0.03 wherever the floor is put
-    assert choose_pooled_floor(probs, verdicts, 0.9, wilson_slack=0.03) is None
-    assert choose_pooled_floor(probs, verdicts, 0.9, wilson_slack=0.2) == pytest.approx(probs[17])
-
-
-def test_class_head_floors_pool_the_inner_splits_asked_for(tmp_path, vocab, monkeypatch):
-    """inner_repeats R: every floor is chosen on R inner splits' out-of-fold predictions (R x folds inner fits)."""
-    import alienstay.labelled.calibration as calibration
-
-    n, folds = 60, 3
-    table, probs = _bed_carries_its_label_sofa_is_noise(tmp_path, vocab, n, seed=2, sofa_high=0.5)
-    features = probs + np.random.default_rng(0).normal(0, 0.05, probs.shape).astype(np.float32)
-    fits, fit = [], calibration.fit_head
-    monkeypatch.setattr(calibration, "fit_head", lambda x, y: fits.append(len(x)) or fit(x, y))
-    profiles = {}
-    for repeats in (1, 2):
-        fits.clear()
-        profiles[repeats] = calibrate(probs, table, vocab, SEES_EVERYTHING, model_id="m", revision="r", source="class-head",
-                                      features=features, folds=folds, selection="surest", inner_repeats=repeats)
-        # per outer fold R x folds inner fits and one on its training rows; the same for the final fit on every photo
-        assert len(fits) == (folds + 1) * (repeats * folds + 1)
-    assert profiles[2].inner_repeats == 2 and profiles[1].inner_repeats == 1
-    assert "objects:bed" in profiles[2].floors
-    assert load_profile(profiles[2].save(tmp_path / "r2.yaml")).inner_repeats == 2
-    with pytest.raises(ValueError, match="at least one inner split"):
-        calibrate(probs, table, vocab, SEES_EVERYTHING, model_id="m", revision="r", source="class-head",
-                  features=features, folds=folds, selection="surest", inner_repeats=0)
-
-
 def test_max_tags_keeps_only_the_most_probable_selected_words(vocab):
     from dataclasses import replace
 

@@ -91,8 +91,6 @@ def calibrate(
                                               "auto (the evidence source's own: surest for class-head).")
     ] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Shuffles the folds; the figures move with it (bench_calibration).")] = 0,
-    inner_repeats: Annotated[Optional[int], typer.Option(
-        "--inner-repeats", min=1, help="Inner splits pooled to choose floors on (class head); default: the selection's own.")] = None,
     mapping: MappingOption = None,
     vocabulary: VocabOption = None,
     device: Annotated[str, typer.Option("--device")] = "cpu",
@@ -112,7 +110,7 @@ def calibrate(
     selection = selection if selection != "auto" else EVIDENCE_SOURCES[source].selection
     try:
         profile = run_calibrate(encoder, table, vocab, source=source, target=target, folds=folds, selection=selection,
-                                seed=seed, inner_repeats=inner_repeats, progress=lambda step: console.print(f"calibrate: {step}"))
+                                seed=seed, progress=lambda step: console.print(f"calibrate: {step}"))
     except ValueError as error:
         fail(str(error))
     path = profile.save(output)

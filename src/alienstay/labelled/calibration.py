@@ -17,15 +17,13 @@ The final profile refits floors (and head) on every photo; its figures stay the 
 
 How floors are chosen is a SELECTIONS entry (a Registry: outside packages add rules through the
 entry-point group `alienstay.selection_rules`); each chooses its floors from the training photos'
-(inner out-of-fold) probabilities and says how many inner splits those are pooled over:
+(inner out-of-fold) probabilities:
 - per-word: each word its own floor, as above; a photo may keep one word a facet;
 - surest (the offline tagger's default): a photo keeps at most ONE tag, its most probable
   candidate word, and only when that probability clears one floor shared by every word, chosen
   on the training photos' out-of-fold probabilities as the lowest at which those top words are
   right at the target. Coverage asks for one trusted tag a photo and precision counts every tag,
-  so fewer, surer tags help both. The floor is chosen on the out-of-fold probabilities of
-  INNER_REPEATS inner splits pooled (each photo counted once a split): one floor chosen on
-  a hundred photos moved coverage by about 0.1 with the fold seed. No word is silenced after the outer folds are scored (that
+  so fewer, surer tags help both. No word is silenced after the outer folds are scored (that
   would choose on the photos scored): the cross-validated figures are the procedure's own.
 """
 
@@ -40,7 +38,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from alienstay.labelled.evaluation import facet_table, wilson, word_table
+from alienstay.labelled.evaluation import facet_table, word_table
 from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelTable
 from alienstay.runtime.registry import Registry
 from alienstay.vocabulary.evidence import Evidence, select_tags
@@ -58,40 +56,30 @@ MARGIN = 0.0  # 0.05 was tried: same cross-validated precision (0.87), coverage 
 
 
 def choose_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
-                 min_selected: int = MIN_SELECTED, copies: int = 1) -> float | None:
-    """The lowest floor whose selections, and those of every higher floor with >= min_selected, reach target.
-
-    `copies`: each photo appears that many times (inner splits pooled); min_selected counts photos.
-    """
-    return _lowest_floor(probs, verdicts, target, min_selected * copies, stop_at_first_miss=True)
+                 min_selected: int = MIN_SELECTED) -> float | None:
+    """The lowest floor whose selections, and those of every higher floor with >= min_selected, reach target."""
+    return _lowest_floor(probs, verdicts, target, min_selected, stop_at_first_miss=True)
 
 
 def choose_pooled_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
-                        min_selected: int = MIN_SELECTED, copies: int = 1,
-                        wilson_slack: float | None = None) -> float | None:
+                        min_selected: int = MIN_SELECTED) -> float | None:
     """The lowest floor at which all selections at or above it (>= min_selected) reach target.
 
     Unlike choose_floor, a dip among the few surest photos does not stop the search: pooled over
     every word there are a hundred selections, and one early miss among five is noise, not a trend.
-    With `wilson_slack` the selections must instead have a Wilson lower bound >= target - slack
-    (counted in photos: `copies` of one photo are not independent evidence).
     """
-    return _lowest_floor(probs, verdicts, target, min_selected * copies, stop_at_first_miss=False,
-                         copies=copies, wilson_slack=wilson_slack)
+    return _lowest_floor(probs, verdicts, target, min_selected, stop_at_first_miss=False)
 
 
 def _lowest_floor(probs: np.ndarray, verdicts: np.ndarray, target: float, min_selected: int,
-                  stop_at_first_miss: bool, copies: int = 1, wilson_slack: float | None = None) -> float | None:
+                  stop_at_first_miss: bool) -> float | None:
     judged = verdicts != UNJUDGED
     p, good = np.asarray(probs)[judged], np.asarray(verdicts)[judged] >= OK
     order = np.argsort(-p, kind="stable")
-    correct = np.cumsum(good[order])
-    precision = correct / np.arange(1, len(order) + 1)
+    precision = np.cumsum(good[order]) / np.arange(1, len(order) + 1)
     best = None
     for k in range(min_selected - 1, len(order)):
-        reached = (precision[k] >= target if wilson_slack is None
-                   else wilson(round(correct[k] / copies), round((k + 1) / copies))[0] >= target - wilson_slack)
-        if not reached:
+        if precision[k] < target:
             if stop_at_first_miss:
                 break
             continue
@@ -160,13 +148,12 @@ def _folds(labels: LabelTable, rows: np.ndarray, k: int, seed: int) -> list[tupl
 
 @dataclass(frozen=True)
 class FloorSample:
-    """What a selection rule chooses floors on: training photos' probabilities, `copies` rows a photo."""
+    """What a selection rule chooses floors on: the training photos' probabilities and labels."""
 
-    probs: np.ndarray  # (rows, words): out-of-fold for a head, each inner split's rows stacked
-    verdicts: np.ndarray  # (rows, words), the labels of each row's photo
+    probs: np.ndarray  # (photos, words): out-of-fold for a head (nested), the encoder's own otherwise
+    verdicts: np.ndarray  # (photos, words)
     words: list[int]  # candidate words (candidate_words)
     names: list[str]  # "facet:tag" of every vocabulary word
-    copies: int  # how many times each photo appears (inner splits pooled)
 
 
 def _saved(floor: float) -> float:
@@ -177,20 +164,19 @@ def per_word_floors(sample: FloorSample, target: float) -> dict[str, float]:
     """Each candidate word its own floor (choose_floor); a word none brings to the target gets none."""
     found = {}
     for i in sample.words:
-        floor = choose_floor(sample.probs[:, i], sample.verdicts[:, i], min(1.0, target + MARGIN), copies=sample.copies)
+        floor = choose_floor(sample.probs[:, i], sample.verdicts[:, i], min(1.0, target + MARGIN))
         if floor is not None:
             found[sample.names[i]] = _saved(floor)
     return found
 
 
-def pooled_floors(sample: FloorSample, target: float, wilson_slack: float | None = None) -> dict[str, float]:
+def pooled_floors(sample: FloorSample, target: float) -> dict[str, float]:
     """One floor for every candidate word, chosen on each photo's most probable candidate."""
     if not sample.words:
         return {}
     top = np.asarray(sample.words)[np.argmax(sample.probs[:, sample.words], axis=1)]
     rows = np.arange(len(top))
-    floor = choose_pooled_floor(sample.probs[rows, top], sample.verdicts[rows, top], min(1.0, target + MARGIN),
-                                copies=sample.copies, wilson_slack=wilson_slack)
+    floor = choose_pooled_floor(sample.probs[rows, top], sample.verdicts[rows, top], min(1.0, target + MARGIN))
     return {} if floor is None else {sample.names[i]: _saved(floor) for i in sample.words}
 
 
@@ -202,16 +188,13 @@ class Selection:
     max_tags: int | None
     description: str
     choose: Callable[[FloorSample, float], dict[str, float]]  # (sample, target) -> floors by "facet:tag"
-    # Inner splits whose out-of-fold probabilities are pooled to choose on (a learnt head only).
-    inner_repeats: int = 1
 
 
-INNER_REPEATS = 1  # surest's default: see the module docstring and docs/tagging.md
 SELECTIONS: Registry[Selection] = Registry("selection rule", group="alienstay.selection_rules")
 SELECTIONS.register(Selection("per-word", None, "each word its own floor at the target; words below it silenced",
                               per_word_floors))
 SELECTIONS.register(Selection("surest", 1, "one tag a photo at most, its most probable word, above one shared floor",
-                              pooled_floors, inner_repeats=INNER_REPEATS))
+                              pooled_floors))
 DEFAULT_SELECTION = "per-word"  # any encoder; a source names its own (EvidenceSource.selection)
 
 
@@ -233,42 +216,31 @@ class _Fitter:
         probs = self.probs[rows]
         return probs if head is None else head.apply(probs, self.features[rows], self.names)
 
-    def floor_sample(self, train: np.ndarray, repeats: int) -> FloorSample:
-        """Probabilities on the training rows that floors may be chosen on: out-of-fold for a head,
-        over `repeats` inner splits (inner seeds seed+1, seed+2...), stacked."""
-        if not EVIDENCE_SOURCES[self.source].needs_features:
-            # nothing was fitted on them: out of sample already, and every split would give the same
-            return FloorSample(self.probs[train], self.labels.verdicts[train], self.words, self.names, 1)
+    def floor_sample(self, train: np.ndarray) -> FloorSample:
+        """Probabilities on the training rows that floors may be chosen on: out-of-fold for a head."""
+        verdicts = self.labels.verdicts[train]
+        if not EVIDENCE_SOURCES[self.source].needs_features:  # nothing was fitted on them: out of sample already
+            return FloorSample(self.probs[train], verdicts, self.words, self.names)
+        out = np.array(self.probs[train], dtype=np.float32, copy=True)
         position = {row: i for i, row in enumerate(train.tolist())}
-        stacked = []
-        for repeat in range(repeats):
-            out = np.array(self.probs[train], dtype=np.float32, copy=True)
-            for inner_train, inner_test in _folds(self.labels, train, self.folds, self.seed + 1 + repeat):
-                out[[position[r] for r in inner_test.tolist()]] = self.predict(self.fit(inner_train), inner_test)
-            stacked.append(out)
-        verdicts = np.tile(self.labels.verdicts[train], (repeats, 1))
-        return FloorSample(np.vstack(stacked), verdicts, self.words, self.names, repeats)
+        for inner_train, inner_test in _folds(self.labels, train, self.folds, self.seed + 1):
+            out[[position[r] for r in inner_test.tolist()]] = self.predict(self.fit(inner_train), inner_test)
+        return FloorSample(out, verdicts, self.words, self.names)
 
-    def floors(self, train: np.ndarray, target: float, selection: Selection, repeats: int) -> dict[str, float]:
-        return selection.choose(self.floor_sample(train, repeats), target)
+    def floors(self, train: np.ndarray, target: float, selection: Selection) -> dict[str, float]:
+        return selection.choose(self.floor_sample(train), target)
 
 
 def calibrate(
     probs: np.ndarray, labels: LabelTable, vocab: Vocabulary, base: Evidence, *, model_id: str, revision: str,
     source: str = "probabilities", features: np.ndarray | None = None, target: float = TARGET,
-    folds: int = FOLDS, seed: int = 0, selection: str = DEFAULT_SELECTION, inner_repeats: int | None = None,
+    folds: int = FOLDS, seed: int = 0, selection: str = DEFAULT_SELECTION,
     progress: Callable[[str], None] = lambda _: None,
 ) -> CalibrationProfile:
-    """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring.
-
-    `inner_repeats`: inner splits pooled to choose floors on (None: the selection rule's own).
-    """
+    """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring."""
     if source not in EVIDENCE_SOURCES:
         raise ValueError(f"unknown evidence source {source!r}: use one of {', '.join(EVIDENCE_SOURCES)}.")
     rule = SELECTIONS.get(selection)  # an unknown name is refused with the names that exist
-    repeats = rule.inner_repeats if inner_repeats is None else inner_repeats
-    if repeats < 1:
-        raise ValueError(f"inner_repeats {repeats}: pool at least one inner split (1 = no repeat).")
     max_tags = rule.max_tags
     if EVIDENCE_SOURCES[source].needs_features and features is None:
         raise ValueError(f"evidence source {source!r} needs the classifier's class scores: use --model offline.")
@@ -278,12 +250,12 @@ def calibrate(
     selected = np.zeros(labels.verdicts.shape, dtype=bool)
     for number, (train, test) in enumerate(_folds(labels, rows, folds, seed), start=1):
         progress(f"fold {number}/{folds}")
-        floors = fitter.floors(train, target, rule, repeats)
+        floors = fitter.floors(train, target, rule)
         evidence = replace(base, facets=None, sees_absences=True, word_floors=floors, max_tags=max_tags)
         selected[test] = select_tags(fitter.predict(fitter.fit(train), test), vocab, evidence)
     words_cv, facets_cv = word_table(selected, labels, vocab), facet_table(selected, labels, vocab)
     progress("final fit on every photo")
-    final = fitter.floors(rows, target, rule, repeats)
+    final = fitter.floors(rows, target, rule)
     for name in fitter.names:
         if name in silenced or name in final:
             continue
@@ -299,7 +271,7 @@ def calibrate(
         folds=folds, photos=len(rows), labels=Path(labels.source).name, floors=final, silenced=silenced,
         cv_facets=_records(facets_cv), cv_words=_records(words_cv[words_cv["judged_photos"] > 0]),
         head=_kept_head(fitter.fit(rows), final), cv_kept=_records(facet_table(selected & kept, labels, vocab)),
-        selection=selection, max_tags=max_tags, inner_repeats=repeats,
+        selection=selection, max_tags=max_tags,
     )
 
 

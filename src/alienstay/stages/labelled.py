@@ -136,8 +136,7 @@ def run_evaluate(encoder, labels: LabelTable, vocab: Vocabulary, report_dir: Pat
 
 
 def run_calibrate(encoder, labels: LabelTable, vocab: Vocabulary, *, source: str, target: float, folds: int,
-                  selection: str = "per-word", seed: int = 0, inner_repeats: int | None = None,
-                  progress=lambda _: None) -> CalibrationProfile:
+                  selection: str = "per-word", seed: int = 0, progress=lambda _: None) -> CalibrationProfile:
     """Fit a calibration profile for this encoder on the labelled photos (see calibration.py)."""
     if hasattr(encoder, "base_evidence"):  # fit from what the encoder sees, not from a profile already applied
         encoder.use_calibration(encoder.base_evidence)
@@ -145,4 +144,4 @@ def run_calibrate(encoder, labels: LabelTable, vocab: Vocabulary, *, source: str
     base = evidence_of(encoder)
     return calibrate(outputs.base_probs, labels, vocab, base, model_id=encoder.model_id, revision=encoder.revision,
                      source=source, features=outputs.features, target=target, folds=folds, selection=selection,
-                     seed=seed, inner_repeats=inner_repeats, progress=progress)
+                     seed=seed, progress=progress)

@@ -43,7 +43,6 @@ class CalibrationProfile:
     cv_kept: list[dict] = field(default_factory=list)
     selection: str = "per-word"  # a calibration.SELECTIONS name: how the floors were chosen
     max_tags: int | None = None  # at most this many tags a photo (evidence.Evidence.max_tags)
-    inner_repeats: int = 1  # inner splits whose out-of-fold probabilities the floors were chosen on
 
     @property
     def key(self) -> str:
@@ -62,7 +61,7 @@ class CalibrationProfile:
         return {"version": PROFILE_VERSION, "model_id": self.model_id, "revision": self.revision,
                 "vocab_hash": self.vocab_hash, "evidence_source": self.evidence_source, "target": self.target,
                 "folds": self.folds, "photos": self.photos, "labels": self.labels,
-                "selection": self.selection, "max_tags": self.max_tags, "inner_repeats": self.inner_repeats,
+                "selection": self.selection, "max_tags": self.max_tags,
                 "floors": {w: round(float(f), 6) for w, f in self.floors.items()}, "silenced": self.silenced,
                 "cross_validated": {"facets": self.cv_facets, "words": self.cv_words,
                                     "kept_words_only": self.cv_kept},
@@ -92,7 +91,6 @@ def load_profile(path: Path | str) -> CalibrationProfile:
             head=WordHead.from_dict(document["head"]) if document.get("head") else None,
             selection=str(document.get("selection") or "per-word"),
             max_tags=int(document["max_tags"]) if document.get("max_tags") is not None else None,
-            inner_repeats=int(document.get("inner_repeats") or 1),
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise CalibrationError(f"{path}: not a calibration profile ({type(error).__name__}: {error}); "
