@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--selection", nargs="+", default=list(calibration.SELECTIONS), choices=list(calibration.SELECTIONS))
+    parser.add_argument("--selection", nargs="+", default=calibration.SELECTIONS.names(), choices=calibration.SELECTIONS.names())
     parser.add_argument("--c", type=float, default=HEAD_C, help="the head's regularisation (C of its logistic regressions)")
     parser.add_argument("--features", choices=["class-probs", "embedding"], default="class-probs",
                         help="what the head reads beside the pixel statistics: the log class probabilities (the tagger's) "

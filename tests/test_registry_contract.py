@@ -165,9 +165,22 @@ def _probability(entry, models, photo, root, recipes=None):
     assert probs.shape == scores.shape and ((probs >= 0) & (probs <= 1)).all()
 
 
+def _selection_rule(entry, models, photo, root, recipes=None):
+    from alienstay.labelled.calibration import FloorSample
+    from alienstay.labelled.table import RIGHT, WRONG
+
+    probs = np.random.default_rng(0).uniform(0, 1, (60, 3)).astype(np.float32)
+    verdicts = np.where(probs > 0.5, RIGHT, WRONG)  # every selection above 0.5 is right
+    names = ["room:a", "room:b", "room:c"]
+    floors = entry.choose(FloorSample(probs, verdicts, [0, 1, 2], names), 0.9)
+    assert floors and set(floors) <= set(names) and all(0.0 <= f <= 0.5 for f in floors.values())
+    assert entry.choose(FloorSample(probs, verdicts, [], names), 0.9) == {}  # no candidate word: no floor
+
+
 RUN = {"encoder": _encoder, "captioner": _captioner, "edit method": _editor, "masker": _masker,
        "control map": _control_map, "text-to-image model": _text_to_image, "structure model": _structure,
-       "clustering method": _clustering, "probability rule": _probability}  # fmt: skip
+       "clustering method": _clustering, "probability rule": _probability,
+       "selection rule": _selection_rule}  # fmt: skip
 # Checked by their declaration alone: a tag engine needs a workspace and a vocabulary run
 # (tests/test_tagging.py), a feature kind a tagged workspace (tests/test_clustering.py), an index
 # backend a workspace's embeddings (tests/test_search_index.py).

@@ -102,7 +102,7 @@ def calibrate(
     if evidence != "auto" and evidence not in EVIDENCE_SOURCES:  # said before any model loads
         fail(f"--evidence {evidence!r}: use auto, {', '.join(EVIDENCE_SOURCES)}.")
     if selection != "auto" and selection not in SELECTIONS:
-        fail(f"--selection {selection!r}: use auto, {', '.join(SELECTIONS)}.")
+        fail(f"--selection {selection!r}: use auto, {', '.join(SELECTIONS.names())}.")
     vocab, table, encoder = _load(model, vocabulary, labels, mapping, device)
     # auto: the last registered source this encoder can feed (a head where class scores exist)
     feeds = [name for name, entry in EVIDENCE_SOURCES.items() if not entry.needs_features or hasattr(encoder, "encode_with_features")]

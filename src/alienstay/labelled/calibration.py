@@ -15,7 +15,9 @@ With an evidence source that learns (the class head, vocabulary/word_head.py) th
 inside every training fold and its floors are chosen on inner out-of-fold predictions (nested).
 The final profile refits floors (and head) on every photo; its figures stay the nested ones.
 
-How floors are chosen is a registered SELECTIONS entry:
+How floors are chosen is a SELECTIONS entry (a Registry: outside packages add rules through the
+entry-point group `alienstay.selection_rules`); each chooses its floors from the training photos'
+(inner out-of-fold) probabilities:
 - per-word: each word its own floor, as above; a photo may keep one word a facet;
 - surest (the offline tagger's default): a photo keeps at most ONE tag, its most probable
   candidate word, and only when that probability clears one floor shared by every word, chosen
@@ -38,6 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from alienstay.labelled.evaluation import facet_table, word_table
 from alienstay.labelled.table import OK, RIGHT, UNJUDGED, WRONG, LabelTable
+from alienstay.runtime.registry import Registry
 from alienstay.vocabulary.evidence import Evidence, select_tags
 from alienstay.vocabulary.profile import CalibrationProfile
 from alienstay.vocabulary.word_head import WordHead, fit_head
@@ -144,21 +147,54 @@ def _folds(labels: LabelTable, rows: np.ndarray, k: int, seed: int) -> list[tupl
 
 
 @dataclass(frozen=True)
+class FloorSample:
+    """What a selection rule chooses floors on: the training photos' probabilities and labels."""
+
+    probs: np.ndarray  # (photos, words): out-of-fold for a head (nested), the encoder's own otherwise
+    verdicts: np.ndarray  # (photos, words)
+    words: list[int]  # candidate words (candidate_words)
+    names: list[str]  # "facet:tag" of every vocabulary word
+
+
+def _saved(floor: float) -> float:
+    return math.floor(float(floor) * 1e6) / 1e6  # as saved (6 digits), never above the photo it rests on
+
+
+def per_word_floors(sample: FloorSample, target: float) -> dict[str, float]:
+    """Each candidate word its own floor (choose_floor); a word none brings to the target gets none."""
+    found = {}
+    for i in sample.words:
+        floor = choose_floor(sample.probs[:, i], sample.verdicts[:, i], min(1.0, target + MARGIN))
+        if floor is not None:
+            found[sample.names[i]] = _saved(floor)
+    return found
+
+
+def pooled_floors(sample: FloorSample, target: float) -> dict[str, float]:
+    """One floor for every candidate word, chosen on each photo's most probable candidate."""
+    if not sample.words:
+        return {}
+    top = np.asarray(sample.words)[np.argmax(sample.probs[:, sample.words], axis=1)]
+    rows = np.arange(len(top))
+    floor = choose_pooled_floor(sample.probs[rows, top], sample.verdicts[rows, top], min(1.0, target + MARGIN))
+    return {} if floor is None else {sample.names[i]: _saved(floor) for i in sample.words}
+
+
+@dataclass(frozen=True)
 class Selection:
     """How floors are chosen on training photos, and how many tags a photo may keep (None: one a facet)."""
 
     name: str
     max_tags: int | None
     description: str
+    choose: Callable[[FloorSample, float], dict[str, float]]  # (sample, target) -> floors by "facet:tag"
 
 
-SELECTIONS: dict[str, Selection] = {
-    selection.name: selection
-    for selection in (
-        Selection("per-word", None, "each word its own floor at the target; words below it silenced"),
-        Selection("surest", 1, "one tag a photo at most, its most probable word, above one shared floor"),
-    )
-}
+SELECTIONS: Registry[Selection] = Registry("selection rule", group="alienstay.selection_rules")
+SELECTIONS.register(Selection("per-word", None, "each word its own floor at the target; words below it silenced",
+                              per_word_floors))
+SELECTIONS.register(Selection("surest", 1, "one tag a photo at most, its most probable word, above one shared floor",
+                              pooled_floors))
 DEFAULT_SELECTION = "per-word"  # any encoder; a source names its own (EvidenceSource.selection)
 
 
@@ -180,39 +216,19 @@ class _Fitter:
         probs = self.probs[rows]
         return probs if head is None else head.apply(probs, self.features[rows], self.names)
 
-    def floor_probs(self, train: np.ndarray) -> np.ndarray:
+    def floor_sample(self, train: np.ndarray) -> FloorSample:
         """Probabilities on the training rows that floors may be chosen on: out-of-fold for a head."""
-        if not EVIDENCE_SOURCES[self.source].needs_features:
-            return self.probs[train]  # nothing was fitted on them: they are out of sample already
+        verdicts = self.labels.verdicts[train]
+        if not EVIDENCE_SOURCES[self.source].needs_features:  # nothing was fitted on them: out of sample already
+            return FloorSample(self.probs[train], verdicts, self.words, self.names)
         out = np.array(self.probs[train], dtype=np.float32, copy=True)
         position = {row: i for i, row in enumerate(train.tolist())}
         for inner_train, inner_test in _folds(self.labels, train, self.folds, self.seed + 1):
-            predicted = self.predict(self.fit(inner_train), inner_test)
-            out[[position[r] for r in inner_test.tolist()]] = predicted
-        return out
+            out[[position[r] for r in inner_test.tolist()]] = self.predict(self.fit(inner_train), inner_test)
+        return FloorSample(out, verdicts, self.words, self.names)
 
-    def floors(self, train: np.ndarray, target: float, selection: str = DEFAULT_SELECTION) -> dict[str, float]:
-        probs = self.floor_probs(train)
-        if selection == "surest":
-            return self._pooled_floors(probs, train, target)
-        found = {}
-        for i in self.words:
-            floor = choose_floor(probs[:, i], self.labels.verdicts[train, i], min(1.0, target + MARGIN))
-            if floor is not None:
-                found[self.names[i]] = math.floor(float(floor) * 1e6) / 1e6  # as saved (6 digits), never above the photo it rests on
-        return found
-
-    def _pooled_floors(self, probs: np.ndarray, train: np.ndarray, target: float) -> dict[str, float]:
-        """One floor for every candidate word, chosen on each photo's most probable candidate."""
-        if not self.words:
-            return {}
-        top = np.asarray(self.words)[np.argmax(probs[:, self.words], axis=1)]
-        rows = np.arange(len(train))
-        floor = choose_pooled_floor(probs[rows, top], self.labels.verdicts[train][rows, top], min(1.0, target + MARGIN))
-        if floor is None:
-            return {}
-        floor = math.floor(floor * 1e6) / 1e6
-        return {self.names[i]: floor for i in self.words}
+    def floors(self, train: np.ndarray, target: float, selection: Selection) -> dict[str, float]:
+        return selection.choose(self.floor_sample(train), target)
 
 
 def calibrate(
@@ -224,9 +240,8 @@ def calibrate(
     """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring."""
     if source not in EVIDENCE_SOURCES:
         raise ValueError(f"unknown evidence source {source!r}: use one of {', '.join(EVIDENCE_SOURCES)}.")
-    if selection not in SELECTIONS:
-        raise ValueError(f"unknown selection {selection!r}: use one of {', '.join(SELECTIONS)}.")
-    max_tags = SELECTIONS[selection].max_tags
+    rule = SELECTIONS.get(selection)  # an unknown name is refused with the names that exist
+    max_tags = rule.max_tags
     if EVIDENCE_SOURCES[source].needs_features and features is None:
         raise ValueError(f"evidence source {source!r} needs the classifier's class scores: use --model offline.")
     rows = np.arange(len(labels.files))
@@ -235,12 +250,12 @@ def calibrate(
     selected = np.zeros(labels.verdicts.shape, dtype=bool)
     for number, (train, test) in enumerate(_folds(labels, rows, folds, seed), start=1):
         progress(f"fold {number}/{folds}")
-        floors = fitter.floors(train, target, selection)
+        floors = fitter.floors(train, target, rule)
         evidence = replace(base, facets=None, sees_absences=True, word_floors=floors, max_tags=max_tags)
         selected[test] = select_tags(fitter.predict(fitter.fit(train), test), vocab, evidence)
     words_cv, facets_cv = word_table(selected, labels, vocab), facet_table(selected, labels, vocab)
     progress("final fit on every photo")
-    final = fitter.floors(rows, target, selection)
+    final = fitter.floors(rows, target, rule)
     for name in fitter.names:
         if name in silenced or name in final:
             continue

@@ -38,6 +38,7 @@ HOMES = {
     "text-to-image model": "alienstay.persona.text_to_image", "clustering method": "alienstay.clustering.methods",
     "feature kind": "alienstay.clustering.features", "tag engine": "alienstay.tagging.engines",
     "probability rule": "alienstay.tagging.scoring", "index backend": "alienstay.similarity.index",
+    "selection rule": "alienstay.labelled.calibration",
     "preset": "alienstay.runtime.presets",
     "preset member": "alienstay.runtime.presets",
 }  # fmt: skip
