@@ -9,6 +9,7 @@ packaged profile; docs/tagging.md's "Tags you can trust" section quotes these li
 
     python -m benchmarks.bench_calibration [--labels ../shared/samples/calibration/labels.tsv]
     python -m benchmarks.bench_calibration --features embedding   (the pooled embedding instead)
+    python -m benchmarks.bench_calibration --mirror   (class probabilities averaged with the mirror image's)
     (about 15 minutes on 2 free CPU cores; figures also written to runs/bench/calibration.json)
 """
 
@@ -53,6 +54,16 @@ def _embedding_features(table, encoder, head_features: np.ndarray) -> np.ndarray
     return np.hstack([np.vstack(rows), head_features[:, -len(STAT_NAMES):]])
 
 
+def _see_mirror_images_too(encoder) -> None:
+    """The classifier's probabilities averaged over the photo and its mirror image (measured, not adopted)."""
+    single = encoder.class_probabilities
+
+    def both_views(pixels):
+        return (single(pixels) + single(pixels.flip(-1))) / 2
+
+    encoder.class_probabilities = both_views
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
@@ -62,6 +73,8 @@ def main() -> None:
     parser.add_argument("--features", choices=["class-probs", "embedding"], default="class-probs",
                         help="what the head reads beside the pixel statistics: the log class probabilities (the tagger's) "
                              "or the classifier's pooled penultimate embedding (issue 20 idea (a), measured, not adopted)")
+    parser.add_argument("--mirror", action="store_true",
+                        help="average the classifier's probabilities with the mirror image's (measured, not adopted)")
     args = parser.parse_args()
     if not args.labels.is_file():
         raise SystemExit(f"{args.labels}: no labels file; pass --labels PATH/labels.tsv (see docs/tagging.md, issue 20).")
@@ -71,6 +84,8 @@ def main() -> None:
 
     vocab, table, encoder = _load("offline", None, args.labels, None, "cpu")
     encoder.use_calibration(encoder.base_evidence)  # fit from what the encoder sees, not the packaged profile
+    if args.mirror:
+        _see_mirror_images_too(encoder)
     outputs = run_encoder(encoder, table, vocab)
     features = outputs.features if args.features == "class-probs" else _embedding_features(table, encoder, outputs.features)
     # C is a module constant of the head; the benchmark swaps the fit function calibrate() calls
@@ -82,7 +97,7 @@ def main() -> None:
             profile = calibration.calibrate(
                 outputs.base_probs, table, vocab, evidence_of(encoder), model_id=encoder.model_id,
                 revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection)
-            print(f"{selection} C={args.c:g} {args.features} seed={seed}:", flush=True)
+            print(f"{selection} C={args.c:g} {args.features}{' mirror' if args.mirror else ''} seed={seed}:", flush=True)
             for row in profile.cv_facets:
                 per_seed.setdefault(row["facet"], []).append(row)
                 print(f"  {row['facet']:<8} {_line(row)}", flush=True)
@@ -92,7 +107,7 @@ def main() -> None:
             figures[f"{selection} seed={seed}"] = {
                 r["facet"]: f"{r['correct']}/{r['selected']} right, {r['covered_photos']}/{r['judged_photos']} covered"
                 for r in profile.cv_facets}
-        print(f"{selection} C={args.c:g} {args.features} over seeds {args.seeds}:")
+        print(f"{selection} C={args.c:g} {args.features}{' mirror' if args.mirror else ''} over seeds {args.seeds}:")
         for facet, rows in per_seed.items():
             precision = np.array([np.nan if r["precision"] is None else r["precision"] for r in rows], dtype=float)
             coverage = np.array([r["coverage"] for r in rows], dtype=float)
