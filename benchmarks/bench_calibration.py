@@ -38,6 +38,27 @@ def _line(row: dict) -> str:
             f"coverage {row['covered_photos']}/{row['judged_photos']} = {row['coverage']:.3f}")
 
 
+# Scenes taken outdoors in the labels file; every other labelled scene is a room (hotel photos are
+# mostly rooms, the calibration photos are 40 % outdoors, so the rooms' figures are printed apart).
+OUTDOOR_SCENES = frozenset({"view", "exterior", "pool", "balcony"})
+
+
+def _by_setting(selected: np.ndarray, table) -> dict[str, dict]:
+    """Cross-validated precision and coverage on rooms and on outdoor photos (photos with no or `other` scene left out)."""
+    from alienstay.labelled.table import OK, UNJUDGED
+
+    scene = table.scene.fillna("other").astype(str).to_numpy()
+    shown = selected & (table.verdicts != UNJUDGED)
+    figures = {}
+    for setting, rows in (("rooms", ~np.isin(scene, [*OUTDOOR_SCENES, "other"])), ("outdoors", np.isin(scene, list(OUTDOOR_SCENES)))):
+        picked = shown[rows]
+        correct = int((picked & (table.verdicts[rows] >= OK)).sum())
+        figures[setting] = {"correct": correct, "selected": int(picked.sum()), "precision": correct / max(1, int(picked.sum())),
+                            "covered_photos": int(picked.any(axis=1).sum()), "judged_photos": int(rows.sum()),
+                            "coverage": float(picked.any(axis=1).mean())}
+    return figures
+
+
 def _embedding_features(table, encoder, head_features: np.ndarray) -> np.ndarray:
     """The classifier's pooled 1280-d embedding of each photo, then the head's pixel statistics (kept last)."""
     import torch
@@ -94,11 +115,14 @@ def main() -> None:
     for selection in args.selection:
         per_seed: dict[str, list[dict]] = {}
         for seed in args.seeds:
+            selected = np.zeros(table.verdicts.shape, dtype=bool)
             profile = calibration.calibrate(
                 outputs.base_probs, table, vocab, evidence_of(encoder), model_id=encoder.model_id,
-                revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection)
+                revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection,
+                cv_selected=selected)
             print(f"{selection} C={args.c:g} {args.features}{' mirror' if args.mirror else ''} seed={seed}:", flush=True)
-            for row in profile.cv_facets:
+            rows = [*profile.cv_facets, *({"facet": k, **v} for k, v in _by_setting(selected, table).items())]
+            for row in rows:
                 per_seed.setdefault(row["facet"], []).append(row)
                 print(f"  {row['facet']:<8} {_line(row)}", flush=True)
             words = [w for w in profile.cv_words if w["selected"]]
@@ -106,7 +130,7 @@ def main() -> None:
             # correct/selected and covered/judged per facet: the counts every figure rests on
             figures[f"{selection} seed={seed}"] = {
                 r["facet"]: f"{r['correct']}/{r['selected']} right, {r['covered_photos']}/{r['judged_photos']} covered"
-                for r in profile.cv_facets}
+                for r in rows}
         print(f"{selection} C={args.c:g} {args.features}{' mirror' if args.mirror else ''} over seeds {args.seeds}:")
         for facet, rows in per_seed.items():
             precision = np.array([np.nan if r["precision"] is None else r["precision"] for r in rows], dtype=float)

@@ -235,9 +235,13 @@ def calibrate(
     probs: np.ndarray, labels: LabelTable, vocab: Vocabulary, base: Evidence, *, model_id: str, revision: str,
     source: str = "probabilities", features: np.ndarray | None = None, target: float = TARGET,
     folds: int = FOLDS, seed: int = 0, selection: str = DEFAULT_SELECTION,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str], None] = lambda _: None, cv_selected: np.ndarray | None = None,
 ) -> CalibrationProfile:
-    """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring."""
+    """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring.
+
+    `cv_selected`, a (photos, words) bool array, receives the cross-validated selections, for
+    figures the profile does not keep (e.g. precision on one kind of scene).
+    """
     if source not in EVIDENCE_SOURCES:
         raise ValueError(f"unknown evidence source {source!r}: use one of {', '.join(EVIDENCE_SOURCES)}.")
     rule = SELECTIONS.get(selection)  # an unknown name is refused with the names that exist
@@ -253,6 +257,8 @@ def calibrate(
         floors = fitter.floors(train, target, rule)
         evidence = replace(base, facets=None, sees_absences=True, word_floors=floors, max_tags=max_tags)
         selected[test] = select_tags(fitter.predict(fitter.fit(train), test), vocab, evidence)
+    if cv_selected is not None:
+        cv_selected[...] = selected
     words_cv, facets_cv = word_table(selected, labels, vocab), facet_table(selected, labels, vocab)
     progress("final fit on every photo")
     final = fitter.floors(rows, target, rule)
