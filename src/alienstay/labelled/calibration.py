@@ -23,7 +23,8 @@ entry-point group `alienstay.selection_rules`); each chooses its floors from the
   candidate word, and only when that probability clears one floor shared by every word, chosen
   on the training photos' out-of-fold probabilities as the lowest at which those top words are
   right at the target. Coverage asks for one trusted tag a photo and precision counts every tag,
-  so fewer, surer tags help both. No word is silenced after the outer folds are scored (that
+  so fewer, surer tags help both. Its floor is chosen on INNER_REPEATS inner splits pooled (each
+  training photo counted once a split): one split's floor moves with which photos share a fold. No word is silenced after the outer folds are scored (that
   would choose on the photos scored): the cross-validated figures are the procedure's own.
 """
 
@@ -53,6 +54,9 @@ MIN_LABELLED = 3  # right and wrong photos a word needs before a floor is fitted
 # Floors are chosen at target + MARGIN on the training photos: the photos a profile meets next are
 # other hotels, so it errs to higher floors (silence) rather than to a guess.
 MARGIN = 0.0  # 0.05 was tried: same cross-validated precision (0.87), coverage 0.74 -> 0.52
+# Inner splits pooled to choose surest's floor on: over twenty fold seeds 5 gives the same coverage
+# as 1 with precision 0.897 -> 0.901 (docs/tagging.md; python -m benchmarks.bench_calibration).
+INNER_REPEATS = 5
 
 
 def choose_floor(probs: np.ndarray, verdicts: np.ndarray, target: float = TARGET,
@@ -150,8 +154,8 @@ def _folds(labels: LabelTable, rows: np.ndarray, k: int, seed: int) -> list[tupl
 class FloorSample:
     """What a selection rule chooses floors on: the training photos' probabilities and labels."""
 
-    probs: np.ndarray  # (photos, words): out-of-fold for a head (nested), the encoder's own otherwise
-    verdicts: np.ndarray  # (photos, words)
+    probs: np.ndarray  # (photos x inner splits, words): out-of-fold for a head (nested), the encoder's own otherwise
+    verdicts: np.ndarray  # (photos x inner splits, words)
     words: list[int]  # candidate words (candidate_words)
     names: list[str]  # "facet:tag" of every vocabulary word
 
@@ -188,13 +192,14 @@ class Selection:
     max_tags: int | None
     description: str
     choose: Callable[[FloorSample, float], dict[str, float]]  # (sample, target) -> floors by "facet:tag"
+    inner_repeats: int = 1  # inner splits whose out-of-fold probabilities are pooled for a head
 
 
 SELECTIONS: Registry[Selection] = Registry("selection rule", group="alienstay.selection_rules")
 SELECTIONS.register(Selection("per-word", None, "each word its own floor at the target; words below it silenced",
                               per_word_floors))
 SELECTIONS.register(Selection("surest", 1, "one tag a photo at most, its most probable word, above one shared floor",
-                              pooled_floors))
+                              pooled_floors, inner_repeats=INNER_REPEATS))
 DEFAULT_SELECTION = "per-word"  # any encoder; a source names its own (EvidenceSource.selection)
 
 
@@ -216,19 +221,23 @@ class _Fitter:
         probs = self.probs[rows]
         return probs if head is None else head.apply(probs, self.features[rows], self.names)
 
-    def floor_sample(self, train: np.ndarray) -> FloorSample:
-        """Probabilities on the training rows that floors may be chosen on: out-of-fold for a head."""
+    def floor_sample(self, train: np.ndarray, repeats: int = 1) -> FloorSample:
+        """Probabilities on the training rows that floors may be chosen on: for a head, out-of-fold
+        over `repeats` inner splits (inner seeds seed+1, seed+2...), stacked."""
         verdicts = self.labels.verdicts[train]
         if not EVIDENCE_SOURCES[self.source].needs_features:  # nothing was fitted on them: out of sample already
             return FloorSample(self.probs[train], verdicts, self.words, self.names)
-        out = np.array(self.probs[train], dtype=np.float32, copy=True)
         position = {row: i for i, row in enumerate(train.tolist())}
-        for inner_train, inner_test in _folds(self.labels, train, self.folds, self.seed + 1):
-            out[[position[r] for r in inner_test.tolist()]] = self.predict(self.fit(inner_train), inner_test)
-        return FloorSample(out, verdicts, self.words, self.names)
+        stacked = []
+        for repeat in range(repeats):
+            out = np.array(self.probs[train], dtype=np.float32, copy=True)
+            for inner_train, inner_test in _folds(self.labels, train, self.folds, self.seed + 1 + repeat):
+                out[[position[r] for r in inner_test.tolist()]] = self.predict(self.fit(inner_train), inner_test)
+            stacked.append(out)
+        return FloorSample(np.vstack(stacked), np.tile(verdicts, (repeats, 1)), self.words, self.names)
 
     def floors(self, train: np.ndarray, target: float, selection: Selection) -> dict[str, float]:
-        return selection.choose(self.floor_sample(train), target)
+        return selection.choose(self.floor_sample(train, selection.inner_repeats), target)
 
 
 def calibrate(
@@ -236,15 +245,21 @@ def calibrate(
     source: str = "probabilities", features: np.ndarray | None = None, target: float = TARGET,
     folds: int = FOLDS, seed: int = 0, selection: str = DEFAULT_SELECTION,
     progress: Callable[[str], None] = lambda _: None, cv_selected: np.ndarray | None = None,
+    inner_repeats: int | None = None,
 ) -> CalibrationProfile:
     """Cross-validated floors (and head) for one encoder on labelled photos; see the module docstring.
 
     `cv_selected`, a (photos, words) bool array, receives the cross-validated selections, for
-    figures the profile does not keep (e.g. precision on one kind of scene).
+    figures the profile does not keep (e.g. precision on one kind of scene). `inner_repeats`
+    overrides the selection rule's number of pooled inner splits (None: the rule's own).
     """
     if source not in EVIDENCE_SOURCES:
         raise ValueError(f"unknown evidence source {source!r}: use one of {', '.join(EVIDENCE_SOURCES)}.")
     rule = SELECTIONS.get(selection)  # an unknown name is refused with the names that exist
+    if inner_repeats is not None:
+        if inner_repeats < 1:
+            raise ValueError(f"inner_repeats {inner_repeats}: pool at least one inner split (1 = no repeat).")
+        rule = replace(rule, inner_repeats=inner_repeats)
     max_tags = rule.max_tags
     if EVIDENCE_SOURCES[source].needs_features and features is None:
         raise ValueError(f"evidence source {source!r} needs the classifier's class scores: use --model offline.")

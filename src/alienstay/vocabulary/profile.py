@@ -123,6 +123,11 @@ def apply_profile(encoder: object, profile: CalibrationProfile, vocab: Vocabular
         raise CalibrationError(f"{where} was fitted for {profile.model_id}, not {model_id}.")
     if profile.head is not None and not hasattr(encoder, "encode_with_features"):
         raise CalibrationError(f"{where} holds a class head, which only the offline tagger can feed.")
+    expected = getattr(encoder, "head_feature_count", None)
+    if profile.head is not None and expected is not None and len(profile.head.mean) != expected:
+        raise CalibrationError(f"{where}'s class head reads {len(profile.head.mean)} features and this tagger gives "
+                               f"{expected} (a profile written by another alienstay version): re-run "
+                               "`alienstay calibrate --labels FILE --output PROFILE`.")
     evidence = profile.evidence(evidence_of(encoder))
     if hasattr(encoder, "use_calibration"):
         encoder.use_calibration(evidence, profile.head, profile.key)

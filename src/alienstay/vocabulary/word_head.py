@@ -6,8 +6,10 @@ word's *name* is close to the names of the classes it sees, so "bathtub" wins on
 chairs), and light from the pixels. The head is one L2-regularised logistic regression per
 word over a photo's features:
 - the log of the 1000 ImageNet class probabilities (standardised), and
-- a few pixel statistics (brightness, its spread, saturation, sky-blue share of the top third;
-  standardised and weighted by STAT_WEIGHT so twelve numbers are not drowned by a thousand),
+- a few pixel statistics (brightness, its spread, saturation, sky-blue share of the top third,
+  and warmth, red minus blue, of the whole photo, its brightest tenth and its top third: lamps
+  light a room orange, daylight does not; standardised and weighted by STAT_WEIGHT so twelve
+  numbers are not drowned by a thousand),
 fitted on labelled photos (calibration.py fits it inside cross-validation, never on the photos it
 is scored on). Strong regularisation (C = HEAD_C): 125 photos cannot support more.
 The head stores only numbers (means, scales, coefficients), so a profile is a plain YAML file.
@@ -26,7 +28,7 @@ STAT_WEIGHT = 3.0
 LOG_FLOOR = 1e-4  # class probabilities below it carry no information: log(p + floor)
 PIXEL_MEAN = PIXEL_STD = 0.5  # how the offline transform normalised the pixels (offline.ImageNetTransform)
 STAT_NAMES = ("brightness", "bright_p90", "dark_p10", "top_brightness", "saturation", "blue_share",
-              "top_blue_share", "dark_share", "bright_share")
+              "top_blue_share", "dark_share", "bright_share", "warmth", "highlight_warmth", "top_warmth")
 
 
 def pixel_statistics(pixels: np.ndarray) -> np.ndarray:
@@ -37,12 +39,22 @@ def pixel_statistics(pixels: np.ndarray) -> np.ndarray:
     blue = (rgb[:, 2] > rgb[:, 0] + 0.05) & (rgb[:, 2] > 0.45)
     saturation = (rgb.max(axis=1) - rgb.min(axis=1)) / np.maximum(rgb.max(axis=1), 1e-6)
     flat = lum.reshape(len(lum), -1)
+    warmth = rgb[:, 0] - rgb[:, 2]
     return np.stack([
         flat.mean(1), np.percentile(flat, 90, axis=1), np.percentile(flat, 10, axis=1),
         lum[:, top].reshape(len(lum), -1).mean(1), saturation.reshape(len(lum), -1).mean(1),
         blue.reshape(len(lum), -1).mean(1), blue[:, top].reshape(len(lum), -1).mean(1),
         (flat < 0.15).mean(1), (flat > 0.85).mean(1),
+        warmth.reshape(len(lum), -1).mean(1), _mean_of_brightest_tenth(warmth, flat),
+        warmth[:, top].reshape(len(lum), -1).mean(1),
     ], axis=1).astype(np.float32)
+
+
+def _mean_of_brightest_tenth(values: np.ndarray, lum: np.ndarray) -> np.ndarray:
+    """(B, S, S) values averaged over each photo's brightest 10 % of pixels (lum: (B, S*S))."""
+    brightest = lum >= np.percentile(lum, 90, axis=1, keepdims=True)
+    flat = values.reshape(len(values), -1)
+    return (flat * brightest).sum(1) / brightest.sum(1)
 
 
 def head_features(class_probs: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -100,11 +112,14 @@ def standardiser(features: np.ndarray, n_stats: int = len(STAT_NAMES)) -> tuple[
     return mean, scale
 
 
-def fit_head(features: np.ndarray, targets: dict[str, np.ndarray], c: float = HEAD_C) -> WordHead:
-    """One logistic regression a word; `targets[word]` is 1 (right/ok), 0 (wrong) or -1 (not judged)."""
+def fit_head(features: np.ndarray, targets: dict[str, np.ndarray], c: float = HEAD_C,
+             n_stats: int = len(STAT_NAMES)) -> WordHead:
+    """One logistic regression a word; `targets[word]` is 1 (right/ok), 0 (wrong) or -1 (not judged).
+
+    The last `n_stats` feature columns are pixel statistics (weighted by STAT_WEIGHT)."""
     from sklearn.linear_model import LogisticRegression
 
-    mean, scale = standardiser(features)
+    mean, scale = standardiser(features, n_stats)
     z = (features - mean) / scale
     words, coefs, intercepts = [], [], []
     for word, y in targets.items():
