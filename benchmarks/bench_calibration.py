@@ -11,7 +11,7 @@ packaged profile; docs/tagging.md's "Tags you can trust" section quotes these li
     python -m benchmarks.bench_calibration --features embedding   (the pooled embedding instead)
     python -m benchmarks.bench_calibration --mirror   (class probabilities averaged with the mirror image's)
     python -m benchmarks.bench_calibration --statistics nine --inner-repeats 1   (the head and floor of before)
-    (about 6 minutes on 2 free CPU cores; figures also written to runs/bench/calibration.json)
+    (a few minutes on 2 free CPU cores, five inner splits a fold for surest; figures also written to runs/bench/calibration.json)
 """
 
 from __future__ import annotations

@@ -216,6 +216,21 @@ def test_surest_selection_keeps_one_tag_a_photo_above_one_floor(tmp_path, vocab)
         calibrate(probs, table, vocab, SEES_EVERYTHING, model_id="m", revision="r", selection="best")
 
 
+def test_class_head_floor_pools_inner_splits(tmp_path, vocab):
+    """A head over features that carry bed's label: the pooled inner splits find its floor; 0 splits are refused."""
+    n = 60
+    table, probs = _bed_carries_its_label_sofa_is_noise(tmp_path, vocab, n, seed=2, sofa_high=0.5)
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(n, 20)).astype(np.float32)
+    features[:, -1] += 4.0 * (np.arange(n) % 2)  # bed's photos stand out on one pixel statistic (the last columns)
+    fitter = dict(source="class-head", features=features, folds=3, selection="surest", model_id="m", revision="r")
+    profile = calibrate(probs, table, vocab, SEES_EVERYTHING, inner_repeats=3, **fitter)
+    overall = next(row for row in profile.cv_facets if row["facet"] == "all")
+    assert "objects:bed" in profile.floors and overall["precision"] >= 0.9 and overall["selected"] >= 5
+    with pytest.raises(ValueError, match="at least one inner split"):
+        calibrate(probs, table, vocab, SEES_EVERYTHING, inner_repeats=0, **fitter)
+
+
 def test_calibration_silences_what_it_cannot_trust(tmp_path, vocab):
     """A word whose probability carries its label gets a floor; one whose probability is noise is silenced."""
     n = 60

@@ -150,8 +150,8 @@ def use_default_profile(encoder: OfflineEncoder) -> bool:
         return False
     if profile.head is not None and len(profile.head.mean) != encoder.head_feature_count:
         log.warning("the packaged profile %s does not fit this tagger's features (%d, not %d): tagging "
-                       "uncalibrated; re-run `alienstay calibrate --labels FILE --output PROFILE`.",
-                       DEFAULT_PROFILE, len(profile.head.mean), encoder.head_feature_count)
+                    "uncalibrated; re-run `alienstay calibrate --labels FILE --output PROFILE`.",
+                    DEFAULT_PROFILE, len(profile.head.mean), encoder.head_feature_count)
         return False
     apply_profile(encoder, profile, None, f"the packaged profile {DEFAULT_PROFILE}")
     return True

@@ -24,8 +24,9 @@ entry-point group `alienstay.selection_rules`); each chooses its floors from the
   on the training photos' out-of-fold probabilities as the lowest at which those top words are
   right at the target. Coverage asks for one trusted tag a photo and precision counts every tag,
   so fewer, surer tags help both. Its floor is chosen on INNER_REPEATS inner splits pooled (each
-  training photo counted once a split): one split's floor moves with which photos share a fold. No word is silenced after the outer folds are scored (that
-  would choose on the photos scored): the cross-validated figures are the procedure's own.
+  training photo counted once a split): one split's floor moves with which photos share a fold.
+  No word is silenced after the outer folds are scored (that would choose on the photos
+  scored): the cross-validated figures are the procedure's own.
 """
 
 from __future__ import annotations
