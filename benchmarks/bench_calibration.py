@@ -11,6 +11,7 @@ packaged profile; docs/tagging.md's "Tags you can trust" section quotes these li
     python -m benchmarks.bench_calibration --features embedding   (the pooled embedding instead)
     python -m benchmarks.bench_calibration --mirror   (class probabilities averaged with the mirror image's)
     python -m benchmarks.bench_calibration --statistics nine --inner-repeats 1   (the head and floor of before)
+    python -m benchmarks.bench_calibration --margin 0.01   (floors at target + 0.01 on the training photos)
     (a few minutes on 2 free CPU cores, five inner splits a fold for surest; figures also written to runs/bench/calibration.json)
 """
 
@@ -98,6 +99,8 @@ def main() -> None:
                         help="the head's pixel statistics: all twelve, or the nine before the three warmth ones were added")
     parser.add_argument("--inner-repeats", type=int, default=None,
                         help="inner splits pooled to choose floors on (default: the selection rule's own)")
+    parser.add_argument("--margin", type=float, default=calibration.MARGIN,
+                        help="floors chosen at target + margin on the training photos (measured, not adopted)")
     parser.add_argument("--mirror", action="store_true",
                         help="average the classifier's probabilities with the mirror image's (measured, not adopted)")
     args = parser.parse_args()
@@ -119,9 +122,11 @@ def main() -> None:
         features, n_stats = features[:, :-len(WARMTH)], n_stats - len(WARMTH)
     # C is a module constant of the head; the benchmark swaps the fit function calibrate() calls
     calibration.fit_head = functools.partial(fit_head, c=args.c, n_stats=n_stats)
+    calibration.MARGIN = args.margin  # read by the selection rules when they choose floors
     figures: dict[str, dict] = {}
     repeats = "" if args.inner_repeats is None else f" inner-repeats={args.inner_repeats}"
-    variant = f"C={args.c:g} {args.features} {args.statistics} statistics{repeats}{' mirror' if args.mirror else ''}"
+    margin = f" margin={args.margin:g}" if args.margin else ""
+    variant = f"C={args.c:g} {args.features} {args.statistics} statistics{repeats}{margin}{' mirror' if args.mirror else ''}"
     for selection in args.selection:
         per_seed: dict[str, list[dict]] = {}
         for seed in args.seeds:
