@@ -26,11 +26,10 @@ import numpy as np
 import alienstay.labelled.calibration as calibration
 from alienstay.labelled.evaluation import wilson
 from alienstay.vocabulary.evidence import evidence_of
-from alienstay.vocabulary.word_head import HEAD_C, STAT_NAMES, fit_head
+from alienstay.vocabulary.word_head import HEAD_C, STAT_NAMES, WARMTH_STATS, fit_head
 from benchmarks.common import save
 
 COVERAGE_TARGET = 0.75  # photos keeping a judged tag (issue 20)
-WARMTH = ("warmth", "highlight_warmth", "top_warmth")
 DEFAULT_LABELS = Path(__file__).resolve().parents[1].parent / "shared/samples/calibration/labels.tsv"
 
 
@@ -117,9 +116,8 @@ def main() -> None:
     outputs = run_encoder(encoder, table, vocab)
     features = outputs.features if args.features == "class-probs" else _embedding_features(table, encoder, outputs.features)
     n_stats = len(STAT_NAMES)
-    if args.statistics == "nine":  # the warmth statistics are the last three columns (word_head.STAT_NAMES)
-        assert STAT_NAMES[-len(WARMTH):] == WARMTH, "word_head.STAT_NAMES no longer ends with the warmth statistics"
-        features, n_stats = features[:, :-len(WARMTH)], n_stats - len(WARMTH)
+    if args.statistics == "nine":  # the warmth statistics are the last columns (word_head.STAT_NAMES)
+        features, n_stats = features[:, :-len(WARMTH_STATS)], n_stats - len(WARMTH_STATS)
     # C is a module constant of the head; the benchmark swaps the fit function calibrate() calls
     calibration.fit_head = functools.partial(fit_head, c=args.c, n_stats=n_stats)
     calibration.MARGIN = args.margin  # read by the selection rules when they choose floors

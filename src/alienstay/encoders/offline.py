@@ -140,7 +140,7 @@ def load_offline_encoder(
 
 def use_default_profile(encoder: OfflineEncoder) -> bool:
     """Apply the packaged profile if it was fitted for this encoder's model; False when it was not."""
-    from alienstay.vocabulary.profile import apply_profile, load_profile
+    from alienstay.vocabulary.profile import apply_profile, head_fits, load_profile
 
     path = resources.files("alienstay").joinpath("data", DEFAULT_PROFILE)
     if not path.is_file():
@@ -148,10 +148,10 @@ def use_default_profile(encoder: OfflineEncoder) -> bool:
     profile = load_profile(Path(str(path)))
     if profile.model_id != encoder.model_id:
         return False
-    if profile.head is not None and len(profile.head.mean) != encoder.head_feature_count:
+    if not head_fits(profile, encoder):
         log.warning("the packaged profile %s does not fit this tagger's features (%d, not %d): tagging "
                     "uncalibrated; re-run `alienstay calibrate --labels FILE --output PROFILE`.",
-                    DEFAULT_PROFILE, len(profile.head.mean), encoder.head_feature_count)
+                    DEFAULT_PROFILE, profile.head.feature_count, encoder.head_feature_count)
         return False
     apply_profile(encoder, profile, None, f"the packaged profile {DEFAULT_PROFILE}")
     return True

@@ -108,6 +108,12 @@ def check_profile(profile: CalibrationProfile, model_id: str, vocab: Vocabulary,
 
 
 # ---- using a profile ----------------------------------------------------------------------------
+def head_fits(profile: CalibrationProfile, encoder: object) -> bool:
+    """False when the profile's class head reads another number of features than the encoder gives."""
+    expected = getattr(encoder, "head_feature_count", None)
+    return profile.head is None or expected is None or profile.head.feature_count == expected
+
+
 def apply_profile(encoder: object, profile: CalibrationProfile, vocab: Vocabulary | None, where: str) -> None:
     """Make `encoder` select by the profile: only its words, from their floors (and its head).
 
@@ -123,11 +129,10 @@ def apply_profile(encoder: object, profile: CalibrationProfile, vocab: Vocabular
         raise CalibrationError(f"{where} was fitted for {profile.model_id}, not {model_id}.")
     if profile.head is not None and not hasattr(encoder, "encode_with_features"):
         raise CalibrationError(f"{where} holds a class head, which only the offline tagger can feed.")
-    expected = getattr(encoder, "head_feature_count", None)
-    if profile.head is not None and expected is not None and len(profile.head.mean) != expected:
-        raise CalibrationError(f"{where}'s class head reads {len(profile.head.mean)} features and this tagger gives "
-                               f"{expected} (a profile written by another alienstay version): re-run "
-                               "`alienstay calibrate --labels FILE --output PROFILE`.")
+    if not head_fits(profile, encoder):
+        raise CalibrationError(f"{where}'s class head reads {profile.head.feature_count} features and this tagger "
+                               f"gives {encoder.head_feature_count} (a profile written by another alienstay version): "
+                               "re-run `alienstay calibrate --labels FILE --output PROFILE`.")
     evidence = profile.evidence(evidence_of(encoder))
     if hasattr(encoder, "use_calibration"):
         encoder.use_calibration(evidence, profile.head, profile.key)

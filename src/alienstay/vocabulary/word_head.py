@@ -27,8 +27,9 @@ HEAD_C = 0.01
 STAT_WEIGHT = 3.0
 LOG_FLOOR = 1e-4  # class probabilities below it carry no information: log(p + floor)
 PIXEL_MEAN = PIXEL_STD = 0.5  # how the offline transform normalised the pixels (offline.ImageNetTransform)
+WARMTH_STATS = ("warmth", "highlight_warmth", "top_warmth")  # added last (docs/tagging.md measures with and without)
 STAT_NAMES = ("brightness", "bright_p90", "dark_p10", "top_brightness", "saturation", "blue_share",
-              "top_blue_share", "dark_share", "bright_share", "warmth", "highlight_warmth", "top_warmth")
+              "top_blue_share", "dark_share", "bright_share", *WARMTH_STATS)
 
 
 def pixel_statistics(pixels: np.ndarray) -> np.ndarray:
@@ -39,20 +40,21 @@ def pixel_statistics(pixels: np.ndarray) -> np.ndarray:
     blue = (rgb[:, 2] > rgb[:, 0] + 0.05) & (rgb[:, 2] > 0.45)
     saturation = (rgb.max(axis=1) - rgb.min(axis=1)) / np.maximum(rgb.max(axis=1), 1e-6)
     flat = lum.reshape(len(lum), -1)
+    p10, p90 = np.percentile(flat, [10, 90], axis=1)
     warmth = rgb[:, 0] - rgb[:, 2]
     return np.stack([
-        flat.mean(1), np.percentile(flat, 90, axis=1), np.percentile(flat, 10, axis=1),
+        flat.mean(1), p90, p10,
         lum[:, top].reshape(len(lum), -1).mean(1), saturation.reshape(len(lum), -1).mean(1),
         blue.reshape(len(lum), -1).mean(1), blue[:, top].reshape(len(lum), -1).mean(1),
         (flat < 0.15).mean(1), (flat > 0.85).mean(1),
-        warmth.reshape(len(lum), -1).mean(1), _mean_of_brightest_tenth(warmth, flat),
+        warmth.reshape(len(lum), -1).mean(1), _mean_where_at_least(warmth, flat, p90),
         warmth[:, top].reshape(len(lum), -1).mean(1),
     ], axis=1).astype(np.float32)
 
 
-def _mean_of_brightest_tenth(values: np.ndarray, lum: np.ndarray) -> np.ndarray:
-    """(B, S, S) values averaged over each photo's brightest 10 % of pixels (lum: (B, S*S))."""
-    brightest = lum >= np.percentile(lum, 90, axis=1, keepdims=True)
+def _mean_where_at_least(values: np.ndarray, lum: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """(B, S, S) values averaged over each photo's pixels whose lum (B, S*S) is at least its floor (B,)."""
+    brightest = lum >= floor[:, None]
     flat = values.reshape(len(values), -1)
     return (flat * brightest).sum(1) / brightest.sum(1)
 
@@ -87,6 +89,11 @@ class WordHead:
             for column, j in known:
                 out[:, column] = predicted[:, j]
         return out
+
+    @property
+    def feature_count(self) -> int:
+        """How many raw features the head reads (head_features: class log-probabilities, then statistics)."""
+        return len(self.mean)
 
     def only(self, words: set[str]) -> "WordHead":
         """The head for these words alone (a profile keeps only the words it may select)."""
